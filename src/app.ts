@@ -1,0 +1,122 @@
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Queue } from 'bullmq';
+import type { Config } from './config.js';
+import { connectDatabase, type Database } from './db/client.js';
+import { runMigrations } from './db/migrate.js';
+import { handlers } from './jobs/index.js';
+import type { Services } from './jobs/context.js';
+import { LearnerCourseLocks } from './lock/learner-course-locks.js';
+import { createLogger, type Logger } from './log.js';
+import { createMetrics } from './metrics.js';
+import { createQueues, QUEUE_NAMES, type QueueName } from './queue/queues.js';
+import { scheduleExpiry } from './queue/schedules.js';
+import { startWorkers, type WorkerSet } from './queue/workers.js';
+import { buildHttpServer } from './http/server.js';
+import { startEmbeddedPostgres, startPrivateRedis, type PrivateService } from './services/embedded.js';
+import { connectRedis, type RedisClient } from './services/redis.js';
+
+export interface Service {
+  /** The HTTP base URL, e.g. http://127.0.0.1:3000 */
+  url: string;
+  redisUrl: string | undefined;
+  databaseUrl: string;
+  queues: Record<QueueName, Queue>;
+  database: Database;
+  http: FastifyInstance;
+  log: Logger;
+  /** Stops taking jobs, finishes or hands back active ones, closes connections and private services. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Run the workers (default true); a process may serve only HTTP. */
+  workers?: boolean;
+  logger?: Logger;
+}
+
+/** Starts everything `npm start` runs: private services when needed, migrations, workers, HTTP. */
+export async function startService(config: Config, options: StartOptions = {}): Promise<Service> {
+  const log = options.logger ?? createLogger(config.LOG_LEVEL);
+  const privateServices: PrivateService[] = [];
+  const redisConnections: RedisClient[] = [];
+  let database: Database | undefined;
+  let workers: WorkerSet | undefined;
+  let http: FastifyInstance | undefined;
+  let queues: Record<QueueName, Queue> | undefined;
+
+  const stop = async () => {
+    await workers?.close(6_000).catch((err) => log.error({ err: err.message }, 'closing workers'));
+    await http?.close().catch(() => {});
+    if (queues) await Promise.all(Object.values(queues).map((q) => q.close().catch(() => {})));
+    await Promise.all(redisConnections.map((c) => c.quit().catch(() => c.disconnect())));
+    await database?.close().catch(() => {});
+    for (const s of privateServices.reverse()) await s.stop().catch((err) => log.error({ err: err.message }, 'stopping a private service'));
+  };
+
+  try {
+    let redisUrl = config.REDIS_URL;
+    if (!redisUrl && config.REDIS_CLUSTER_NODES.length === 0) {
+      const redis = await startPrivateRedis();
+      privateServices.push(redis);
+      redisUrl = redis.url;
+      log.info({ url: redis.url }, 'REDIS_URL is unset: started a private redis-server');
+    }
+    let databaseUrl = config.DATABASE_URL;
+    if (!databaseUrl) {
+      const pg = await startEmbeddedPostgres({ dataDir: path.join(config.DATA_DIR, 'postgres') });
+      privateServices.push(pg);
+      databaseUrl = pg.url;
+      log.info({ dataDir: path.join(config.DATA_DIR, 'postgres') }, 'DATABASE_URL is unset: started an embedded Postgres');
+    }
+
+    await runMigrations(databaseUrl);
+    database = connectDatabase(databaseUrl, { max: Math.max(10, Math.min(config.WORKER_CONCURRENCY, 40)) });
+
+    const target = { url: redisUrl, clusterNodes: config.REDIS_CLUSTER_NODES };
+    const connect = (name: string, forWorker = true) => {
+      const c = connectRedis(target, { forWorker, name });
+      c.on('error', (err) => log.warn({ connection: name, err: err.message }, 'redis connection error'));
+      redisConnections.push(c);
+      return c;
+    };
+    const shared = connect('shared', false);
+    queues = createQueues(connect('queues'), config.QUEUE_PREFIX);
+    for (const q of Object.values(queues)) q.on('error', (err) => log.warn({ queue: q.name, err: err.message }, 'queue error'));
+
+    const metrics = createMetrics();
+    metrics.watchQueues(Object.values(queues));
+    const services: Services = {
+      config,
+      database,
+      log,
+      metrics,
+      locks: new LearnerCourseLocks(shared, config.QUEUE_PREFIX, { enabled: config.LEARNER_LOCKS === 'on', ttlMs: 60_000 }),
+    };
+
+    if (options.workers !== false) {
+      workers = startWorkers(services, (name) => connect(name), handlers);
+      await scheduleExpiry(queues.enrollments);
+    }
+
+    const db = database;
+    http = await buildHttpServer({
+      services,
+      queues: QUEUE_NAMES.map((n) => queues![n]),
+      async readiness() {
+        const failing: string[] = [];
+        await shared.ping().catch(() => failing.push('redis'));
+        await db.sql`select 1`.catch(() => failing.push('postgres'));
+        if (workers && !workers.isRunning()) failing.push('workers');
+        return failing;
+      },
+    });
+    const address = await http.listen({ port: config.PORT, host: config.HOST });
+    const url = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1');
+    log.info({ url, workers: options.workers !== false, concurrency: config.WORKER_CONCURRENCY }, 'program-enrollments is running');
+    return { url, redisUrl, databaseUrl, queues, database, http, log, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,78 @@
+import os from 'node:os';
+import { z } from 'zod';
+
+/** Empty strings count as unset, so `FOO=` in an env file behaves like leaving FOO out. */
+const optionalString = z.preprocess((v) => (v === '' ? undefined : v), z.string().optional());
+
+const commaList = z.preprocess(
+  (v) => (v === '' ? undefined : v),
+  z
+    .string()
+    .optional()
+    .transform((v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
+);
+
+const urlWithScheme = (schemes: string[]) =>
+  z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z
+      .string()
+      .refine((v) => schemes.some((s) => v.startsWith(`${s}://`)), {
+        message: `must be a URL starting with ${schemes.map((s) => `${s}://`).join(' or ')}`,
+      })
+      .optional(),
+  );
+
+const positiveInt = (fallback: number) =>
+  z.preprocess((v) => (v === '' || v === undefined ? fallback : v), z.coerce.number().int().positive());
+
+const envSchema = z
+  .object({
+    REDIS_URL: urlWithScheme(['redis', 'rediss']),
+    REDIS_CLUSTER_NODES: commaList.pipe(
+      z.array(z.string().regex(/^[^:\s]+:\d{1,5}$/, 'each seed must be host:port')),
+    ),
+    DATABASE_URL: urlWithScheme(['postgres', 'postgresql']),
+    QUEUE_PREFIX: z.preprocess(
+      (v) => (v === '' || v === undefined ? 'bull' : v),
+      z.string().regex(/^[A-Za-z0-9_{}.-]+$/, 'may hold only letters, digits and _ { } . -'),
+    ),
+    PORT: z.preprocess((v) => (v === '' || v === undefined ? 3000 : v), z.coerce.number().int().min(0).max(65535)),
+    HOST: z.preprocess((v) => (v === '' || v === undefined ? '0.0.0.0' : v), z.string()),
+    API_TOKENS: commaList,
+    ADMIN_USER: optionalString,
+    ADMIN_PASSWORD: optionalString,
+    WORKER_CONCURRENCY: positiveInt(Math.max(4, os.availableParallelism() * 4)),
+    /** Off only in the tests that prove Postgres alone keeps the invariants. */
+    LEARNER_LOCKS: z.preprocess(
+      (v) => (v === '' || v === undefined ? 'on' : v),
+      z.enum(['on', 'off']),
+    ),
+    /** Records per transaction in the bulk write jobs. */
+    WRITE_CHUNK_SIZE: positiveInt(1000),
+    DATA_DIR: z.preprocess((v) => (v === '' || v === undefined ? '.data' : v), z.string()),
+    LOG_LEVEL: z.preprocess(
+      (v) => (v === '' || v === undefined ? 'info' : v),
+      z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    ),
+  })
+  .refine((c) => !(c.ADMIN_USER && !c.ADMIN_PASSWORD) && !(c.ADMIN_PASSWORD && !c.ADMIN_USER), {
+    message: 'ADMIN_USER and ADMIN_PASSWORD must be set together',
+    path: ['ADMIN_PASSWORD'],
+  });
+
+export type Config = z.infer<typeof envSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses the environment once; a bad value throws a ConfigError that names each variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  return Object.freeze(parsed.data);
+}

@@ -1,0 +1,28 @@
+import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
+import postgres, { type Sql } from 'postgres';
+import * as schema from './schema.js';
+
+export type Db = PostgresJsDatabase<typeof schema>;
+export interface Database {
+  /** postgres.js, for the hand-written bulk SQL on hot paths. */
+  sql: Sql;
+  /** drizzle over the same pool, for ordinary queries. */
+  db: Db;
+  close(): Promise<void>;
+}
+
+export function connectDatabase(url: string, options: { max?: number } = {}): Database {
+  const sql = postgres(url, {
+    max: options.max ?? 10,
+    idle_timeout: 30,
+    connect_timeout: 10,
+    onnotice: () => {},
+    connection: { application_name: 'program-enrollments' },
+    // bigint columns hold ids and user ids below 2^53; read them as numbers, not strings.
+    types: {
+      bigint: { to: 20, from: [20], serialize: (v: number | bigint) => String(v), parse: (v: string) => Number(v) },
+    },
+  });
+  const db = drizzle({ client: sql, schema });
+  return { sql, db, close: () => sql.end({ timeout: 5 }) };
+}

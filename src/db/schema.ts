@@ -1,0 +1,240 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  bigserial,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+/**
+ * The data model. Invariants of SPEC.md live here as constraints, so that no retry, race or lost
+ * Redis lock can break them:
+ *  - one PE per program and learner key (case-insensitive) and per program and account;
+ *  - at most one active PCE per learner (organization, key) and course, across programs;
+ *  - one CE per account and course, shared by every PCE that points at it.
+ */
+
+const createdAt = () => timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow();
+const modifiedAt = () => timestamp('modified_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow();
+
+export const programs = pgTable('programs', {
+  programUuid: uuid('program_uuid').primaryKey(),
+  programKey: text('program_key'),
+  organizationKey: text('organization_key').notNull(),
+  createdAt: createdAt(),
+  modifiedAt: modifiedAt(),
+});
+
+/** A program's curricula, in the order the catalog listed them; the first active one is the default. */
+export const curricula = pgTable(
+  'curricula',
+  {
+    curriculumUuid: uuid('curriculum_uuid').primaryKey(),
+    programUuid: uuid('program_uuid').notNull().references(() => programs.programUuid, { onDelete: 'cascade' }),
+    position: integer('position').notNull(),
+    isActive: boolean('is_active').notNull(),
+    courseKeys: text('course_keys').array().notNull(),
+  },
+  (t) => [index('curricula_program_idx').on(t.programUuid, t.position)],
+);
+
+/** Course runs known to the catalog, with the enrollment modes they offer. */
+export const courses = pgTable('courses', {
+  courseKey: text('course_key').primaryKey(),
+  modes: text('modes').array().notNull(),
+});
+
+/** The program's own name for a course run (Registrar's external course key). */
+export const programCourses = pgTable(
+  'program_courses',
+  {
+    programUuid: uuid('program_uuid').notNull().references(() => programs.programUuid, { onDelete: 'cascade' }),
+    courseKey: text('course_key').notNull(),
+    externalCourseKey: text('external_course_key'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.programUuid, t.courseKey] }),
+    index('program_courses_external_idx').on(t.programUuid, t.externalCourseKey),
+  ],
+);
+
+export const accounts = pgTable(
+  'accounts',
+  {
+    userId: bigint('user_id', { mode: 'number' }).primaryKey(),
+    username: text('username').notNull(),
+    email: text('email'),
+    createdAt: createdAt(),
+    modifiedAt: modifiedAt(),
+  },
+  (t) => [uniqueIndex('accounts_username_uq').on(t.username)],
+);
+
+/** A learner's SSO identity: which account the partner's (organization, key) belongs to. */
+export const learnerIdentities = pgTable(
+  'learner_identities',
+  {
+    organizationKey: text('organization_key').notNull(),
+    studentKey: text('student_key').notNull(),
+    studentKeyLower: text('student_key_lower').generatedAlwaysAs(sql`lower(student_key)`).notNull(),
+    userId: bigint('user_id', { mode: 'number' })
+      .notNull()
+      .references(() => accounts.userId, { onDelete: 'cascade' }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.organizationKey, t.studentKeyLower] }),
+    index('learner_identities_user_idx').on(t.userId),
+  ],
+);
+
+export const programEnrollments = pgTable(
+  'program_enrollments',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    programUuid: uuid('program_uuid').notNull().references(() => programs.programUuid),
+    /** Copied from the program: a learner is (organization, key), not the bare key. */
+    organizationKey: text('organization_key').notNull(),
+    studentKey: text('student_key').notNull(),
+    studentKeyLower: text('student_key_lower').generatedAlwaysAs(sql`lower(student_key)`).notNull(),
+    /** NULL while the enrollment is waiting for the learner's account. */
+    userId: bigint('user_id', { mode: 'number' }).references(() => accounts.userId),
+    curriculumUuid: uuid('curriculum_uuid').notNull(),
+    status: text('status', { enum: ['enrolled', 'pending', 'suspended', 'canceled', 'ended'] }).notNull(),
+    createdAt: createdAt(),
+    modifiedAt: modifiedAt(),
+  },
+  (t) => [
+    uniqueIndex('program_enrollments_program_key_uq').on(t.programUuid, t.studentKeyLower),
+    uniqueIndex('program_enrollments_program_user_uq').on(t.programUuid, t.userId).where(sql`user_id is not null`),
+    index('program_enrollments_learner_idx').on(t.organizationKey, t.studentKeyLower),
+    index('program_enrollments_user_idx').on(t.userId),
+    index('program_enrollments_waiting_idx').on(t.modifiedAt).where(sql`user_id is null`),
+    check('program_enrollments_status_ck', sql`status in ('enrolled', 'pending', 'suspended', 'canceled', 'ended')`),
+  ],
+);
+
+export const courseEnrollments = pgTable(
+  'course_enrollments',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    userId: bigint('user_id', { mode: 'number' })
+      .notNull()
+      .references(() => accounts.userId),
+    courseKey: text('course_key').notNull(),
+    mode: text('mode').notNull(),
+    isActive: boolean('is_active').notNull(),
+    createdAt: createdAt(),
+    modifiedAt: modifiedAt(),
+  },
+  (t) => [uniqueIndex('course_enrollments_user_course_uq').on(t.userId, t.courseKey)],
+);
+
+export const programCourseEnrollments = pgTable(
+  'program_course_enrollments',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    programEnrollmentId: bigint('program_enrollment_id', { mode: 'number' })
+      .notNull()
+      .references(() => programEnrollments.id, { onDelete: 'cascade' }),
+    courseKey: text('course_key').notNull(),
+    status: text('status', { enum: ['active', 'inactive'] }).notNull(),
+    /** NULL while the PE is waiting; several PCEs (of several programs) may share one CE. */
+    courseEnrollmentId: bigint('course_enrollment_id', { mode: 'number' }).references(() => courseEnrollments.id),
+    /** The learner, copied from the PE, so that the one-active-seat rule can be a unique index. */
+    organizationKey: text('organization_key').notNull(),
+    studentKeyLower: text('student_key_lower').notNull(),
+    createdAt: createdAt(),
+    modifiedAt: modifiedAt(),
+  },
+  (t) => [
+    uniqueIndex('program_course_enrollments_pe_course_uq').on(t.programEnrollmentId, t.courseKey),
+    uniqueIndex('program_course_enrollments_one_active_seat_uq')
+      .on(t.organizationKey, t.studentKeyLower, t.courseKey)
+      .where(sql`status = 'active'`),
+    index('program_course_enrollments_course_idx').on(t.courseKey, t.id),
+    index('program_course_enrollments_ce_idx').on(t.courseEnrollmentId),
+    check('program_course_enrollments_status_ck', sql`status in ('active', 'inactive')`),
+  ],
+);
+
+/** Granted course staff roles (Open edX `student_courseaccessrole` with role `staff`). */
+export const courseStaffRoles = pgTable(
+  'course_staff_roles',
+  {
+    userId: bigint('user_id', { mode: 'number' })
+      .notNull()
+      .references(() => accounts.userId),
+    courseKey: text('course_key').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.courseKey] })],
+);
+
+/** A staff role waiting for the learner's account (Open edX CourseAccessRoleAssignment). */
+export const pendingRoleAssignments = pgTable('pending_role_assignments', {
+  programCourseEnrollmentId: bigint('program_course_enrollment_id', { mode: 'number' })
+    .primaryKey()
+    .references(() => programCourseEnrollments.id, { onDelete: 'cascade' }),
+  role: text('role').notNull().default('staff'),
+  createdAt: createdAt(),
+});
+
+/** One row per create, change or delete of a PE, PCE or CE. */
+export const history = pgTable(
+  'history',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    entity: text('entity', { enum: ['program_enrollment', 'program_course_enrollment', 'course_enrollment'] }).notNull(),
+    entityId: bigint('entity_id', { mode: 'number' }).notNull(),
+    /** The PE the row belongs to (for PE and PCE rows), so that a learner's history is one lookup. */
+    programEnrollmentId: bigint('program_enrollment_id', { mode: 'number' }),
+    action: text('action', { enum: ['created', 'changed', 'deleted'] }).notNull(),
+    changes: jsonb('changes').notNull(),
+    jobId: text('job_id'),
+    requestedBy: text('requested_by'),
+  },
+  (t) => [
+    index('history_pe_idx').on(t.programEnrollmentId, t.id),
+    index('history_entity_idx').on(t.entity, t.entityId),
+  ],
+);
+
+/**
+ * Finished jobs and events, so that a job re-added under the same jobId (or an event replayed
+ * under the same event_id) returns its first result and applies nothing.
+ */
+export const jobResults = pgTable(
+  'job_results',
+  {
+    key: text('key').primaryKey(),
+    result: jsonb('result').notNull(),
+    finishedAt: timestamp('finished_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [index('job_results_finished_idx').on(t.finishedAt)],
+);
+
+/**
+ * The committed chunks of a bulk job that has not finished: a chunk's effects and its row commit
+ * together, so a job run again after a crash skips them and reports the same results.
+ */
+export const jobChunks = pgTable(
+  'job_chunks',
+  {
+    key: text('key').notNull(),
+    chunk: integer('chunk').notNull(),
+    results: jsonb('results').notNull(),
+    finishedAt: timestamp('finished_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.key, t.chunk] })],
+);

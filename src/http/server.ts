@@ -1,0 +1,47 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Queue } from 'bullmq';
+import type { Services } from '../jobs/context.js';
+import { registerAdmin } from './admin.js';
+import { bearerGuard } from './auth.js';
+import { registerApi } from './api.js';
+
+export interface HttpDeps {
+  services: Services;
+  queues: Queue[];
+  /** Really checks Redis, Postgres and the workers; resolves to the failing parts. */
+  readiness(): Promise<string[]>;
+}
+
+export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
+  const { config, metrics } = deps.services;
+  const app = Fastify({ logger: false, trustProxy: true, bodyLimit: 6 * 1024 * 1024 });
+
+  app.setErrorHandler((err: Error & { statusCode?: number }, _request, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    if (status >= 500) deps.services.log.error({ err: err.message }, 'http error');
+    return reply.code(status).send({ error: status >= 500 ? 'internal error' : err.message });
+  });
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: 'not found' }));
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const failing = await deps.readiness();
+    return reply.code(failing.length ? 503 : 200).send({ status: failing.length ? 'unavailable' : 'ready', failing });
+  });
+  app.get('/metrics', async (_request, reply) =>
+    reply.type('text/plain; version=0.0.4; charset=utf-8').send(await metrics.render()),
+  );
+
+  await registerAdmin(app, deps.queues, { user: config.ADMIN_USER, password: config.ADMIN_PASSWORD });
+
+  await app.register(
+    async (api) => {
+      api.addHook('onRequest', bearerGuard(config.API_TOKENS));
+      await registerApi(api, deps);
+      // Unknown /api paths still pass the guard first: no route probing without a token.
+      api.all('/*', async (_request, reply) => reply.code(404).send({ error: 'not found' }));
+    },
+    { prefix: '/api' },
+  );
+  return app;
+}

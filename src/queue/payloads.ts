@@ -1,0 +1,114 @@
+import { z } from 'zod';
+
+/**
+ * The job payloads of CONTRACT.md, validated at the edge. Field names stay snake_case as on the
+ * wire; unknown fields are dropped. Any 8-4-4-4-12 hex id is accepted as a UUID (the catalog's
+ * ids are not all RFC 4122 variants) and lower-cased, so comparisons are exact.
+ */
+const uuid = z.guid().transform((v) => v.toLowerCase());
+const trimmed = (max: number) => z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
+const studentKey = trimmed(255);
+const eventId = z.string().min(1, 'must not be empty').max(255, 'must be at most 255 characters');
+const userId = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+
+export const upsertProgramPayload = z.object({
+  program_uuid: uuid,
+  program_key: z.string().nullish(),
+  organization_key: trimmed(255),
+  curricula: z.array(
+    z.object({
+      curriculum_uuid: uuid,
+      is_active: z.boolean(),
+      course_keys: z.array(trimmed(255)),
+    }),
+  ),
+  courses: z
+    .array(
+      z.object({
+        course_key: trimmed(255),
+        external_course_key: z.string().trim().max(255).nullish(),
+        modes: z.array(trimmed(100)).default(['audit', 'masters']),
+      }),
+    )
+    .default([]),
+});
+
+export const writeActions = ['create', 'update', 'create_or_update'] as const;
+export const MAX_WRITE_RECORDS = 100_000;
+
+export const writeProgramEnrollmentsPayload = z.object({
+  program_uuid: uuid,
+  action: z.enum(writeActions),
+  enrollments: z
+    .array(
+      z.object({
+        student_key: studentKey,
+        status: z.string(),
+        curriculum_uuid: uuid.optional(),
+      }),
+    )
+    .max(MAX_WRITE_RECORDS),
+  requested_by: z.string().nullish(),
+});
+
+export const writeProgramCourseEnrollmentsPayload = z.object({
+  program_uuid: uuid,
+  course_key: trimmed(255),
+  action: z.enum(writeActions),
+  enrollments: z
+    .array(
+      z.object({
+        student_key: studentKey,
+        status: z.string(),
+        course_staff: z.boolean().nullish(),
+      }),
+    )
+    .max(MAX_WRITE_RECORDS),
+  requested_by: z.string().nullish(),
+});
+
+export const linkProgramEnrollmentsPayload = z.object({
+  program_uuid: uuid,
+  links: z.array(z.object({ student_key: studentKey, username: trimmed(255) })),
+});
+
+export const expireWaitingEnrollmentsPayload = z.object({
+  expiration_days: z.number().min(0).default(60),
+});
+
+export const retireLearnerPayload = z.object({ user_id: userId });
+
+export const accountCreatedPayload = z.object({
+  event_id: eventId,
+  user_id: userId,
+  username: z.string().min(1, 'must not be empty'),
+  email: z.string().nullish(),
+  identities: z.array(
+    z.object({
+      organization_key: trimmed(255),
+      external_user_key: studentKey,
+    }),
+  ),
+});
+
+export const courseEnrollmentChangedPayload = z.object({
+  event_id: eventId,
+  user_id: userId,
+  course_key: trimmed(255),
+  mode: z.string().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
+  is_active: z.boolean(),
+});
+
+export type UpsertProgramPayload = z.infer<typeof upsertProgramPayload>;
+export type WriteProgramEnrollmentsPayload = z.infer<typeof writeProgramEnrollmentsPayload>;
+export type WriteProgramCourseEnrollmentsPayload = z.infer<typeof writeProgramCourseEnrollmentsPayload>;
+export type LinkProgramEnrollmentsPayload = z.infer<typeof linkProgramEnrollmentsPayload>;
+export type ExpireWaitingEnrollmentsPayload = z.infer<typeof expireWaitingEnrollmentsPayload>;
+export type RetireLearnerPayload = z.infer<typeof retireLearnerPayload>;
+export type AccountCreatedPayload = z.infer<typeof accountCreatedPayload>;
+export type CourseEnrollmentChangedPayload = z.infer<typeof courseEnrollmentChangedPayload>;
+
+/** `invalid payload: a.b: message; c: message`, the failed reason producers parse. */
+export function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
+  return issues.map((i) => `${i.path.map(String).join('.') || '(payload)'}: ${i.message}`).join('; ');
+}

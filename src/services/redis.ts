@@ -1,0 +1,35 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { Config } from '../config.js';
+
+export type RedisClient = Redis | Cluster;
+
+export interface RedisTarget {
+  url?: string;
+  clusterNodes: string[];
+}
+
+export function redisTarget(config: Config, url: string | undefined): RedisTarget {
+  return { url, clusterNodes: config.REDIS_CLUSTER_NODES };
+}
+
+/**
+ * One connection to the configured Redis or Redis Cluster. BullMQ workers block on their
+ * connection, so `forWorker` sets `maxRetriesPerRequest: null` as BullMQ requires; other
+ * connections fail fast instead of queueing commands while Redis is away.
+ */
+export function connectRedis(target: RedisTarget, options: { forWorker?: boolean; name?: string } = {}): RedisClient {
+  const base: RedisOptions = {
+    maxRetriesPerRequest: options.forWorker ? null : 3,
+    enableOfflineQueue: true,
+    connectionName: options.name ?? 'program-enrollments',
+  };
+  if (target.clusterNodes.length > 0) {
+    const nodes = target.clusterNodes.map((hp) => {
+      const [host, port] = hp.split(':');
+      return { host: host ?? '127.0.0.1', port: Number(port) };
+    });
+    return new Cluster(nodes, { redisOptions: base, enableOfflineQueue: true });
+  }
+  if (!target.url) throw new Error('no Redis configured');
+  return new Redis(target.url, base);
+}
