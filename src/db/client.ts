@@ -26,3 +26,8 @@ export function connectDatabase(url: string, options: { max?: number } = {}): Da
   const db = drizzle({ client: sql, schema });
   return { sql, db, close: () => sql.end({ timeout: 5 }) };
 }
+
+/** A postgres.js transaction: every write of a job runs inside one. */
+export type Tx = postgres.TransactionSql;
+/** Either the pool or a transaction, for reads that work in both. */
+export type Queryable = Sql | Tx;

@@ -1,8 +1,9 @@
 import type { Sql } from 'postgres';
+import type { Queryable } from './client.js';
 import type { Program } from '../domain/program.js';
 import type { UpsertProgramPayload } from '../queue/payloads.js';
 
-export async function loadProgram(sql: Sql, programUuid: string): Promise<Program | null> {
+export async function loadProgram(sql: Queryable, programUuid: string): Promise<Program | null> {
   const [program] = await sql<{ programUuid: string; programKey: string | null; organizationKey: string }[]>`
     select program_uuid as "programUuid", program_key as "programKey", organization_key as "organizationKey"
     from programs where program_uuid = ${programUuid}`;
@@ -21,7 +22,7 @@ export async function loadProgram(sql: Sql, programUuid: string): Promise<Progra
 }
 
 /** The enrollment modes a course offers; a course the catalog never listed offers the defaults. */
-export async function courseModes(sql: Sql, courseKeys: readonly string[]): Promise<Map<string, string[]>> {
+export async function courseModes(sql: Queryable, courseKeys: readonly string[]): Promise<Map<string, string[]>> {
   const rows = await sql<{ courseKey: string; modes: string[] }[]>`
     select course_key as "courseKey", modes from courses where course_key = any(${courseKeys as string[]})`;
   const modes = new Map(rows.map((r) => [r.courseKey, r.modes]));

@@ -127,9 +127,8 @@ export const courseEnrollments = pgTable(
   'course_enrollments',
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
-    userId: bigint('user_id', { mode: 'number' })
-      .notNull()
-      .references(() => accounts.userId),
+    /** No foreign key: the LMS may report a CE of an account it has not announced yet. */
+    userId: bigint('user_id', { mode: 'number' }).notNull(),
     courseKey: text('course_key').notNull(),
     mode: text('mode').notNull(),
     isActive: boolean('is_active').notNull(),

@@ -1,7 +1,15 @@
 import type { HandlerRegistry } from '../queue/workers.js';
+import { accountCreatedJob } from './account-created.js';
+import { courseEnrollmentChangedJob } from './course-enrollment-changed.js';
 import { upsertProgramJob } from './upsert-program.js';
+import { writeProgramCourseEnrollmentsJob } from './write-program-course-enrollments.js';
+import { writeProgramEnrollmentsJob } from './write-program-enrollments.js';
 
 /** Every job name of CONTRACT.md and its handler. */
 export const handlers: HandlerRegistry = {
   'upsert-program': upsertProgramJob,
+  'write-program-enrollments': writeProgramEnrollmentsJob,
+  'write-program-course-enrollments': writeProgramCourseEnrollmentsJob,
+  'account-created': accountCreatedJob,
+  'course-enrollment-changed': courseEnrollmentChangedJob,
 };

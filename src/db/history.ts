@@ -1,0 +1,24 @@
+import type { HistoryRow } from '../domain/history.js';
+import type { Tx } from './client.js';
+
+/** Who made a change: the BullMQ job and the producer's `requested_by`. */
+export interface JobStamp {
+  jobId: string;
+  requestedBy: string | null;
+}
+
+/** Writes history rows in one statement, in the order given. */
+export async function insertHistory(tx: Tx, rows: readonly HistoryRow[], stamp: JobStamp): Promise<void> {
+  if (rows.length === 0) return;
+  await tx`
+    insert into history (entity, entity_id, program_enrollment_id, action, changes, job_id, requested_by)
+    select h.entity, h.entity_id, h.pe_id, h.action, h.changes::jsonb, ${stamp.jobId}, ${stamp.requestedBy}
+    from unnest(
+      ${rows.map((r) => r.entity)}::text[],
+      ${rows.map((r) => r.entityId)}::bigint[],
+      ${rows.map((r) => r.programEnrollmentId)}::bigint[],
+      ${rows.map((r) => r.action)}::text[],
+      ${rows.map((r) => JSON.stringify(r.changes))}::text[]
+    ) with ordinality as h(entity, entity_id, pe_id, action, changes, n)
+    order by h.n`;
+}

@@ -1,0 +1,58 @@
+import type { Queryable, Tx } from './client.js';
+
+/**
+ * The job ledger: what makes a job's effects apply once under at-least-once delivery.
+ *  - `job_results` holds a finished job's result under its key (its jobId, or an event_id);
+ *    a job run again, or re-submitted, finds it and applies nothing.
+ *  - `job_chunks` holds the results of each committed chunk of a bulk job, written in the chunk's
+ *    own transaction, so a run after a crash skips what is already applied.
+ * Claiming a key inserts its row first: a second run of the same job at the same moment waits
+ * on that row and then sees it taken.
+ */
+export async function findResult<R>(sql: Queryable, key: string): Promise<R | undefined> {
+  const [row] = await sql<{ result: R }[]>`select result from job_results where key = ${key} and result <> 'null'::jsonb`;
+  return row?.result;
+}
+
+/** Claims `key` inside `tx`; returns the earlier result when another run already finished it. */
+export async function claimResult<R>(tx: Tx, key: string): Promise<{ claimed: true } | { claimed: false; result: R }> {
+  const [claimed] = await tx`
+    insert into job_results (key, result) values (${key}, 'null'::jsonb) on conflict (key) do nothing returning key`;
+  if (claimed) return { claimed: true };
+  const [row] = await tx<{ result: R }[]>`select result from job_results where key = ${key}`;
+  return { claimed: false, result: row!.result };
+}
+
+export async function storeResult(tx: Tx, key: string, result: unknown): Promise<void> {
+  await tx`
+    insert into job_results (key, result, finished_at) values (${key}, ${JSON.stringify(result)}::jsonb, now())
+    on conflict (key) do update set result = excluded.result, finished_at = now()`;
+}
+
+export async function loadChunks(sql: Queryable, key: string): Promise<Map<number, Record<string, string>>> {
+  const rows = await sql<{ chunk: number; results: Record<string, string> }[]>`
+    select chunk, results from job_chunks where key = ${key} and results <> 'null'::jsonb`;
+  return new Map(rows.map((r) => [r.chunk, r.results]));
+}
+
+export async function claimChunk(
+  tx: Tx,
+  key: string,
+  chunk: number,
+): Promise<{ claimed: true } | { claimed: false; results: Record<string, string> }> {
+  const [claimed] = await tx`
+    insert into job_chunks (key, chunk, results) values (${key}, ${chunk}, 'null'::jsonb)
+    on conflict (key, chunk) do nothing returning chunk`;
+  if (claimed) return { claimed: true };
+  const [row] = await tx<{ results: Record<string, string> }[]>`select results from job_chunks where key = ${key} and chunk = ${chunk}`;
+  return { claimed: false, results: row!.results };
+}
+
+export async function storeChunk(tx: Tx, key: string, chunk: number, results: Record<string, string>): Promise<void> {
+  await tx`update job_chunks set results = ${JSON.stringify(results)}::jsonb, finished_at = now() where key = ${key} and chunk = ${chunk}`;
+}
+
+/** Drops a finished job's chunk rows and forgets results older than the retention. */
+export async function forgetChunks(tx: Tx, key: string): Promise<void> {
+  await tx`delete from job_chunks where key = ${key}`;
+}

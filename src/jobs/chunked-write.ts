@@ -1,0 +1,74 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import type { Tx } from '../db/client.js';
+import { claimChunk, findResult, forgetChunks, loadChunks, storeChunk, storeResult } from '../db/job-ledger.js';
+import { separateDuplicates, summarize, type SentRecord, type WriteResult } from '../domain/write-results.js';
+import type { LearnerCourse } from '../lock/learner-course-locks.js';
+import type { JobContext } from './context.js';
+import { LockBusyError } from './errors.js';
+
+/** Progress is reported at least this often (CONTRACT: every 1,000 records). */
+const MAX_CHUNK = 1_000;
+
+export interface ChunkedWrite<R extends SentRecord> {
+  name: 'write-program-enrollments' | 'write-program-course-enrollments';
+  records: readonly R[];
+  /** The learner-course pairs a chunk will write, for the Redis locks. */
+  lockPairs(chunk: readonly R[]): Promise<LearnerCourse[]>;
+  /** Applies one chunk inside its transaction; returns each record's result by its sent key. */
+  applyChunk(tx: Tx, chunk: readonly R[]): Promise<Record<string, string>>;
+}
+
+/**
+ * The bulk write loop shared by both write jobs. Duplicates are settled over the whole job first;
+ * the rest is applied in chunks, each in one transaction that also records the chunk's results,
+ * so a job run again (a stall, a crash, a busy lock) skips what is applied and returns the same
+ * results. Awaiting Postgres between chunks keeps the event loop free for BullMQ's lock renewal.
+ */
+export async function runChunkedWrite<R extends SentRecord>(ctx: JobContext, write: ChunkedWrite<R>): Promise<WriteResult> {
+  const { sql } = ctx.database;
+  const earlier = await findResult<WriteResult>(sql, ctx.key);
+  if (earlier) return earlier;
+
+  const total = write.records.length;
+  const { unique, duplicated } = separateDuplicates(write.records);
+  const results: Record<string, string> = {};
+  for (const spelling of duplicated) results[spelling] = 'duplicated';
+
+  const chunkSize = Math.min(ctx.config.WRITE_CHUNK_SIZE, MAX_CHUNK);
+  const finished = await loadChunks(sql, ctx.key);
+  let done = total - unique.length;
+  for (let start = 0, chunkNo = 0; start < unique.length; start += chunkSize, chunkNo += 1) {
+    if (ctx.signal.aborted) throw new Error('the job was cancelled');
+    const chunk = unique.slice(start, start + chunkSize);
+    let chunkResults = finished.get(chunkNo);
+    if (!chunkResults) {
+      const lease = await ctx.locks.acquire(await write.lockPairs(chunk));
+      if (!lease) throw new LockBusyError();
+      try {
+        chunkResults = await sql.begin(async (tx) => {
+          const claim = await claimChunk(tx, ctx.key, chunkNo);
+          if (!claim.claimed) return claim.results;
+          const applied = await write.applyChunk(tx, chunk);
+          await storeChunk(tx, ctx.key, chunkNo, applied);
+          return applied;
+        });
+      } finally {
+        await lease.release();
+      }
+    }
+    Object.assign(results, chunkResults);
+    done += chunk.length;
+    if (done < total) await ctx.progress(done, total);
+    await yieldToEventLoop();
+  }
+
+  const summary = summarize(results);
+  await sql.begin(async (tx) => {
+    await storeResult(tx, ctx.key, summary);
+    await forgetChunks(tx, ctx.key);
+  });
+  for (const [result, n] of Object.entries(summary.counts)) ctx.metrics.writeResults.inc({ name: write.name, result }, n);
+  await ctx.progress(total, total);
+  ctx.log.info({ records: total, code: summary.code, counts: summary.counts }, 'write applied');
+  return summary;
+}

@@ -1,0 +1,132 @@
+import type { Tx } from '../db/client.js';
+import { applyCourseEnrollmentEffects } from '../db/course-enrollments.js';
+import { insertHistory, type JobStamp } from '../db/history.js';
+import { lockLearners } from '../db/learners.js';
+import { pairKey, type CourseEffect } from '../domain/course-enrollment.js';
+import { planCourseWrites, type CourseRecord } from '../domain/course-enrollment-writes.js';
+import type { HistoryRow } from '../domain/history.js';
+import { resolveCourseKey } from '../domain/program.js';
+import type { CourseStatus } from '../domain/statuses.js';
+import type { WriteResult } from '../domain/write-results.js';
+import { writeProgramCourseEnrollmentsPayload, type WriteProgramCourseEnrollmentsPayload } from '../queue/payloads.js';
+import { runChunkedWrite } from './chunked-write.js';
+import type { JobHandler } from './context.js';
+import { JobRejectedError } from './errors.js';
+import { lowerKeys, requireProgram } from './program-lookup.js';
+
+export const writeProgramCourseEnrollmentsJob: JobHandler<WriteProgramCourseEnrollmentsPayload, WriteResult> = {
+  schema: writeProgramCourseEnrollmentsPayload,
+  async run(payload, ctx) {
+    const { sql } = ctx.database;
+    const program = await requireProgram(sql, payload.program_uuid);
+    const courseKey = resolveCourseKey(program, payload.course_key);
+    if (courseKey === null) throw new JobRejectedError(`course ${payload.course_key} is not in program ${program.programUuid}`);
+
+    const lowers = await lowerKeys(sql, payload.enrollments.map((e) => e.student_key));
+    const records: CourseRecord[] = payload.enrollments.map((e, index) => ({
+      index,
+      sent: e.student_key,
+      lower: lowers[index]!,
+      status: e.status,
+      courseStaff: e.course_staff ?? null,
+    }));
+    const stamp: JobStamp = { jobId: ctx.jobId, requestedBy: payload.requested_by ?? null };
+    const org = program.organizationKey;
+
+    return runChunkedWrite(ctx, {
+      name: 'write-program-course-enrollments',
+      records,
+      lockPairs: async (chunk) => chunk.map((r) => ({ organizationKey: org, studentKeyLower: r.lower, courseKey })),
+      async applyChunk(tx: Tx, chunk) {
+        const chunkLowers = chunk.map((r) => r.lower);
+        await lockLearners(tx, chunkLowers.map((l) => ({ organizationKey: org, studentKeyLower: l })));
+        const rows = await tx<{ lower: string; peId: number; userId: number | null; pceId: number | null; status: CourseStatus | null; ceId: number | null }[]>`
+          select pe.student_key_lower as lower, pe.id as "peId", pe.user_id as "userId",
+                 pce.id as "pceId", pce.status, pce.course_enrollment_id as "ceId"
+          from program_enrollments pe
+          left join program_course_enrollments pce on pce.program_enrollment_id = pe.id and pce.course_key = ${courseKey}
+          where pe.program_uuid = ${program.programUuid} and pe.student_key_lower = any(${chunkLowers}::text[])`;
+        const elsewhere = await tx<{ lower: string }[]>`
+          select pce.student_key_lower as lower
+          from program_course_enrollments pce
+          join program_enrollments pe on pe.id = pce.program_enrollment_id
+          where pce.organization_key = ${org} and pce.course_key = ${courseKey} and pce.status = 'active'
+            and pce.student_key_lower = any(${chunkLowers}::text[]) and pe.program_uuid <> ${program.programUuid}`;
+        const plan = planCourseWrites(chunk, payload.action, {
+          enrollments: new Map(rows.map((r) => [r.lower, { peId: r.peId, userId: r.userId }])),
+          pces: new Map(rows.filter((r) => r.pceId !== null).map((r) => [r.lower, { id: r.pceId!, status: r.status!, ceId: r.ceId }])),
+          activeElsewhere: new Set(elsewhere.map((r) => r.lower)),
+        });
+
+        const history: HistoryRow[] = [];
+        // 1. Status changes of existing PCEs, before their CEs are looked at.
+        if (plan.updates.length) {
+          const u = plan.updates;
+          await tx`
+            update program_course_enrollments pce set status = v.status, modified_at = now()
+            from unnest(${u.map((x) => x.id)}::bigint[], ${u.map((x) => x.to)}::text[]) as v(id, status)
+            where pce.id = v.id`;
+          for (const x of u) {
+            history.push({ entity: 'program_course_enrollment', entityId: x.id, programEnrollmentId: x.peId, action: 'changed', changes: { status: [x.from, x.to] } });
+          }
+        }
+        // 2. Course enrollments of realized learners; new PCEs go by placeholder ids.
+        const effects: CourseEffect[] = [];
+        for (const x of plan.updates) {
+          if (x.userId === null) continue;
+          effects.push({ kind: x.ceId === null ? 'realize' : 'status', pceId: x.id, userId: x.userId, courseKey, status: x.to });
+        }
+        plan.creates.forEach((x, i) => {
+          if (x.userId !== null) effects.push({ kind: 'realize', pceId: -(i + 1), userId: x.userId, courseKey, status: x.status });
+        });
+        const ceIds = await applyCourseEnrollmentEffects(tx, effects, stamp, ctx.log);
+        // 3. New PCEs.
+        const pceIdOf = new Map(rows.filter((r) => r.pceId !== null).map((r) => [r.lower, r.pceId!]));
+        if (plan.creates.length) {
+          const c = plan.creates;
+          const ceOf = (x: (typeof c)[number]) => (x.userId === null ? null : ceIds.get(pairKey(x.userId, courseKey))!);
+          const created = await tx<{ id: number; peId: number; ceId: number | null }[]>`
+            insert into program_course_enrollments
+              (program_enrollment_id, course_key, status, course_enrollment_id, organization_key, student_key_lower)
+            select v.pe_id, ${courseKey}, v.status, v.ce_id, ${org}, v.lower
+            from unnest(${c.map((x) => x.peId)}::bigint[], ${c.map((x) => x.status)}::text[],
+                        ${c.map(ceOf)}::bigint[], ${c.map((x) => x.record.lower)}::text[])
+              with ordinality as v(pe_id, status, ce_id, lower, n)
+            order by v.n
+            returning id, program_enrollment_id as "peId", course_enrollment_id as "ceId"`;
+          const byPe = new Map(created.map((r) => [r.peId, r]));
+          for (const x of c) {
+            const row = byPe.get(x.peId)!;
+            pceIdOf.set(x.record.lower, row.id);
+            history.push({
+              entity: 'program_course_enrollment', entityId: row.id, programEnrollmentId: x.peId, action: 'created',
+              changes: { course_key: [null, courseKey], status: [null, x.status], ...(row.ceId !== null ? { course_enrollment_id: [null, row.ceId] } : {}) },
+            });
+          }
+        }
+        await insertHistory(tx, history, stamp);
+        // 4. Staff roles: real ones for realized learners, pending ones for waiting learners.
+        const userOf = new Map(rows.map((r) => [r.lower, r.userId]));
+        const roles = (grant: boolean, realized: boolean) =>
+          plan.staff.filter((s) => s.grant === grant && (userOf.get(s.lower) !== null) === realized);
+        const grantUsers = roles(true, true).map((s) => userOf.get(s.lower)!);
+        const revokeUsers = roles(false, true).map((s) => userOf.get(s.lower)!);
+        const grantPending = roles(true, false).map((s) => pceIdOf.get(s.lower)!);
+        const revokePending = roles(false, false).map((s) => pceIdOf.get(s.lower)!);
+        if (grantUsers.length) {
+          await tx`insert into course_staff_roles (user_id, course_key) select u, ${courseKey} from unnest(${grantUsers}::bigint[]) as u on conflict do nothing`;
+        }
+        if (revokeUsers.length) {
+          await tx`delete from course_staff_roles where course_key = ${courseKey} and user_id = any(${revokeUsers}::bigint[])`;
+        }
+        if (grantPending.length) {
+          await tx`insert into pending_role_assignments (program_course_enrollment_id) select unnest(${grantPending}::bigint[]) on conflict do nothing`;
+        }
+        if (revokePending.length) {
+          await tx`delete from pending_role_assignments where program_course_enrollment_id = any(${revokePending}::bigint[])`;
+        }
+        return plan.results;
+      },
+    });
+  },
+};
