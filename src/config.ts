@@ -50,6 +50,8 @@ const envSchema = z
     ),
     /** Records per transaction in the bulk write jobs. */
     WRITE_CHUNK_SIZE: positiveInt(1000),
+    /** Mixed into the one-way hash of retired keys, so that they cannot be guessed from a list of ids. */
+    RETIREMENT_SALT: z.preprocess((v) => (v === '' || v === undefined ? 'program-enrollments' : v), z.string()),
     DATA_DIR: z.preprocess((v) => (v === '' || v === undefined ? '.data' : v), z.string()),
     LOG_LEVEL: z.preprocess(
       (v) => (v === '' || v === undefined ? 'info' : v),

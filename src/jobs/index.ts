@@ -1,6 +1,9 @@
 import type { HandlerRegistry } from '../queue/workers.js';
 import { accountCreatedJob } from './account-created.js';
 import { courseEnrollmentChangedJob } from './course-enrollment-changed.js';
+import { expireWaitingEnrollmentsJob } from './expire-waiting-enrollments.js';
+import { linkProgramEnrollmentsJob } from './link-program-enrollments.js';
+import { retireLearnerJob } from './retire-learner.js';
 import { upsertProgramJob } from './upsert-program.js';
 import { writeProgramCourseEnrollmentsJob } from './write-program-course-enrollments.js';
 import { writeProgramEnrollmentsJob } from './write-program-enrollments.js';
@@ -10,6 +13,9 @@ export const handlers: HandlerRegistry = {
   'upsert-program': upsertProgramJob,
   'write-program-enrollments': writeProgramEnrollmentsJob,
   'write-program-course-enrollments': writeProgramCourseEnrollmentsJob,
+  'link-program-enrollments': linkProgramEnrollmentsJob,
+  'expire-waiting-enrollments': expireWaitingEnrollmentsJob,
+  'retire-learner': retireLearnerJob,
   'account-created': accountCreatedJob,
   'course-enrollment-changed': courseEnrollmentChangedJob,
 };
