@@ -1,5 +1,12 @@
 import type { FastifyInstance } from 'fastify';
+import { registerJobRoutes } from './routes/jobs.js';
+import { registerProgramRoutes } from './routes/programs.js';
+import { registerUserRoutes } from './routes/users.js';
 import type { HttpDeps } from './server.js';
 
-/** The read API of CONTRACT.md "HTTP", mounted under /api behind the bearer-token guard. */
-export async function registerApi(_api: FastifyInstance, _deps: HttpDeps): Promise<void> {}
+/** The API of CONTRACT.md "HTTP", mounted under /api behind the bearer-token guard. */
+export async function registerApi(api: FastifyInstance, deps: HttpDeps): Promise<void> {
+  await registerProgramRoutes(api, deps);
+  await registerUserRoutes(api, deps);
+  await registerJobRoutes(api, deps);
+}

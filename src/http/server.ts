@@ -14,7 +14,14 @@ export interface HttpDeps {
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
   const { config, metrics } = deps.services;
-  const app = Fastify({ logger: false, trustProxy: true, bodyLimit: 6 * 1024 * 1024 });
+  const app = Fastify({
+    logger: false,
+    trustProxy: true,
+    bodyLimit: 6 * 1024 * 1024,
+    // Path parameters carry student keys (up to 255 characters) and course keys, percent-encoded:
+    // up to 12 characters each. The router's default of 100 would answer 414 to legitimate keys.
+    routerOptions: { maxParamLength: 4096 },
+  });
 
   app.setErrorHandler((err: Error & { statusCode?: number }, _request, reply) => {
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;

@@ -1,0 +1,40 @@
+import { Job, type Queue } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import { notFound } from '../errors.js';
+import { jobStatus, jobStatusState, programResultCsv, writeResults, type JobStatusState } from '../job-status.js';
+import type { HttpDeps } from '../server.js';
+import { requestOrigin } from '../urls.js';
+
+/**
+ * The job with that id, from the first queue (in the order given: enrollments first) that knows it.
+ * BullMQ numbers each queue's jobs on its own, so an automatic id may exist in both queues; the
+ * enrollments queue, where the Registrar's jobs go, wins.
+ */
+async function findJob(queues: readonly Queue[], jobId: string): Promise<{ job: Job; state: JobStatusState } | null> {
+  for (const queue of queues) {
+    const job = await Job.fromId(queue, jobId);
+    if (!job) continue;
+    const state = jobStatusState(await job.getState(), job);
+    // Removed between the two reads: as unknown as if it had never been there.
+    if (state !== null) return { job, state };
+  }
+  return null;
+}
+
+export async function registerJobRoutes(api: FastifyInstance, { queues }: HttpDeps): Promise<void> {
+  api.get<{ Params: { job_id: string } }>('/v1/jobs/:job_id', async (request) => {
+    const found = await findJob(queues, request.params.job_id);
+    if (!found) throw notFound(`unknown job ${request.params.job_id}`);
+    const resultUrl = `${requestOrigin(request)}/api/v1/jobs/${encodeURIComponent(String(found.job.id))}/result.csv`;
+    return jobStatus(found.job, found.state, resultUrl);
+  });
+
+  api.get<{ Params: { job_id: string } }>('/v1/jobs/:job_id/result.csv', async (request, reply) => {
+    const found = await findJob(queues, request.params.job_id);
+    if (!found) throw notFound(`unknown job ${request.params.job_id}`);
+    if (found.state !== 'Succeeded') throw notFound(`job ${request.params.job_id} has not succeeded`);
+    const results = writeResults(found.job.returnvalue);
+    if (!results) throw notFound(`job ${request.params.job_id} has no result CSV`);
+    return reply.type('text/csv; charset=utf-8').send(programResultCsv(results));
+  });
+}

@@ -1,0 +1,88 @@
+import type { FastifyInstance } from 'fastify';
+import { loadProgram } from '../../db/programs.js';
+import { learnerHistory, listProgramCourseEnrollments, listProgramEnrollments, programExists } from '../../db/reads.js';
+import { resolveCourseKey } from '../../domain/program.js';
+import { notFound } from '../errors.js';
+import { paginate, parsePageRequest } from '../pagination.js';
+import type { HttpDeps } from '../server.js';
+
+/** Any 8-4-4-4-12 hex id, as the job payloads accept program uuids. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * The program uuid of a path, lower-cased as stored. Something that is not a uuid names no
+ * program; checking here keeps it away from Postgres's uuid cast, which would answer 500.
+ */
+function programUuidParam(raw: string): string {
+  const uuid = raw.trim().toLowerCase();
+  if (!UUID.test(uuid)) throw notFound(`unknown program ${raw}`);
+  return uuid;
+}
+
+export async function registerProgramRoutes(api: FastifyInstance, { services }: HttpDeps): Promise<void> {
+  const { sql } = services.database;
+
+  api.get<{ Params: { program_uuid: string } }>('/v1/programs/:program_uuid/enrollments', async (request) => {
+    const page = parsePageRequest(request.query);
+    const programUuid = programUuidParam(request.params.program_uuid);
+    if (!(await programExists(sql, programUuid))) throw notFound(`unknown program ${request.params.program_uuid}`);
+    return paginate(
+      request,
+      page,
+      (window) => listProgramEnrollments(sql, programUuid, window),
+      (row) => ({
+        student_key: row.studentKey,
+        status: row.status,
+        account_exists: row.accountExists,
+        curriculum_uuid: row.curriculumUuid,
+        username: row.username,
+        email: row.email,
+      }),
+    );
+  });
+
+  api.get<{ Params: { program_uuid: string; course_key: string } }>(
+    '/v1/programs/:program_uuid/courses/:course_key/enrollments',
+    async (request) => {
+      const page = parsePageRequest(request.query);
+      const programUuid = programUuidParam(request.params.program_uuid);
+      const program = await loadProgram(sql, programUuid);
+      if (!program) throw notFound(`unknown program ${request.params.program_uuid}`);
+      // The router has already percent-decoded the key; it may be the course's own or external key.
+      const sent = request.params.course_key;
+      const courseKey = resolveCourseKey(program, sent);
+      if (courseKey === null) throw notFound(`course ${sent} is not in program ${programUuid}`);
+      return paginate(
+        request,
+        page,
+        (window) => listProgramCourseEnrollments(sql, programUuid, courseKey, window),
+        (row) => ({
+          student_key: row.studentKey,
+          status: row.status,
+          account_exists: row.accountExists,
+          curriculum_uuid: row.curriculumUuid,
+          course_staff: row.courseStaff,
+        }),
+      );
+    },
+  );
+
+  api.get<{ Params: { program_uuid: string; student_key: string } }>(
+    '/v1/programs/:program_uuid/enrollments/:student_key/history',
+    async (request) => {
+      const programUuid = programUuidParam(request.params.program_uuid);
+      // Keys are stored trimmed (CONTRACT "Vocabulary"), so a padded key names the same learner.
+      const studentKey = request.params.student_key.trim();
+      const rows = await learnerHistory(sql, programUuid, studentKey);
+      if (rows.length === 0) throw notFound(`no history for student key ${studentKey} in program ${programUuid}`);
+      return rows.map((row) => ({
+        at: row.at,
+        entity: row.entity,
+        action: row.action,
+        changes: row.changes,
+        job_id: row.jobId,
+        requested_by: row.requestedBy,
+      }));
+    },
+  );
+}
