@@ -462,6 +462,14 @@ describe('read API', () => {
       ]);
     });
 
+    it('lists the course enrollments the LMS reported for an account it has not announced yet', async () => {
+      await insertCe(46, CS101, 'verified', true);
+      expect(await json('/api/v1/users/46/course_enrollments')).toEqual({
+        status: 200,
+        body: [{ course_key: CS101, mode: 'verified', is_active: true, course_staff: false }],
+      });
+    });
+
     it('answers [] for a known account without any, 404 for an unknown one, 400 for a bad id', async () => {
       expect(await json('/api/v1/users/44/course_enrollments')).toEqual({ status: 200, body: [] });
       const unknown = await json('/api/v1/users/999/course_enrollments');
