@@ -62,13 +62,13 @@ CREATE TABLE "job_results" (
 	"finished_at" timestamp with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
-CREATE TABLE "learner_identities" (
+CREATE TABLE "learners" (
 	"organization_key" text NOT NULL,
 	"student_key" text NOT NULL,
 	"student_key_lower" text GENERATED ALWAYS AS (lower(student_key)) STORED NOT NULL,
-	"user_id" bigint NOT NULL,
+	"user_id" bigint,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
-	CONSTRAINT "learner_identities_organization_key_student_key_lower_pk" PRIMARY KEY("organization_key","student_key_lower")
+	CONSTRAINT "learners_organization_key_student_key_lower_pk" PRIMARY KEY("organization_key","student_key_lower")
 );
 --> statement-breakpoint
 CREATE TABLE "pending_role_assignments" (
@@ -121,7 +121,7 @@ CREATE TABLE "programs" (
 --> statement-breakpoint
 ALTER TABLE "course_staff_roles" ADD CONSTRAINT "course_staff_roles_user_id_accounts_user_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."accounts"("user_id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "curricula" ADD CONSTRAINT "curricula_program_uuid_programs_program_uuid_fk" FOREIGN KEY ("program_uuid") REFERENCES "public"."programs"("program_uuid") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
-ALTER TABLE "learner_identities" ADD CONSTRAINT "learner_identities_user_id_accounts_user_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."accounts"("user_id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "learners" ADD CONSTRAINT "learners_user_id_accounts_user_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."accounts"("user_id") ON DELETE set null ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "pending_role_assignments" ADD CONSTRAINT "pending_role_assignments_program_course_enrollment_id_program_course_enrollments_id_fk" FOREIGN KEY ("program_course_enrollment_id") REFERENCES "public"."program_course_enrollments"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "program_course_enrollments" ADD CONSTRAINT "program_course_enrollments_program_enrollment_id_program_enrollments_id_fk" FOREIGN KEY ("program_enrollment_id") REFERENCES "public"."program_enrollments"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "program_course_enrollments" ADD CONSTRAINT "program_course_enrollments_course_enrollment_id_course_enrollments_id_fk" FOREIGN KEY ("course_enrollment_id") REFERENCES "public"."course_enrollments"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
@@ -134,7 +134,7 @@ CREATE INDEX "curricula_program_idx" ON "curricula" USING btree ("program_uuid",
 CREATE INDEX "history_pe_idx" ON "history" USING btree ("program_enrollment_id","id");--> statement-breakpoint
 CREATE INDEX "history_entity_idx" ON "history" USING btree ("entity","entity_id");--> statement-breakpoint
 CREATE INDEX "job_results_finished_idx" ON "job_results" USING btree ("finished_at");--> statement-breakpoint
-CREATE INDEX "learner_identities_user_idx" ON "learner_identities" USING btree ("user_id");--> statement-breakpoint
+CREATE INDEX "learners_user_idx" ON "learners" USING btree ("user_id");--> statement-breakpoint
 CREATE UNIQUE INDEX "program_course_enrollments_pe_course_uq" ON "program_course_enrollments" USING btree ("program_enrollment_id","course_key");--> statement-breakpoint
 CREATE UNIQUE INDEX "program_course_enrollments_one_active_seat_uq" ON "program_course_enrollments" USING btree ("organization_key","student_key_lower","course_key") WHERE status = 'active';--> statement-breakpoint
 CREATE INDEX "program_course_enrollments_course_idx" ON "program_course_enrollments" USING btree ("course_key","id");--> statement-breakpoint

@@ -2,7 +2,7 @@ import type { CourseEffect } from '../domain/course-enrollment.js';
 import type { HistoryRow } from '../domain/history.js';
 import type { CourseStatus } from '../domain/statuses.js';
 import type { Logger } from '../log.js';
-import type { Queryable, Tx } from './client.js';
+import type { Tx } from './client.js';
 import { applyCourseEnrollmentEffects } from './course-enrollments.js';
 import { insertHistory, type JobStamp } from './history.js';
 
@@ -12,24 +12,44 @@ export interface Learner {
   studentKeyLower: string;
 }
 
-/**
- * Serializes every transaction that touches these learners (write jobs, account events, links),
- * so that an account event and a write creating the same learner's PE cannot miss each other.
- * Transaction-scoped advisory locks, taken in one sorted order so that two jobs never deadlock.
- */
-export async function lockLearners(tx: Tx, learners: readonly Learner[]): Promise<void> {
-  if (learners.length === 0) return;
-  const keys = [...new Set(learners.map((l) => `${l.organizationKey}\u001f${l.studentKeyLower}`))].sort();
-  await tx`select pg_advisory_xact_lock(hashtextextended(k, 0)) from unnest(${keys}::text[]) as k`;
+/** A learner as sent, for `lockLearners`: the spelling is stored when the learner is new. */
+export interface SentLearner extends Learner {
+  studentKey: string;
 }
 
-/** The accounts known for these learners of one organization (from account events and links). */
-export async function knownAccounts(sql: Queryable, organizationKey: string, lowers: readonly string[]): Promise<Map<string, number>> {
-  if (lowers.length === 0) return new Map();
-  const rows = await sql<{ lower: string; userId: number }[]>`
-    select student_key_lower as lower, user_id as "userId" from learner_identities
-    where organization_key = ${organizationKey} and student_key_lower = any(${lowers as string[]}::text[])`;
-  return new Map(rows.map((r) => [r.lower, r.userId]));
+export const learnerId = (l: Learner) => `${l.organizationKey}\u001f${l.studentKeyLower}`;
+
+/**
+ * Locks the learners' rows (creating the missing ones) for the rest of the transaction, in one
+ * sorted order, and returns the account each is known to belong to. Every transaction that
+ * touches a learner's enrollments or identity does this first, so an account event and a write
+ * creating the same learner's PE never miss each other (SPEC rule 9), and two jobs never deadlock.
+ * Row locks, not advisory locks: a bulk chunk locks a thousand learners, more than Postgres's
+ * shared lock table is sized for.
+ */
+export async function lockLearners(tx: Tx, sent: readonly SentLearner[]): Promise<Map<string, number | null>> {
+  const byId = new Map<string, SentLearner>();
+  for (const l of sent) if (!byId.has(learnerId(l))) byId.set(learnerId(l), l);
+  const list = [...byId.values()].sort((a, b) =>
+    a.organizationKey < b.organizationKey ? -1 : a.organizationKey > b.organizationKey ? 1 :
+    a.studentKeyLower < b.studentKeyLower ? -1 : a.studentKeyLower > b.studentKeyLower ? 1 : 0);
+  const accounts = new Map<string, number | null>();
+  if (list.length === 0) return accounts;
+  const orgs = list.map((l) => l.organizationKey);
+  await tx`
+    insert into learners (organization_key, student_key)
+    select v.org, v.key from unnest(${orgs}::text[], ${list.map((l) => l.studentKey)}::text[]) with ordinality as v(org, key, n)
+    order by v.n
+    on conflict do nothing`;
+  const rows = await tx<{ org: string; lower: string; userId: number | null }[]>`
+    select l.organization_key as org, l.student_key_lower as lower, l.user_id as "userId"
+    from learners l
+    join unnest(${orgs}::text[], ${list.map((l) => l.studentKeyLower)}::text[]) as v(org, lower)
+      on l.organization_key = v.org and l.student_key_lower = v.lower
+    order by l.organization_key collate "C", l.student_key_lower collate "C"
+    for update of l`;
+  for (const r of rows) accounts.set(learnerId({ organizationKey: r.org, studentKeyLower: r.lower }), r.userId);
+  return accounts;
 }
 
 /**

@@ -79,21 +79,24 @@ export const accounts = pgTable(
   (t) => [uniqueIndex('accounts_username_uq').on(t.username)],
 );
 
-/** A learner's SSO identity: which account the partner's (organization, key) belongs to. */
-export const learnerIdentities = pgTable(
-  'learner_identities',
+/**
+ * A learner: a partner organization's person, `(organization_key, student_key)` with the key
+ * compared case-insensitively and its first spelling kept. `user_id` is the LMS account the
+ * learner's SSO identity belongs to, once known. Every transaction that touches a learner locks
+ * this row first, which serializes account events and writes on the learner.
+ */
+export const learners = pgTable(
+  'learners',
   {
     organizationKey: text('organization_key').notNull(),
     studentKey: text('student_key').notNull(),
     studentKeyLower: text('student_key_lower').generatedAlwaysAs(sql`lower(student_key)`).notNull(),
-    userId: bigint('user_id', { mode: 'number' })
-      .notNull()
-      .references(() => accounts.userId, { onDelete: 'cascade' }),
+    userId: bigint('user_id', { mode: 'number' }).references(() => accounts.userId, { onDelete: 'set null' }),
     createdAt: createdAt(),
   },
   (t) => [
     primaryKey({ columns: [t.organizationKey, t.studentKeyLower] }),
-    index('learner_identities_user_idx').on(t.userId),
+    index('learners_user_idx').on(t.userId),
   ],
 );
 

@@ -1,6 +1,6 @@
 import type { Tx } from '../db/client.js';
 import { claimResult, findResult, storeResult } from '../db/job-ledger.js';
-import { linkProgramEnrollments, lockLearners, type Learner } from '../db/learners.js';
+import { learnerId, linkProgramEnrollments, lockLearners, type Learner, type SentLearner } from '../db/learners.js';
 import { accountCreatedPayload, type AccountCreatedPayload } from '../queue/payloads.js';
 import type { JobContext, JobHandler } from './context.js';
 import { JobRejectedError, LockBusyError } from './errors.js';
@@ -12,25 +12,30 @@ export interface AccountCreatedResult {
 
 const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Records the account and replaces its SSO identities with the event's. */
-async function recordAccount(tx: Tx, payload: AccountCreatedPayload, identities: Learner[], keys: string[]): Promise<void> {
+/**
+ * Records the account and makes the event's identities its learners (an identity moves to the
+ * account the LMS now names; identities the event no longer lists are forgotten). The caller
+ * holds the learners' row locks.
+ */
+async function recordAccount(tx: Tx, payload: AccountCreatedPayload, identities: Learner[]): Promise<void> {
   const [holder] = await tx<{ userId: number }[]>`
     select user_id as "userId" from accounts where username = ${payload.username} and user_id <> ${payload.user_id}`;
   if (holder) throw new JobRejectedError(`username of user_id ${payload.user_id} already belongs to user_id ${holder.userId}`);
   await tx`
     insert into accounts (user_id, username, email) values (${payload.user_id}, ${payload.username}, ${payload.email ?? null})
     on conflict (user_id) do update set username = excluded.username, email = excluded.email, modified_at = now()`;
+  const orgs = identities.map((i) => i.organizationKey);
+  const lowers = identities.map((i) => i.studentKeyLower);
   await tx`
-    delete from learner_identities li where li.user_id = ${payload.user_id}
-      and not exists (
-        select 1 from unnest(${identities.map((i) => i.organizationKey)}::text[], ${identities.map((i) => i.studentKeyLower)}::text[]) as v(org, lower)
-        where v.org = li.organization_key and v.lower = li.student_key_lower)`;
+    update learners l set user_id = null
+    where l.user_id = ${payload.user_id}
+      and not exists (select 1 from unnest(${orgs}::text[], ${lowers}::text[]) as v(org, lower)
+                      where v.org = l.organization_key and v.lower = l.student_key_lower)`;
   if (identities.length) {
-    // An identity moves to the account the LMS now names; the first spelling stored is kept.
     await tx`
-      insert into learner_identities (organization_key, student_key, user_id)
-      select * from unnest(${identities.map((i) => i.organizationKey)}::text[], ${keys}::text[], ${identities.map(() => payload.user_id)}::bigint[])
-      on conflict (organization_key, student_key_lower) do update set user_id = excluded.user_id`;
+      update learners l set user_id = ${payload.user_id}
+      from unnest(${orgs}::text[], ${lowers}::text[]) as v(org, lower)
+      where l.organization_key = v.org and l.student_key_lower = v.lower`;
   }
 }
 
@@ -50,15 +55,12 @@ export const accountCreatedJob: JobHandler<AccountCreatedPayload, AccountCreated
     // One identity per learner; the event may name the same one twice in different cases.
     const lowers = await lowerKeys(sql, payload.identities.map((i) => i.external_user_key));
     const seen = new Set<string>();
-    const identities: Learner[] = [];
-    const keys: string[] = [];
+    const identities: SentLearner[] = [];
     payload.identities.forEach((identity, i) => {
-      const learner = { organizationKey: identity.organization_key, studentKeyLower: lowers[i]! };
-      const id = `${learner.organizationKey}\u0000${learner.studentKeyLower}`;
-      if (seen.has(id)) return;
-      seen.add(id);
+      const learner = { organizationKey: identity.organization_key, studentKey: identity.external_user_key, studentKeyLower: lowers[i]! };
+      if (seen.has(learnerId(learner))) return;
+      seen.add(learnerId(learner));
       identities.push(learner);
-      keys.push(identity.external_user_key);
     });
 
     const waitingCourses = identities.length
@@ -79,7 +81,7 @@ export const accountCreatedJob: JobHandler<AccountCreatedPayload, AccountCreated
         const claim = await claimResult<AccountCreatedResult>(tx, key);
         if (!claim.claimed) return claim.result;
         await lockLearners(tx, identities);
-        await recordAccount(tx, payload, identities, keys);
+        await recordAccount(tx, payload, identities);
 
         const waiting = identities.length
           ? await tx<{ id: number; programUuid: string; studentKey: string }[]>`

@@ -55,7 +55,7 @@ export const linkProgramEnrollmentsJob: JobHandler<LinkProgramEnrollmentsPayload
           .begin(async (tx) => {
             const claim = await claimChunk(tx, ctx.key, link.index);
             if (!claim.claimed) return claim.results;
-            await lockLearners(tx, [{ organizationKey: org, studentKeyLower: link.lower }]);
+            await lockLearners(tx, [{ organizationKey: org, studentKey: link.sent, studentKeyLower: link.lower }]);
             const [account] = await tx<{ userId: number }[]>`select user_id as "userId" from accounts where username = ${link.username}`;
             const [enrollment] = await tx<{ id: number; userId: number | null; studentKey: string }[]>`
               select id, user_id as "userId", student_key as "studentKey" from program_enrollments
@@ -74,9 +74,8 @@ export const linkProgramEnrollmentsJob: JobHandler<LinkProgramEnrollmentsPayload
               if (enrollment!.userId !== null) await unlink(tx, enrollment!.id, enrollment!.userId, stamp, ctx.log);
               await linkProgramEnrollments(tx, [{ peId: enrollment!.id, userId: account!.userId }], stamp, ctx.log);
               await tx`
-                insert into learner_identities (organization_key, student_key, user_id)
-                values (${org}, ${enrollment!.studentKey}, ${account!.userId})
-                on conflict (organization_key, student_key_lower) do update set user_id = excluded.user_id`;
+                update learners set user_id = ${account!.userId}
+                where organization_key = ${org} and student_key_lower = ${link.lower}`;
             }
             await storeChunk(tx, ctx.key, link.index, result);
             return result;

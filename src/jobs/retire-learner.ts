@@ -35,7 +35,7 @@ export const retireLearnerJob: JobHandler<RetireLearnerPayload, RetireResult> = 
         select id, organization_key as org, student_key_lower as lower from program_enrollments
         where user_id = ${payload.user_id} and student_key !~ '^retired_[0-9a-f]{64}$'
         order by id`;
-      await lockLearners(tx, enrollments.map((e) => ({ organizationKey: e.org, studentKeyLower: e.lower })));
+      await lockLearners(tx, enrollments.map((e) => ({ organizationKey: e.org, studentKey: e.lower, studentKeyLower: e.lower })));
       const retired = enrollments.map((e) => ({ id: e.id, key: retiredKey(e.org, e.lower, ctx.config.RETIREMENT_SALT) }));
       if (retired.length) {
         const ids = retired.map((r) => r.id);
@@ -57,7 +57,11 @@ export const retireLearnerJob: JobHandler<RetireLearnerPayload, RetireResult> = 
           { jobId: ctx.jobId, requestedBy: null },
         );
       }
-      await tx`delete from learner_identities where user_id = ${payload.user_id}`;
+      // The learners of the old keys go too: nothing may keep a retired key.
+      await tx`
+        delete from learners l using unnest(${enrollments.map((e) => e.org)}::text[], ${enrollments.map((e) => e.lower)}::text[]) as v(org, lower)
+        where l.organization_key = v.org and l.student_key_lower = v.lower`;
+      await tx`delete from learners where user_id = ${payload.user_id}`;
       const result = { retired: retired.length };
       ctx.log.info({ user: payload.user_id, retired: retired.length }, 'learner retired');
       await storeResult(tx, ctx.key, result);

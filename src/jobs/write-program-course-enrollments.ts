@@ -39,7 +39,7 @@ export const writeProgramCourseEnrollmentsJob: JobHandler<WriteProgramCourseEnro
       lockPairs: async (chunk) => chunk.map((r) => ({ organizationKey: org, studentKeyLower: r.lower, courseKey })),
       async applyChunk(tx: Tx, chunk) {
         const chunkLowers = chunk.map((r) => r.lower);
-        await lockLearners(tx, chunkLowers.map((l) => ({ organizationKey: org, studentKeyLower: l })));
+        await lockLearners(tx, chunk.map((r) => ({ organizationKey: org, studentKey: r.sent, studentKeyLower: r.lower })));
         const rows = await tx<{ lower: string; peId: number; userId: number | null; pceId: number | null; status: CourseStatus | null; ceId: number | null }[]>`
           select pe.student_key_lower as lower, pe.id as "peId", pe.user_id as "userId",
                  pce.id as "pceId", pce.status, pce.course_enrollment_id as "ceId"

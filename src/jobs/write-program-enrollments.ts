@@ -1,6 +1,6 @@
 import type { Tx } from '../db/client.js';
 import { insertHistory, type JobStamp } from '../db/history.js';
-import { knownAccounts, linkProgramEnrollments, lockLearners } from '../db/learners.js';
+import { learnerId, linkProgramEnrollments, lockLearners } from '../db/learners.js';
 import type { HistoryRow } from '../domain/history.js';
 import { planProgramWrites, type ExistingProgramEnrollment, type ProgramRecord } from '../domain/program-enrollment-writes.js';
 import { defaultCurriculum } from '../domain/program.js';
@@ -48,19 +48,23 @@ export const writeProgramEnrollmentsJob: JobHandler<WriteProgramEnrollmentsPaylo
         const rows = await sql<{ lower: string; courseKey: string }[]>`
           select pe.student_key_lower as lower, pce.course_key as "courseKey"
           from program_enrollments pe
-          join learner_identities li on li.organization_key = pe.organization_key and li.student_key_lower = pe.student_key_lower
+          join learners l on l.organization_key = pe.organization_key and l.student_key_lower = pe.student_key_lower
           join program_course_enrollments pce on pce.program_enrollment_id = pe.id
-          where pe.program_uuid = ${program.programUuid} and pe.user_id is null
+          where pe.program_uuid = ${program.programUuid} and pe.user_id is null and l.user_id is not null
             and pe.student_key_lower = any(${chunk.map((r) => r.lower)}::text[])`;
         return rows.map((r) => ({ organizationKey: org, studentKeyLower: r.lower, courseKey: r.courseKey }));
       },
       async applyChunk(tx: Tx, chunk) {
         const chunkLowers = chunk.map((r) => r.lower);
-        await lockLearners(tx, chunkLowers.map((l) => ({ organizationKey: org, studentKeyLower: l })));
+        const known = await lockLearners(tx, chunk.map((r) => ({ organizationKey: org, studentKey: r.sent, studentKeyLower: r.lower })));
         const existingRows = await tx<(ExistingProgramEnrollment & { lower: string })[]>`
           select id, student_key_lower as lower, user_id as "userId", status from program_enrollments
           where program_uuid = ${program.programUuid} and student_key_lower = any(${chunkLowers}::text[])`;
-        const accounts = await knownAccounts(tx, org, chunkLowers);
+        const accounts = new Map<string, number>();
+        for (const r of chunk) {
+          const userId = known.get(learnerId({ organizationKey: org, studentKeyLower: r.lower }));
+          if (userId) accounts.set(r.lower, userId);
+        }
         const candidateUsers = [...new Set(accounts.values())];
         const usersInProgram = candidateUsers.length
           ? await tx<{ userId: number }[]>`
