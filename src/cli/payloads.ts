@@ -1,0 +1,189 @@
+import { parse } from 'csv-parse/sync';
+import type { z } from 'zod';
+import {
+  describeIssues,
+  linkProgramEnrollmentsPayload,
+  MAX_WRITE_RECORDS,
+  writeProgramCourseEnrollmentsPayload,
+  writeProgramEnrollmentsPayload,
+  type writeActions,
+} from '../queue/payloads.js';
+
+/**
+ * The CLI's input → job payload mapping, kept pure (text in, wire payload out) so that it is
+ * tested without Redis. The CSV rules are the HTTP upload's (CONTRACT "Uploads"): headers trimmed
+ * and case-folded, extra columns dropped, blank lines ignored, RFC 4180 quoting, and the same
+ * messages, so a file behaves the same whichever way it is sent.
+ */
+
+/** Input the user can fix: the CLI prints the message and exits 2 without adding a job. */
+export class InputError extends Error {
+  override name = 'InputError';
+}
+
+export type WriteAction = (typeof writeActions)[number];
+
+export interface ProgramEnrollmentRecord {
+  student_key: string;
+  status: string;
+  curriculum_uuid?: string;
+}
+
+export interface CourseEnrollmentRecord {
+  student_key: string;
+  status: string;
+  course_staff?: boolean;
+}
+
+interface CsvRows {
+  /** One object per data row, keyed by the case-folded header. */
+  rows: Array<Record<string, string>>;
+  /** The file line each row ends on (the header is line 1), for messages. */
+  lines: number[];
+}
+
+function readCsv(text: string, required: readonly string[]): CsvRows {
+  let records: Array<{ record: string[]; info: { lines: number } }>;
+  try {
+    records = parse(text, {
+      bom: true,
+      info: true,
+      relax_column_count: true,
+      skip_empty_lines: true,
+      // Files edited on several systems mix line endings; csv-parse would otherwise keep the first.
+      record_delimiter: ['\r\n', '\n', '\r'],
+    }) as unknown as typeof records;
+  } catch (err) {
+    throw new InputError(`CSV could not be read: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  // A line of only separators or spaces is as blank as an empty one.
+  const filled = records.filter(({ record }) => record.some((cell) => cell.trim() !== ''));
+  const [header, ...data] = filled;
+  const columns = (header?.record ?? []).map((h) => h.trim().toLowerCase());
+  const missing = required.filter((name) => !columns.includes(name));
+  if (missing.length) throw new InputError(`CSV is missing headers [${missing.join(', ')}]`);
+  return {
+    rows: data.map(({ record }) => {
+      const row: Record<string, string> = {};
+      // The first column of a repeated header wins, as in a spreadsheet lookup.
+      columns.forEach((name, i) => {
+        if (!(name in row)) row[name] = (record[i] ?? '').trim();
+      });
+      return row;
+    }),
+    lines: data.map(({ info }) => info.lines),
+  };
+}
+
+function checkSize(count: number): void {
+  if (count > MAX_WRITE_RECORDS) {
+    throw new InputError(`CSV has ${count.toLocaleString('en-US')} records; one job takes at most ${MAX_WRITE_RECORDS.toLocaleString('en-US')}`);
+  }
+}
+
+/** `student_key,status[,curriculum_uuid]` → the `enrollments` of `write-program-enrollments`. */
+export function programEnrollmentsFromCsv(text: string): { records: ProgramEnrollmentRecord[]; lines: number[] } {
+  const { rows, lines } = readCsv(text, ['student_key', 'status']);
+  checkSize(rows.length);
+  const records = rows.map((row, i) => {
+    if (!row.student_key || !row.status) throw new InputError(`CSV is missing data at line ${lines[i]}`);
+    const record: ProgramEnrollmentRecord = { student_key: row.student_key, status: row.status };
+    // An empty cell means "the program's default curriculum", which is what omitting it says.
+    if (row.curriculum_uuid) record.curriculum_uuid = row.curriculum_uuid;
+    return record;
+  });
+  return { records, lines };
+}
+
+/** `student_key,status[,course_staff]` → the `enrollments` of `write-program-course-enrollments`. */
+export function courseEnrollmentsFromCsv(text: string): { records: CourseEnrollmentRecord[]; lines: number[] } {
+  const { rows, lines } = readCsv(text, ['student_key', 'status']);
+  checkSize(rows.length);
+  const records = rows.map((row, i) => {
+    if (!row.student_key || !row.status) throw new InputError(`CSV is missing data at line ${lines[i]}`);
+    const record: CourseEnrollmentRecord = { student_key: row.student_key, status: row.status };
+    const staff = row.course_staff ?? '';
+    if (staff === 'true') record.course_staff = true;
+    else if (staff === 'false') record.course_staff = false;
+    // Empty leaves the role alone, which on the wire is an absent field.
+    else if (staff !== '') throw new InputError(`CSV has an invalid course_staff value at line ${lines[i]}`);
+    return record;
+  });
+  return { records, lines };
+}
+
+/**
+ * `key:username` items → `links`, with the checks of Open edX's `link_program_enrollments`
+ * management command: exactly one ':' and two non-blank parts. Keys given twice are left to the
+ * service, which reports them per key in its errors map.
+ */
+export function linksFromArguments(items: readonly string[]): Array<{ student_key: string; username: string }> {
+  return items.map((item) => {
+    const parts = item.split(':');
+    const [key, username] = parts.map((p) => p.trim());
+    if (parts.length !== 2 || !key || !username) {
+      throw new InputError(`incorrectly formatted argument '${item}', must be in form <external user key>:<lms username>`);
+    }
+    return { student_key: key, username };
+  });
+}
+
+/**
+ * Checks a payload against the schema the worker applies, so that a mistake is reported before a
+ * job exists. The payload is sent as built, not as parsed: results are keyed by what was sent.
+ * `lines` turns `enrollments.<i>` paths into the CSV line the record came from.
+ */
+export function checkPayload(schema: z.ZodType, payload: unknown, lines?: readonly number[]): void {
+  const parsed = schema.safeParse(payload);
+  if (parsed.success) return;
+  const issues = parsed.error.issues.map((issue) => {
+    const [field, index, ...rest] = issue.path;
+    if (lines && field === 'enrollments' && typeof index === 'number' && lines[index] !== undefined) {
+      return { ...issue, path: [`line ${lines[index]}`, ...rest] };
+    }
+    return issue;
+  });
+  throw new InputError(`invalid payload: ${describeIssues(issues)}`);
+}
+
+export function programEnrollmentsPayload(input: {
+  programUuid: string;
+  action: WriteAction;
+  records: ProgramEnrollmentRecord[];
+  requestedBy?: string | undefined;
+  lines?: number[];
+}) {
+  const payload = {
+    program_uuid: input.programUuid,
+    action: input.action,
+    enrollments: input.records,
+    ...(input.requestedBy !== undefined ? { requested_by: input.requestedBy } : {}),
+  };
+  checkPayload(writeProgramEnrollmentsPayload, payload, input.lines);
+  return payload;
+}
+
+export function courseEnrollmentsPayload(input: {
+  programUuid: string;
+  courseKey: string;
+  action: WriteAction;
+  records: CourseEnrollmentRecord[];
+  requestedBy?: string | undefined;
+  lines?: number[];
+}) {
+  const payload = {
+    program_uuid: input.programUuid,
+    course_key: input.courseKey,
+    action: input.action,
+    enrollments: input.records,
+    ...(input.requestedBy !== undefined ? { requested_by: input.requestedBy } : {}),
+  };
+  checkPayload(writeProgramCourseEnrollmentsPayload, payload, input.lines);
+  return payload;
+}
+
+export function linkPayload(programUuid: string, items: readonly string[]) {
+  const payload = { program_uuid: programUuid, links: linksFromArguments(items) };
+  checkPayload(linkProgramEnrollmentsPayload, payload);
+  return payload;
+}
