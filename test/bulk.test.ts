@@ -88,6 +88,21 @@ function expectProgress(done: FinishedJob<WriteResult>): void {
 }
 
 describe('bulk writes of 100,000 learners', () => {
+  it('more than 100,000 records is an invalid payload naming enrollments, and writes nothing', { timeout: TIMEOUT }, async () => {
+    const other = await newProgram(t);
+    const done = await t.run('enrollments', 'write-program-enrollments', {
+      program_uuid: other.program_uuid,
+      action: 'create',
+      enrollments: Array.from({ length: N + 1 }, (_, i) => ({ student_key: `over-${i}`, status: 'enrolled' })),
+    }, { attempts: 3 });
+    expect(done.state).toBe('failed');
+    expect(done.failedReason).toMatch(/^invalid payload: enrollments: \S/);
+    expect(done.job.attemptsMade).toBe(1);
+    const [{ n }] = (await t.sql`select count(*)::int as n from program_enrollments where program_uuid = ${other.program_uuid}`) as any;
+    expect(n).toBe(0);
+  });
+
+
   it('a 100,000-learner write-program-enrollments job completes', { timeout: TIMEOUT }, async () => {
     const statuses = ['enrolled', 'pending'];
     const { done, seconds } = await timed('write-program-enrollments', {

@@ -200,6 +200,30 @@ for (const locks of ['on', 'off'] as const) {
       expect(pces.filter((p) => p.status === 'inactive')).toHaveLength(PROGRAMS / 2);
     });
 
+    it('account-created racing with the writes that create the learners\' PEs: every PE ends linked (SPEC rules 5 and 9)', async () => {
+      const keys = Array.from({ length: 20 }, () => uniqueKey('race-acc'));
+      const users = keys.map((_, i) => 7_000_000 + Math.floor(Math.random() * 1_000_000) * 100 + i);
+      const adds = keys.flatMap((k, i) => [
+        t.add('enrollments', 'write-program-enrollments', {
+          program_uuid: programs[i % 4]!.program_uuid,
+          action: 'create',
+          enrollments: [{ student_key: k, status: 'enrolled' }],
+        }),
+        t.add('accounts', 'account-created', {
+          event_id: `race-${k}`,
+          user_id: users[i],
+          username: `race-${users[i]}`,
+          identities: [{ organization_key: programs[0]!.organization_key, external_user_key: k.toUpperCase() }],
+        }),
+      ]);
+      const jobs = await Promise.all(adds);
+      const done = await Promise.all(jobs.map((j) => t.wait(j, 180_000)));
+      for (const d of done) expect(d.state, d.failedReason).toBe('completed');
+      for (const [i, k] of keys.entries()) {
+        expect((await peOf(t, programs[i % 4]!.program_uuid, k))!.user_id, k).toBe(users[i]);
+      }
+    });
+
     it('Postgres holds no learner with two active PCEs in one course, and the history replays', async () => {
       const [{ n }] = (await t.sql`
         select count(*)::int as n from (

@@ -135,6 +135,17 @@ describe('re-submission under the same jobId', () => {
     expect(await dbState(t)).toEqual(before);
   });
 
+  it('a re-submitted job of more than 1,000 records still ends with progress done == total', async () => {
+    const records = Array.from({ length: 1_500 }, () => ({ student_key: uniqueKey('prog'), status: 'enrolled' }));
+    const data = { program_uuid: P.program_uuid, action: 'create', enrollments: records };
+    const first = await t.run<WriteResult>('enrollments', 'write-program-enrollments', data, { jobId: 'reg-batch-progress' });
+    expect(first.job.progress).toEqual({ done: 1_500, total: 1_500 });
+    await first.job.remove();
+    const second = await t.run<WriteResult>('enrollments', 'write-program-enrollments', data, { jobId: 'reg-batch-progress' });
+    expect(second.result).toEqual(first.result);
+    expect(second.job.progress).toEqual({ done: 1_500, total: 1_500 });
+  });
+
   it('while the first is still known to BullMQ, the same jobId adds nothing and runs nothing', async () => {
     const k = uniqueKey();
     const data = { program_uuid: P.program_uuid, action: 'create', enrollments: [{ student_key: k, status: 'enrolled' }] };
@@ -269,11 +280,13 @@ describe('a bulk program write killed half way and run again', () => {
       await Promise.all(records.slice(i, i + 25).map((r) => announceLearner(t, r.student_key)));
     }
 
-    const data = (p: ProgramPayload) => ({ program_uuid: p.program_uuid, action: 'create_or_update', enrollments: records, requested_by: 'registrar:bulk' });
+    const data = (p: ProgramPayload) => ({ program_uuid: p.program_uuid, action: 'create', enrollments: records, requested_by: 'registrar:bulk' });
     const reference = await t.run<WriteResult>('enrollments', 'write-program-enrollments', data(R), {}).then((d) => (expect(d.state, d.failedReason).toBe('completed'), d));
     expect(Object.keys(reference.result.results)).toHaveLength(TOTAL);
     expect(reference.result.counts['duplicated']).toBe(20);
     expect(reference.result.counts['invalid-status']).toBe(11);
+    // Learners 0-399 existed: conflict, but for learner 0 (invalid status) and 5-14 (duplicated).
+    expect(reference.result.counts['conflict']).toBe(389);
 
     const historyOfX = async () =>
       Number((await t.sql`select count(*) as n from history h join program_enrollments pe on pe.id = h.program_enrollment_id where pe.program_uuid = ${X.program_uuid}`)[0]!.n);
@@ -333,12 +346,13 @@ describe('a bulk course write killed half way and run again', () => {
     for (let i = 0; i < 30; i++) records.push({ student_key: capitalized(`${prefix}-${i + 1000}`), status: 'active' }); // duplicated across chunks
     for (let i = 0; i < 30; i++) records.push({ student_key: `${prefix}-nope-${i}`, status: 'active' }); // not-in-program
 
-    const data = { course_key: 'TWIN', action: 'create_or_update', enrollments: records };
+    const data = { course_key: 'TWIN', action: 'create', enrollments: records };
     const reference = await t.run<WriteResult>('enrollments', 'write-program-course-enrollments', { ...data, program_uuid: R.program_uuid });
     expect(reference.state, reference.failedReason).toBe('completed');
     expect(Object.keys(reference.result.results)).toHaveLength(TOTAL);
     expect(reference.result.counts['duplicated']).toBe(60);
     expect(reference.result.counts['not-in-program']).toBe(30 + 40);
+    expect(reference.result.counts['conflict']).toBe(300); // learners 100-399 had a PCE
 
     const pcesOfX = async () =>
       Number((await t.sql`select count(*) as n from program_course_enrollments pce join program_enrollments pe on pe.id = pce.program_enrollment_id where pe.program_uuid = ${X.program_uuid}`)[0]!.n);

@@ -478,6 +478,19 @@ describe('course enrollments of realized learners (SPEC rule 6)', () => {
     });
   }
 
+  it('the LMS\'s word on a CE (course-enrollment-changed) overwrites it but never changes a PCE', async () => {
+    const { key, acc } = await realizedLearner([P]);
+    await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: key, status: 'active' }]);
+    const ce = (await ceOf(t, acc.user_id, COURSE))!;
+    const done = await t.run('accounts', 'course-enrollment-changed', {
+      event_id: randomUUID(), user_id: acc.user_id, course_key: COURSE, mode: 'verified', is_active: false,
+    });
+    expect(done.state, done.failedReason).toBe('completed');
+    expect(done.result).toEqual({ course_key: COURSE, mode: 'verified', is_active: false });
+    expect(await ceOf(t, acc.user_id, COURSE)).toEqual({ ...ce, mode: 'verified', is_active: false });
+    expect((await pceOf(t, P.program_uuid, key, COURSE))!).toMatchObject({ status: 'active', course_enrollment_id: ce.id });
+  });
+
   it('another course\'s CE is not touched', async () => {
     const { key, acc } = await realizedLearner([P]);
     await courseEnrollmentChanged(t, { user_id: acc.user_id, course_key: OTHER_COURSE, mode: 'audit', is_active: true });

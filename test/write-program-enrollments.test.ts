@@ -527,6 +527,28 @@ describe('waiting and realized (SPEC rule 5)', () => {
     expect((await peOf(t, third.program_uuid, k1))!.user_id).toBeNull();
   });
 
+  it('a later write to a waiting PE links it once the account is known (after an explicit link elsewhere)', async () => {
+    const k = uniqueKey();
+    const X = await newProgram(t);
+    await enrollOk(t, X.program_uuid, [{ student_key: k, status: 'enrolled' }]);
+    await enrollOk(t, P.program_uuid, [{ student_key: k, status: 'pending' }]);
+    const acc = await announceAccount(t, []);
+    const link = await t.run('enrollments', 'link-program-enrollments', { program_uuid: X.program_uuid, links: [{ student_key: k, username: acc.username }] });
+    expect(link.state, link.failedReason).toBe('completed');
+    expect(link.result).toEqual({ errors: {} });
+    expect((await peOf(t, X.program_uuid, k))!.user_id).toBe(acc.user_id);
+    // CONTRACT: "A link does not touch the learner's waiting PEs in other programs; the next write to them links them."
+    expect((await peOf(t, P.program_uuid, k))!.user_id).toBeNull();
+    const done = await enroll(t, P.program_uuid, [{ student_key: k, status: 'enrolled' }], { action: 'update' });
+    expectResult(done.result, { [k]: 'enrolled' }, 200);
+    const pe = (await peOf(t, P.program_uuid, k))!;
+    expect(pe.user_id).toBe(acc.user_id);
+    const rows = (await historyOfJob(t, done.job.id!)).filter((h) => h.entity === 'program_enrollment');
+    // The link and the status change may be one row or two; together they say both.
+    expect(rows.length).toBeGreaterThanOrEqual(1);
+    expect(Object.assign({}, ...rows.map((r) => r.changes))).toEqual({ user_id: [null, acc.user_id], status: ['pending', 'enrolled'] });
+  });
+
   it('creating a realized PE creates no course enrollment', async () => {
     const k = uniqueKey();
     const acc = await announceLearner(t, k);
