@@ -182,7 +182,7 @@ describe('invalid-status and the order of checks', () => {
     ]);
     expectResult(r, { [a]: 'invalid-status', [b]: 'invalid-status', [c]: 'invalid-status', [ok]: 'enrolled' }, 207);
     for (const k of [a, b, c]) expect(await peOf(t, P.program_uuid, k)).toBeUndefined();
-    expect((await dbState(t)).program_enrollments).toBe(before.program_enrollments + 1);
+    expect((await dbState(t)).program_enrollments).toBe(before.program_enrollments! + 1);
   });
 
   it('an invalid status leaves an existing PE unchanged', async () => {

@@ -31,3 +31,13 @@ export function connectDatabase(url: string, options: { max?: number } = {}): Da
 export type Tx = postgres.TransactionSql;
 /** Either the pool or a transaction, for reads that work in both. */
 export type Queryable = Sql | Tx;
+
+/**
+ * Refreshes the planner statistics of tables a bulk job is growing. The batched lookups join a
+ * chunk's keys to these tables; with statistics taken when a table was small, Postgres plans a
+ * scan of the whole table per chunk, and a 100,000-learner job turns quadratic. SKIP_LOCKED: when
+ * another job or autovacuum is analyzing the table, that one will do.
+ */
+export async function refreshStatistics(sql: Sql, tables: readonly string[]): Promise<void> {
+  await sql.unsafe(`analyze (skip_locked) ${tables.map((t) => `"${t}"`).join(', ')}`);
+}

@@ -48,8 +48,9 @@ export async function applyCourseEnrollmentEffects(
     for update of ce`;
   const holders = loaded.length
     ? await tx<{ id: number; ceId: number; status: CourseStatus }[]>`
-        select id, course_enrollment_id as "ceId", status from program_course_enrollments
-        where course_enrollment_id = any(${loaded.map((c) => c.id)}::bigint[])`
+        select pce.id, pce.course_enrollment_id as "ceId", pce.status
+        from unnest(${loaded.map((c) => c.id)}::bigint[]) as c(id)
+        join program_course_enrollments pce on pce.course_enrollment_id = c.id`
     : [];
 
   const states = new Map<string, CourseEnrollmentState>();

@@ -81,9 +81,10 @@ export async function linkProgramEnrollments(
   await insertHistory(tx, history, stamp);
 
   const pces = await tx<{ id: number; peId: number; courseKey: string; status: CourseStatus }[]>`
-    select id, program_enrollment_id as "peId", course_key as "courseKey", status from program_course_enrollments
-    where program_enrollment_id = any(${ids}::bigint[])
-    order by program_enrollment_id, id`;
+    select pce.id, pce.program_enrollment_id as "peId", pce.course_key as "courseKey", pce.status
+    from unnest(${ids}::bigint[]) as p(id)
+    join program_course_enrollments pce on pce.program_enrollment_id = p.id
+    order by pce.program_enrollment_id, pce.id`;
   for (const id of ids) courseKeys.set(id, []);
   const effects: CourseEffect[] = pces.map((p) => {
     courseKeys.get(p.peId)!.push(p.courseKey);

@@ -1,5 +1,5 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { Tx } from '../db/client.js';
+import { refreshStatistics, type Queryable, type Tx } from '../db/client.js';
 import { claimChunk, findResult, forgetChunks, loadChunks, storeChunk, storeResult } from '../db/job-ledger.js';
 import { separateDuplicates, summarize, type SentRecord, type WriteResult } from '../domain/write-results.js';
 import type { LearnerCourse } from '../lock/learner-course-locks.js';
@@ -13,7 +13,9 @@ export interface ChunkedWrite<R extends SentRecord> {
   name: 'write-program-enrollments' | 'write-program-course-enrollments';
   records: readonly R[];
   /** The learner-course pairs a chunk will write, for the Redis locks. */
-  lockPairs(chunk: readonly R[]): Promise<LearnerCourse[]>;
+  lockPairs(sql: Queryable, chunk: readonly R[]): Promise<LearnerCourse[]>;
+  /** The tables the job grows, whose statistics it keeps fresh while it runs. */
+  tables: readonly string[];
   /** Applies one chunk inside its transaction; returns each record's result by its sent key. */
   applyChunk(tx: Tx, chunk: readonly R[]): Promise<Record<string, string>>;
 }
@@ -26,10 +28,13 @@ export interface ChunkedWrite<R extends SentRecord> {
  */
 export async function runChunkedWrite<R extends SentRecord>(ctx: JobContext, write: ChunkedWrite<R>): Promise<WriteResult> {
   const { sql } = ctx.database;
-  const earlier = await findResult<WriteResult>(sql, ctx.key);
-  if (earlier) return earlier;
-
   const total = write.records.length;
+  const earlier = await findResult<WriteResult>(sql, ctx.key);
+  if (earlier) {
+    await ctx.progress(total, total);
+    return earlier;
+  }
+
   const { unique, duplicated } = separateDuplicates(write.records);
   const results: Record<string, string> = {};
   for (const spelling of duplicated) results[spelling] = 'duplicated';
@@ -42,7 +47,8 @@ export async function runChunkedWrite<R extends SentRecord>(ctx: JobContext, wri
     const chunk = unique.slice(start, start + chunkSize);
     let chunkResults = finished.get(chunkNo);
     if (!chunkResults) {
-      const lease = await ctx.locks.acquire(await write.lockPairs(chunk));
+      const started = performance.now();
+      const lease = await ctx.locks.acquire(await write.lockPairs(sql, chunk));
       if (!lease) throw new LockBusyError();
       try {
         chunkResults = await sql.begin(async (tx) => {
@@ -55,9 +61,13 @@ export async function runChunkedWrite<R extends SentRecord>(ctx: JobContext, wri
       } finally {
         await lease.release();
       }
+      ctx.log.debug({ chunk: chunkNo, records: chunk.length, ms: Math.round(performance.now() - started) }, 'chunk applied');
     }
     Object.assign(results, chunkResults);
     done += chunk.length;
+    // After chunks 1, 2, 4, 8, …: each time the job has doubled what it wrote.
+    const chunks = chunkNo + 1;
+    if (unique.length > chunkSize && (chunks & (chunks - 1)) === 0) await refreshStatistics(sql, write.tables);
     if (done < total) await ctx.progress(done, total);
     await yieldToEventLoop();
   }

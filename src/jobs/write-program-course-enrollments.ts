@@ -36,22 +36,24 @@ export const writeProgramCourseEnrollmentsJob: JobHandler<WriteProgramCourseEnro
     return runChunkedWrite(ctx, {
       name: 'write-program-course-enrollments',
       records,
-      lockPairs: async (chunk) => chunk.map((r) => ({ organizationKey: org, studentKeyLower: r.lower, courseKey })),
+      tables: ['program_course_enrollments', 'course_enrollments', 'learners', 'history'],
+      lockPairs: async (_db, chunk) => chunk.map((r) => ({ organizationKey: org, studentKeyLower: r.lower, courseKey })),
       async applyChunk(tx: Tx, chunk) {
         const chunkLowers = chunk.map((r) => r.lower);
         await lockLearners(tx, chunk.map((r) => ({ organizationKey: org, studentKey: r.sent, studentKeyLower: r.lower })));
         const rows = await tx<{ lower: string; peId: number; userId: number | null; pceId: number | null; status: CourseStatus | null; ceId: number | null }[]>`
           select pe.student_key_lower as lower, pe.id as "peId", pe.user_id as "userId",
                  pce.id as "pceId", pce.status, pce.course_enrollment_id as "ceId"
-          from program_enrollments pe
-          left join program_course_enrollments pce on pce.program_enrollment_id = pe.id and pce.course_key = ${courseKey}
-          where pe.program_uuid = ${program.programUuid} and pe.student_key_lower = any(${chunkLowers}::text[])`;
+          from unnest(${chunkLowers}::text[]) as k(lower)
+          join program_enrollments pe on pe.program_uuid = ${program.programUuid} and pe.student_key_lower = k.lower
+          left join program_course_enrollments pce on pce.program_enrollment_id = pe.id and pce.course_key = ${courseKey}`;
         const elsewhere = await tx<{ lower: string }[]>`
           select pce.student_key_lower as lower
-          from program_course_enrollments pce
+          from unnest(${chunkLowers}::text[]) as k(lower)
+          join program_course_enrollments pce
+            on pce.organization_key = ${org} and pce.student_key_lower = k.lower and pce.course_key = ${courseKey} and pce.status = 'active'
           join program_enrollments pe on pe.id = pce.program_enrollment_id
-          where pce.organization_key = ${org} and pce.course_key = ${courseKey} and pce.status = 'active'
-            and pce.student_key_lower = any(${chunkLowers}::text[]) and pe.program_uuid <> ${program.programUuid}`;
+          where pe.program_uuid <> ${program.programUuid}`;
         const plan = planCourseWrites(chunk, payload.action, {
           enrollments: new Map(rows.map((r) => [r.lower, { peId: r.peId, userId: r.userId }])),
           pces: new Map(rows.filter((r) => r.pceId !== null).map((r) => [r.lower, { id: r.pceId!, status: r.status!, ceId: r.ceId }])),

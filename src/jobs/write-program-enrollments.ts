@@ -44,22 +44,24 @@ export const writeProgramEnrollmentsJob: JobHandler<WriteProgramEnrollmentsPaylo
       name: 'write-program-enrollments',
       records,
       // A program write changes courses only when it links a waiting PE: lock those PCEs' pairs.
-      async lockPairs(chunk): Promise<LearnerCourse[]> {
-        const rows = await sql<{ lower: string; courseKey: string }[]>`
+      tables: ['program_enrollments', 'learners', 'history'],
+      async lockPairs(db, chunk): Promise<LearnerCourse[]> {
+        const rows = await db<{ lower: string; courseKey: string }[]>`
           select pe.student_key_lower as lower, pce.course_key as "courseKey"
-          from program_enrollments pe
+          from unnest(${chunk.map((r) => r.lower)}::text[]) as k(lower)
+          join program_enrollments pe on pe.program_uuid = ${program.programUuid} and pe.student_key_lower = k.lower
           join learners l on l.organization_key = pe.organization_key and l.student_key_lower = pe.student_key_lower
           join program_course_enrollments pce on pce.program_enrollment_id = pe.id
-          where pe.program_uuid = ${program.programUuid} and pe.user_id is null and l.user_id is not null
-            and pe.student_key_lower = any(${chunk.map((r) => r.lower)}::text[])`;
+          where pe.user_id is null and l.user_id is not null`;
         return rows.map((r) => ({ organizationKey: org, studentKeyLower: r.lower, courseKey: r.courseKey }));
       },
       async applyChunk(tx: Tx, chunk) {
         const chunkLowers = chunk.map((r) => r.lower);
         const known = await lockLearners(tx, chunk.map((r) => ({ organizationKey: org, studentKey: r.sent, studentKeyLower: r.lower })));
         const existingRows = await tx<(ExistingProgramEnrollment & { lower: string })[]>`
-          select id, student_key_lower as lower, user_id as "userId", status from program_enrollments
-          where program_uuid = ${program.programUuid} and student_key_lower = any(${chunkLowers}::text[])`;
+          select pe.id, pe.student_key_lower as lower, pe.user_id as "userId", pe.status
+          from unnest(${chunkLowers}::text[]) as k(lower)
+          join program_enrollments pe on pe.program_uuid = ${program.programUuid} and pe.student_key_lower = k.lower`;
         const accounts = new Map<string, number>();
         for (const r of chunk) {
           const userId = known.get(learnerId({ organizationKey: org, studentKeyLower: r.lower }));
@@ -68,8 +70,8 @@ export const writeProgramEnrollmentsJob: JobHandler<WriteProgramEnrollmentsPaylo
         const candidateUsers = [...new Set(accounts.values())];
         const usersInProgram = candidateUsers.length
           ? await tx<{ userId: number }[]>`
-              select user_id as "userId" from program_enrollments
-              where program_uuid = ${program.programUuid} and user_id = any(${candidateUsers}::bigint[])`
+              select pe.user_id as "userId" from unnest(${candidateUsers}::bigint[]) as u(id)
+              join program_enrollments pe on pe.program_uuid = ${program.programUuid} and pe.user_id = u.id`
           : [];
         const plan = planProgramWrites(chunk, payload.action, {
           existing: new Map(existingRows.map((r) => [r.lower, r])),
