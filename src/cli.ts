@@ -42,6 +42,7 @@ interface FollowOptions {
   json?: boolean;
 }
 
+const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
 const say = (line: string) => process.stderr.write(`${line}\n`);
 const print = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -127,8 +128,14 @@ async function submit(
   });
 }
 
+/** A file, or stdin for `-` (e.g. `docker compose exec -T app … enroll <uuid> - < file.csv`). */
 async function readInput(file: string): Promise<string> {
   try {
+    if (file === '-') {
+      const chunks: Buffer[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString('utf8');
+    }
     return await readFile(file, 'utf8');
   } catch (err) {
     throw new InputError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
@@ -203,11 +210,11 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       .command('enroll')
       .description('write-program-enrollments from a CSV with the header student_key,status[,curriculum_uuid]')
       .argument('<program_uuid>')
-      .argument('<file.csv>'),
+      .argument('<file.csv>', 'a CSV file, or - for stdin'),
   ).action(act(async (programUuid: string, file: string, options: WriteCliOptions) => {
     const { records, lines } = programEnrollmentsFromCsv(await readInput(file));
     const payload = programEnrollmentsPayload({ programUuid, action: options.action, records, requestedBy: options.requestedBy, lines });
-    return submit('enrollments', 'write-program-enrollments', payload, options, { what: `${records.length} records` });
+    return submit('enrollments', 'write-program-enrollments', payload, options, { what: plural(records.length, 'record') });
   }));
 
   writeOptions(
@@ -216,11 +223,11 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       .description('write-program-course-enrollments from a CSV with the header student_key,status[,course_staff]')
       .argument('<program_uuid>')
       .argument('<course_key>', 'the course key or its external key')
-      .argument('<file.csv>'),
+      .argument('<file.csv>', 'a CSV file, or - for stdin'),
   ).action(act(async (programUuid: string, courseKey: string, file: string, options: WriteCliOptions) => {
     const { records, lines } = courseEnrollmentsFromCsv(await readInput(file));
     const payload = courseEnrollmentsPayload({ programUuid, courseKey, action: options.action, records, requestedBy: options.requestedBy, lines });
-    return submit('enrollments', 'write-program-course-enrollments', payload, options, { what: `${records.length} records` });
+    return submit('enrollments', 'write-program-course-enrollments', payload, options, { what: plural(records.length, 'record') });
   }));
 
   followOptions(
@@ -231,7 +238,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       .argument('<key:username...>', 'external user key and LMS username, e.g. abc1:jdoe'),
   ).action(act(async (programUuid: string, items: string[], options: FollowOptions) => {
     const payload = linkPayload(programUuid, items);
-    return submit('enrollments', 'link-program-enrollments', payload, options, { what: `${items.length} links`, links: items.length });
+    return submit('enrollments', 'link-program-enrollments', payload, options, { what: plural(items.length, 'link'), links: items.length });
   }));
 
   followOptions(
@@ -260,7 +267,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     program
       .command('upsert-program')
       .description('upsert-program: load or replace a program\'s catalog entry from a JSON file')
-      .argument('<file.json>'),
+      .argument('<file.json>', 'a JSON file, or - for stdin'),
   ).action(act(async (file: string, options: FollowOptions) => {
     let payload: unknown;
     try {

@@ -103,17 +103,18 @@ describe('the CLI against a running service', () => {
   let dir: string;
   let program: { program_uuid: string; organization_key: string; course_key: string; external_course_key: string };
 
-  const cli = (args: string[], env: Record<string, string | undefined> = {}, entry = 'src/cli.ts'): Promise<CliRun> =>
+  const cli = (args: string[], env: Record<string, string | undefined> = {}, entry = 'src/cli.ts', input?: string): Promise<CliRun> =>
     new Promise((resolve, reject) => {
       const childEnv: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: t.prefix, ...env };
       delete childEnv.REDIS_CLUSTER_NODES;
       for (const [k, v] of Object.entries(env)) if (v === undefined) delete childEnv[k];
       const execArgs = entry.endsWith('cli.ts') ? ['--import', 'tsx', entry] : [entry];
-      const child = spawn(process.execPath, [...execArgs, ...args], { cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [...execArgs, ...args], { cwd: root, env: childEnv, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+      if (input !== undefined) child.stdin!.end(input);
       let stdout = '';
       let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
+      child.stdout!.on('data', (d) => (stdout += d));
+      child.stderr!.on('data', (d) => (stderr += d));
       child.on('error', reject);
       child.on('close', (code) => resolve({ code, stdout, stderr }));
     });
@@ -125,9 +126,12 @@ describe('the CLI against a running service', () => {
   };
 
   const peRows = async () =>
-    (await t.sql`
+    (await t.sql<{ student_key: string; status: string; user_id: string | null }[]>`
       select student_key, status, user_id from program_enrollments
-      where program_uuid = ${program.program_uuid} order by student_key`).map((r) => ({ ...r, user_id: r.user_id === null ? null : Number(r.user_id) }));
+      where program_uuid = ${program.program_uuid} and student_key not like 'cli-bulk-%' order by student_key`).map((r) => ({
+      ...r,
+      user_id: r.user_id === null ? null : Number(r.user_id),
+    }));
 
   beforeAll(async () => {
     t = await startTestService();
@@ -184,7 +188,7 @@ describe('the CLI against a running service', () => {
     expect(run.stderr).toContain('progress 2500/2500 (100%)');
     expect(run.stderr).not.toContain('\u001b['); // no bar, no cursor control codes in logs
     expect(run.stdout).toContain('code 200\n  enrolled  2500\n');
-    const [{ n }] = await t.sql`select count(*)::int as n from program_enrollments where program_uuid = ${program.program_uuid} and student_key like 'cli-bulk-%'`;
+    const [{ n }] = await t.sql<[{ n: number }]>`select count(*)::int as n from program_enrollments where program_uuid = ${program.program_uuid} and student_key like 'cli-bulk-%'`;
     expect(n).toBe(2_500);
   });
 
@@ -202,6 +206,13 @@ describe('the CLI against a running service', () => {
       { student_key: 'cli-a1', course_key: program.course_key, status: 'active', pending_staff: true },
       { student_key: 'cli-a2', course_key: program.course_key, status: 'inactive', pending_staff: false },
     ]);
+  });
+
+  it('reads the CSV from stdin when the file is -', async () => {
+    const run = await cli(['enroll', program.program_uuid, '-'], {}, 'src/cli.ts', 'student_key,status\ncli-stdin,ended\n');
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('code 200\n  ended  1\n');
+    expect((await peRows()).find((r) => r.student_key === 'cli-stdin')?.status).toBe('ended');
   });
 
   it('a failed job exits 1 with its failed reason', async () => {
