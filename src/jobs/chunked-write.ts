@@ -4,7 +4,7 @@ import { claimChunk, findResult, forgetChunks, loadChunks, storeChunk, storeResu
 import { separateDuplicates, summarize, type SentRecord, type WriteResult } from '../domain/write-results.js';
 import type { LearnerCourse } from '../lock/learner-course-locks.js';
 import type { JobContext } from './context.js';
-import { LockBusyError } from './errors.js';
+import { LockBusyError, coerceError, isTransient } from './errors.js';
 
 /** Progress is reported at least this often (CONTRACT: every 1,000 records). */
 const MAX_CHUNK = 1_000;
@@ -51,13 +51,19 @@ export async function runChunkedWrite<R extends SentRecord>(ctx: JobContext, wri
       const lease = await ctx.locks.acquire(await write.lockPairs(sql, chunk));
       if (!lease) throw new LockBusyError();
       try {
-        chunkResults = await sql.begin(async (tx) => {
-          const claim = await claimChunk(tx, ctx.key, chunkNo);
-          if (!claim.claimed) return claim.results;
-          const applied = await write.applyChunk(tx, chunk);
-          await storeChunk(tx, ctx.key, chunkNo, applied);
-          return applied;
-        });
+        chunkResults = await sql
+          .begin(async (tx) => {
+            const claim = await claimChunk(tx, ctx.key, chunkNo);
+            if (!claim.claimed) return claim.results;
+            const applied = await write.applyChunk(tx, chunk);
+            await storeChunk(tx, ctx.key, chunkNo, applied);
+            return applied;
+          })
+          .catch((err: unknown) => {
+            if (isTransient(err)) throw err;
+            ctx.log.error({ chunk: chunkNo, err: coerceError(err).message }, 'chunk failed; applying its records one by one');
+            return applyOneByOne(ctx, write, chunkNo, chunk);
+          });
       } finally {
         await lease.release();
       }
@@ -81,4 +87,32 @@ export async function runChunkedWrite<R extends SentRecord>(ctx: JobContext, wri
   await ctx.progress(total, total);
   ctx.log.info({ records: total, code: summary.code, counts: summary.counts }, 'write applied');
   return summary;
+}
+
+/**
+ * The fallback for a chunk that failed for a reason retrying does not cure: each record in its own
+ * savepoint, so one bad record becomes `internal-error` and the rest of the chunk still applies.
+ */
+async function applyOneByOne<R extends SentRecord>(
+  ctx: JobContext,
+  write: ChunkedWrite<R>,
+  chunkNo: number,
+  chunk: readonly R[],
+): Promise<Record<string, string>> {
+  return ctx.database.sql.begin(async (tx) => {
+    const claim = await claimChunk(tx, ctx.key, chunkNo);
+    if (!claim.claimed) return claim.results;
+    const results: Record<string, string> = {};
+    for (const record of chunk) {
+      try {
+        Object.assign(results, await tx.savepoint((sp) => write.applyChunk(sp, [record])));
+      } catch (err) {
+        if (isTransient(err)) throw err;
+        ctx.log.error({ chunk: chunkNo, record: record.index, err: coerceError(err).message }, 'record could not be applied');
+        results[record.sent] = 'internal-error';
+      }
+    }
+    await storeChunk(tx, ctx.key, chunkNo, results);
+    return results;
+  });
 }
