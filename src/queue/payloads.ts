@@ -6,14 +6,18 @@ import { z } from 'zod';
  * ids are not all RFC 4122 variants) and lower-cased, so comparisons are exact.
  */
 const uuid = z.guid().transform((v) => v.toLowerCase());
-const trimmed = (max: number) => z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
+// Postgres text cannot hold NUL: refuse it here, with the field's name, rather than fail in SQL.
+const noNul = (v: string) => !v.includes('\u0000');
+const trimmed = (max: number) =>
+  z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`).refine(noNul, 'must not contain NUL characters');
 const studentKey = trimmed(255);
-const eventId = z.string().min(1, 'must not be empty').max(255, 'must be at most 255 characters');
+const text = () => z.string().refine(noNul, 'must not contain NUL characters');
+const eventId = z.string().min(1, 'must not be empty').max(255, 'must be at most 255 characters').refine(noNul, 'must not contain NUL characters');
 const userId = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 
 export const upsertProgramPayload = z.object({
   program_uuid: uuid,
-  program_key: z.string().nullish(),
+  program_key: text().nullish(),
   organization_key: trimmed(255),
   curricula: z.array(
     z.object({
@@ -26,7 +30,7 @@ export const upsertProgramPayload = z.object({
     .array(
       z.object({
         course_key: trimmed(255),
-        external_course_key: z.string().trim().max(255).nullish(),
+        external_course_key: text().pipe(z.string().trim().max(255)).nullish(),
         modes: z.array(trimmed(100)).default(['audit', 'masters']),
       }),
     )
@@ -48,7 +52,7 @@ export const writeProgramEnrollmentsPayload = z.object({
       }),
     )
     .max(MAX_WRITE_RECORDS),
-  requested_by: z.string().nullish(),
+  requested_by: text().nullish(),
 });
 
 export const writeProgramCourseEnrollmentsPayload = z.object({
@@ -64,7 +68,7 @@ export const writeProgramCourseEnrollmentsPayload = z.object({
       }),
     )
     .max(MAX_WRITE_RECORDS),
-  requested_by: z.string().nullish(),
+  requested_by: text().nullish(),
 });
 
 export const linkProgramEnrollmentsPayload = z.object({
@@ -81,8 +85,8 @@ export const retireLearnerPayload = z.object({ user_id: userId });
 export const accountCreatedPayload = z.object({
   event_id: eventId,
   user_id: userId,
-  username: z.string().min(1, 'must not be empty'),
-  email: z.string().nullish(),
+  username: text().pipe(z.string().min(1, 'must not be empty')),
+  email: text().nullish(),
   identities: z.array(
     z.object({
       organization_key: trimmed(255),
@@ -95,7 +99,7 @@ export const courseEnrollmentChangedPayload = z.object({
   event_id: eventId,
   user_id: userId,
   course_key: trimmed(255),
-  mode: z.string().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
+  mode: text().pipe(z.string().min(1, 'must not be empty').max(100, 'must be at most 100 characters')),
   is_active: z.boolean(),
 });
 
