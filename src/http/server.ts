@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Queue } from 'bullmq';
 import type { Services } from '../jobs/context.js';
 import { registerAdmin } from './admin.js';
@@ -20,7 +20,12 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     bodyLimit: 6 * 1024 * 1024,
     // Path parameters carry student keys (up to 255 characters) and course keys, percent-encoded:
     // up to 12 characters each. The router's default of 100 would answer 414 to legitimate keys.
-    routerOptions: { maxParamLength: 4096 },
+    // Open edX clients put a trailing slash on these URLs; accept both spellings.
+    routerOptions: { maxParamLength: 4096, ignoreTrailingSlash: true },
+    // A malformed URL (a bad percent escape, say) is refused in the API's own error format.
+    frameworkErrors: (err, _request, reply: FastifyReply) => {
+      void reply.code(400).send({ error: err.message });
+    },
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number }, _request, reply) => {
