@@ -50,10 +50,11 @@ CREATE TABLE "history" (
 --> statement-breakpoint
 CREATE TABLE "job_chunks" (
 	"key" text NOT NULL,
-	"chunk" integer NOT NULL,
+	"start" integer NOT NULL,
+	"size" integer NOT NULL,
 	"results" jsonb NOT NULL,
 	"finished_at" timestamp with time zone DEFAULT now() NOT NULL,
-	CONSTRAINT "job_chunks_key_chunk_pk" PRIMARY KEY("key","chunk")
+	CONSTRAINT "job_chunks_key_start_pk" PRIMARY KEY("key","start")
 );
 --> statement-breakpoint
 CREATE TABLE "job_results" (

@@ -46,7 +46,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
   let queues: Record<QueueName, Queue> | undefined;
 
   const stop = async () => {
-    await workers?.close(6_000).catch((err) => log.error({ err: err.message }, 'closing workers'));
+    await workers?.close(config.SHUTDOWN_GRACE_MS).catch((err) => log.error({ err: err.message }, 'closing workers'));
     await http?.close().catch(() => {});
     if (queues) await Promise.all(Object.values(queues).map((q) => q.close().catch(() => {})));
     await Promise.all(redisConnections.map((c) => c.quit().catch(() => c.disconnect())));

@@ -48,6 +48,8 @@ const envSchema = z
       (v) => (v === '' || v === undefined ? 'on' : v),
       z.enum(['on', 'off']),
     ),
+    /** How long a stopping process lets active jobs finish before handing them back to the queue. */
+    SHUTDOWN_GRACE_MS: z.preprocess((v) => (v === '' || v === undefined ? 6_000 : v), z.coerce.number().int().min(0).max(60_000)),
     /** Records per transaction in the bulk write jobs. */
     WRITE_CHUNK_SIZE: positiveInt(1000),
     /** Mixed into the one-way hash of retired keys, so that they cannot be guessed from a list of ids. */

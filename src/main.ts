@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from './config.js';
-import { startService } from './app.js';
+import { startService, type Service } from './app.js';
 import { createLogger } from './log.js';
 
 /** `npm start`: one process with migrations, both queues' workers, the expiry schedule and HTTP. */
@@ -17,30 +17,38 @@ async function main(): Promise<void> {
   const log = createLogger(config.LOG_LEVEL);
   process.on('unhandledRejection', (err) => log.error({ err: String(err) }, 'unhandled rejection'));
 
-  const service = await startService(config, { logger: log });
-  let stopping = false;
-  const shutdown = (signal: string) => {
+  // Signals are handled from the start: a SIGTERM during start-up stops the service as soon as it
+  // is up, instead of killing the process with its private Redis and Postgres still running.
+  let stopping: string | null = null;
+  let service: Service | null = null;
+  const shutdown = async (signal: string) => {
     if (stopping) return;
-    stopping = true;
+    stopping = signal;
+    if (!service) return; // main() stops it once started
     log.info({ signal }, 'shutting down');
     const hardStop = setTimeout(() => {
       log.error('shutdown took too long; exiting');
       process.exit(1);
-    }, 9_500);
+    }, config.SHUTDOWN_GRACE_MS + 3_500);
     hardStop.unref();
-    service.stop().then(
-      () => {
-        log.info('stopped');
-        process.exit(0);
-      },
-      (err) => {
-        log.error({ err: String(err) }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    try {
+      await service.stop();
+      log.info('stopped');
+      process.exit(0);
+    } catch (err) {
+      log.error({ err: String(err) }, 'shutdown failed');
+      process.exit(1);
+    }
   };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  service = await startService(config, { logger: log });
+  if (stopping) {
+    const signal = stopping;
+    stopping = null;
+    await shutdown(signal);
+  }
 }
 
 main().catch((err) => {

@@ -29,27 +29,41 @@ export async function storeResult(tx: Tx, key: string, result: unknown): Promise
     on conflict (key) do update set result = excluded.result, finished_at = now()`;
 }
 
-export async function loadChunks(sql: Queryable, key: string): Promise<Map<number, Record<string, string>>> {
-  const rows = await sql<{ chunk: number; results: Record<string, string> }[]>`
-    select chunk, results from job_chunks where key = ${key} and results <> 'null'::jsonb`;
-  return new Map(rows.map((r) => [r.chunk, r.results]));
+export interface AppliedChunk {
+  size: number;
+  results: Record<string, string>;
 }
 
+/** The committed chunks of a job, by the position of their first record. */
+export async function loadChunks(sql: Queryable, key: string): Promise<Map<number, AppliedChunk>> {
+  const rows = await sql<{ start: number; size: number; results: Record<string, string> }[]>`
+    select start, size, results from job_chunks where key = ${key} and results <> 'null'::jsonb`;
+  return new Map(rows.map((r) => [r.start, { size: r.size, results: r.results }]));
+}
+
+/**
+ * Claims the chunk of `size` records starting at `start`; returns the earlier results when another
+ * run already applied it.
+ */
 export async function claimChunk(
   tx: Tx,
   key: string,
-  chunk: number,
+  start: number,
+  size: number,
 ): Promise<{ claimed: true } | { claimed: false; results: Record<string, string> }> {
   const [claimed] = await tx`
-    insert into job_chunks (key, chunk, results) values (${key}, ${chunk}, 'null'::jsonb)
-    on conflict (key, chunk) do nothing returning chunk`;
+    insert into job_chunks (key, start, size, results) values (${key}, ${start}, ${size}, 'null'::jsonb)
+    on conflict (key, start) do nothing returning start`;
   if (claimed) return { claimed: true };
-  const [row] = await tx<{ results: Record<string, string> }[]>`select results from job_chunks where key = ${key} and chunk = ${chunk}`;
+  const [row] = await tx<{ size: number; results: Record<string, string> }[]>`
+    select size, results from job_chunks where key = ${key} and start = ${start}`;
+  // Another run's chunk of another size starts here: retry, and the next run follows its bounds.
+  if (row!.size !== size) throw Object.assign(new Error('a concurrent run chunked this job differently'), { code: '40001' });
   return { claimed: false, results: row!.results };
 }
 
-export async function storeChunk(tx: Tx, key: string, chunk: number, results: Record<string, string>): Promise<void> {
-  await tx`update job_chunks set results = ${JSON.stringify(results)}::jsonb, finished_at = now() where key = ${key} and chunk = ${chunk}`;
+export async function storeChunk(tx: Tx, key: string, start: number, results: Record<string, string>): Promise<void> {
+  await tx`update job_chunks set results = ${JSON.stringify(results)}::jsonb, finished_at = now() where key = ${key} and start = ${start}`;
 }
 
 /** Drops a finished job's chunk rows and forgets results older than the retention. */

@@ -228,15 +228,18 @@ export const jobResults = pgTable(
 
 /**
  * The committed chunks of a bulk job that has not finished: a chunk's effects and its row commit
- * together, so a job run again after a crash skips them and reports the same results.
+ * together, so a job run again after a crash skips them and reports the same results. A chunk is
+ * named by the position of its first record and its length, so a run with another chunk size
+ * (another process, another setting) still finds exactly what is applied.
  */
 export const jobChunks = pgTable(
   'job_chunks',
   {
     key: text('key').notNull(),
-    chunk: integer('chunk').notNull(),
+    start: integer('start').notNull(),
+    size: integer('size').notNull(),
     results: jsonb('results').notNull(),
     finishedAt: timestamp('finished_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.key, t.chunk] })],
+  (t) => [primaryKey({ columns: [t.key, t.start] })],
 );

@@ -10,7 +10,7 @@ import { LockBusyError, coerceError, isTransient } from './errors.js';
 const MAX_CHUNK = 1_000;
 
 export interface ChunkedWrite<R extends SentRecord> {
-  name: 'write-program-enrollments' | 'write-program-course-enrollments';
+  name: 'write-program-enrollments' | 'write-program-course-enrollments' | 'write-program-course-enrollments-upload';
   records: readonly R[];
   /** The learner-course pairs a chunk will write, for the Redis locks. */
   lockPairs(sql: Queryable, chunk: readonly R[]): Promise<LearnerCourse[]>;
@@ -26,7 +26,14 @@ export interface ChunkedWrite<R extends SentRecord> {
  * so a job run again (a stall, a crash, a busy lock) skips what is applied and returns the same
  * results. Awaiting Postgres between chunks keeps the event loop free for BullMQ's lock renewal.
  */
-export async function runChunkedWrite<R extends SentRecord>(ctx: JobContext, write: ChunkedWrite<R>): Promise<WriteResult> {
+export async function runChunkedWrite<R extends SentRecord>(
+  job: JobContext,
+  write: ChunkedWrite<R>,
+  ledgerKey: string = job.key,
+): Promise<WriteResult> {
+  // The ledger entry this write keeps its chunks and result under: the job's own, or, for a job
+  // that runs several writes (a course upload, one per course), one of its own per write.
+  const ctx: JobContext = ledgerKey === job.key ? job : { ...job, key: ledgerKey };
   const { sql } = ctx.database;
   const total = write.records.length;
   const earlier = await findResult<WriteResult>(sql, ctx.key);
@@ -42,10 +49,15 @@ export async function runChunkedWrite<R extends SentRecord>(ctx: JobContext, wri
   const chunkSize = Math.min(ctx.config.WRITE_CHUNK_SIZE, MAX_CHUNK);
   const finished = await loadChunks(sql, ctx.key);
   let done = total - unique.length;
-  for (let start = 0, chunkNo = 0; start < unique.length; start += chunkSize, chunkNo += 1) {
+  const starts = [...finished.keys()].sort((a, b) => a - b);
+  for (let start = 0, chunkNo = 0; start < unique.length; chunkNo += 1) {
     if (ctx.signal.aborted) throw new Error('the job was cancelled');
-    const chunk = unique.slice(start, start + chunkSize);
-    let chunkResults = finished.get(chunkNo);
+    // Follow the bounds of chunks an earlier run applied; cut new ones up to the next of those.
+    const applied = finished.get(start);
+    const nextApplied = starts.find((s) => s > start) ?? Infinity;
+    const size = applied?.size ?? Math.min(chunkSize, nextApplied - start);
+    const chunk = unique.slice(start, start + size);
+    let chunkResults = applied?.results;
     if (!chunkResults) {
       const started = performance.now();
       const lease = await ctx.locks.acquire(await write.lockPairs(sql, chunk));
@@ -53,16 +65,16 @@ export async function runChunkedWrite<R extends SentRecord>(ctx: JobContext, wri
       try {
         chunkResults = await sql
           .begin(async (tx) => {
-            const claim = await claimChunk(tx, ctx.key, chunkNo);
+            const claim = await claimChunk(tx, ctx.key, start, chunk.length);
             if (!claim.claimed) return claim.results;
-            const applied = await write.applyChunk(tx, chunk);
-            await storeChunk(tx, ctx.key, chunkNo, applied);
-            return applied;
+            const results = await write.applyChunk(tx, chunk);
+            await storeChunk(tx, ctx.key, start, results);
+            return results;
           })
           .catch((err: unknown) => {
             if (isTransient(err)) throw err;
             ctx.log.error({ chunk: chunkNo, err: coerceError(err).message }, 'chunk failed; applying its records one by one');
-            return applyOneByOne(ctx, write, chunkNo, chunk);
+            return applyOneByOne(ctx, write, start, chunk);
           });
       } finally {
         await lease.release();
@@ -70,6 +82,7 @@ export async function runChunkedWrite<R extends SentRecord>(ctx: JobContext, wri
       ctx.log.debug({ chunk: chunkNo, records: chunk.length, ms: Math.round(performance.now() - started) }, 'chunk applied');
     }
     Object.assign(results, chunkResults);
+    start += chunk.length;
     done += chunk.length;
     // After chunks 1, 2, 4, 8, …: each time the job has doubled what it wrote.
     const chunks = chunkNo + 1;
@@ -96,11 +109,11 @@ export async function runChunkedWrite<R extends SentRecord>(ctx: JobContext, wri
 async function applyOneByOne<R extends SentRecord>(
   ctx: JobContext,
   write: ChunkedWrite<R>,
-  chunkNo: number,
+  start: number,
   chunk: readonly R[],
 ): Promise<Record<string, string>> {
   return ctx.database.sql.begin(async (tx) => {
-    const claim = await claimChunk(tx, ctx.key, chunkNo);
+    const claim = await claimChunk(tx, ctx.key, start, chunk.length);
     if (!claim.claimed) return claim.results;
     const results: Record<string, string> = {};
     for (const record of chunk) {
@@ -108,11 +121,11 @@ async function applyOneByOne<R extends SentRecord>(
         Object.assign(results, await tx.savepoint((sp) => write.applyChunk(sp, [record])));
       } catch (err) {
         if (isTransient(err)) throw err;
-        ctx.log.error({ chunk: chunkNo, record: record.index, err: coerceError(err).message }, 'record could not be applied');
+        ctx.log.error({ start, record: record.index, err: coerceError(err).message }, 'record could not be applied');
         results[record.sent] = 'internal-error';
       }
     }
-    await storeChunk(tx, ctx.key, chunkNo, results);
+    await storeChunk(tx, ctx.key, start, results);
     return results;
   });
 }

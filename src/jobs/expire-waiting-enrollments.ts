@@ -47,6 +47,12 @@ export const expireWaitingEnrollmentsJob: JobHandler<ExpireWaitingEnrollmentsPay
         await tx`delete from history where program_enrollment_id = any(${ids}::bigint[])`;
         await tx`delete from program_enrollments where id = any(${ids}::bigint[])`;
       }
+      // Learners with neither an account nor an enrollment left: nothing needs their key any more.
+      await tx`
+        delete from learners l
+        where l.user_id is null
+          and not exists (select 1 from program_enrollments pe
+                          where pe.organization_key = l.organization_key and pe.student_key_lower = l.student_key_lower)`;
       await tx`
         delete from job_results
         where (key like 'account-created/%' or key like 'course-enrollment-changed/%')

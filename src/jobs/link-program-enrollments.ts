@@ -41,7 +41,7 @@ export const linkProgramEnrollmentsJob: JobHandler<LinkProgramEnrollmentsPayload
     for (const link of unique) {
       const recorded = finished.get(link.index);
       if (recorded) {
-        Object.assign(errors, recorded);
+        Object.assign(errors, recorded.results);
         continue;
       }
       const courses = await sql<{ courseKey: string }[]>`
@@ -53,7 +53,7 @@ export const linkProgramEnrollmentsJob: JobHandler<LinkProgramEnrollmentsPayload
       try {
         const outcome = await sql
           .begin(async (tx) => {
-            const claim = await claimChunk(tx, ctx.key, link.index);
+            const claim = await claimChunk(tx, ctx.key, link.index, 1);
             if (!claim.claimed) return claim.results;
             await lockLearners(tx, [{ organizationKey: org, studentKey: link.sent, studentKeyLower: link.lower }]);
             const [account] = await tx<{ userId: number }[]>`select user_id as "userId" from accounts where username = ${link.username}`;
@@ -87,7 +87,7 @@ export const linkProgramEnrollmentsJob: JobHandler<LinkProgramEnrollmentsPayload
             ctx.log.warn({ program: program.programUuid, err: err.message }, 'link failed');
             const result = { [link.sent]: `${err.name}: ${err.message}` };
             await sql.begin(async (tx) => {
-              if ((await claimChunk(tx, ctx.key, link.index)).claimed) await storeChunk(tx, ctx.key, link.index, result);
+              if ((await claimChunk(tx, ctx.key, link.index, 1)).claimed) await storeChunk(tx, ctx.key, link.index, result);
             });
             return result;
           });

@@ -39,6 +39,7 @@ export function startWorkers(
   handlers: HandlerRegistry,
 ): WorkerSet {
   const { config, log, metrics } = services;
+  let handingBack = false;
   const workers = (Object.keys(QUEUES) as QueueName[]).map((queue) => {
     const worker = new Worker(
       queue,
@@ -62,6 +63,11 @@ export function startWorkers(
         } catch (raw) {
           const err = coerceError(raw);
           if (err instanceof JobRejectedError) throw new UnrecoverableError(err.message);
+          if (handingBack && ctx.signal.aborted) {
+            // Shutting down: back to the queue at once, for another worker, without using an attempt.
+            await job.moveToDelayed(Date.now(), token);
+            throw new DelayedError();
+          }
           if (err instanceof LockBusyError) {
             metrics.lockWaits.inc();
             metrics.jobs.inc({ queue, name: job.name, outcome: 'delayed' });
@@ -106,9 +112,14 @@ export function startWorkers(
     isRunning: () => workers.every((w) => w.isRunning()),
     async close(timeoutMs) {
       const graceful = Promise.all(workers.map((w) => w.close()));
-      const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
-      if ((await Promise.race([graceful, timer])) === 'timeout') {
-        log.warn('active jobs did not finish in time; handing them back to the queue');
+      const after = (ms: number) => new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref());
+      if ((await Promise.race([graceful, after(timeoutMs)])) !== 'timeout') return;
+      // Long jobs stop between chunks when their signal aborts; what they applied stays applied
+      // (the chunk ledger), and the next worker carries on from there.
+      log.warn('active jobs did not finish in time; handing them back to the queue');
+      handingBack = true;
+      for (const w of workers) w.cancelAllJobs('shutting down');
+      if ((await Promise.race([graceful, after(2_000)])) === 'timeout') {
         await Promise.all(workers.map((w) => w.close(true)));
       }
     },

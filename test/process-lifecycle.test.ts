@@ -1,0 +1,155 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { freePort, postgresDataLocation } from '../src/services/embedded.js';
+import { newProgram, newPrefix, queuesOn, startServiceOn, uniqueKey, waitJob } from './support/fixtures.js';
+import { createTestDatabase, startTestService, type TestService } from './support/service.js';
+
+const root = path.resolve(import.meta.dirname, '..');
+
+/** Descendant process command lines of `pid` (Linux /proc), to prove nothing is left behind. */
+function descendants(pid: number): string[] {
+  const out = spawnSync('ps', ['-e', '-o', 'pid=,ppid=,args='], { encoding: 'utf8' }).stdout;
+  const rows = out.trim().split('\n').map((l) => l.trim().match(/^(\d+)\s+(\d+)\s+(.*)$/)!).filter(Boolean);
+  const found: string[] = [];
+  const walk = (p: number) => {
+    for (const r of rows) if (Number(r[2]) === p) (found.push(r[3]!), walk(Number(r[1])));
+  };
+  walk(pid);
+  return found;
+}
+
+async function waitReady(url: string, child: ReturnType<typeof spawn>, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode}`);
+    const status = await fetch(`${url}/readyz`).then((r) => r.status, () => 0);
+    if (status === 200) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) throw new Error(`/readyz not 200 after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function stopWithSigterm(child: ReturnType<typeof spawn>): Promise<{ code: number | null; ms: number }> {
+  const started = Date.now();
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  const code = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 15_000))]);
+  return { code, ms: Date.now() - started };
+}
+
+describe('npm start', () => {
+  it('starts its own Redis and Postgres when REDIS_URL and DATABASE_URL are unset, and leaves nothing behind on SIGTERM', async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'pe-start-'));
+    const port = await freePort();
+    const env = { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
+    delete env.REDIS_URL;
+    delete env.DATABASE_URL;
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], { cwd: root, env, stdio: 'ignore' });
+    try {
+      const readyMs = await waitReady(`http://127.0.0.1:${port}`, child, 60_000);
+      expect(readyMs).toBeLessThan(60_000);
+      const children = descendants(child.pid!);
+      expect(children.some((c) => c.startsWith('redis-server'))).toBe(true);
+      expect(children.some((c) => c.includes('postgres'))).toBe(true);
+      const { code, ms } = await stopWithSigterm(child);
+      expect(code).toBe(0);
+      expect(ms).toBeLessThan(10_000);
+      const leftovers = spawnSync('ps', ['-e', '-o', 'args='], { encoding: 'utf8' }).stdout
+        .split('\n')
+        .filter((l) => l.includes(dataDir) || (l.startsWith('redis-server') && !l.includes(':6379')));
+      expect(leftovers).toEqual([]);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      rmSync(path.dirname(postgresDataLocation(path.join(dataDir, 'postgres'))), { recursive: true, force: true });
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('runs on the given Redis and Postgres and exits 0 on SIGTERM', async () => {
+    const database = await createTestDatabase();
+    const port = await freePort();
+    const env = {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      REDIS_URL: inject('redisUrl'),
+      DATABASE_URL: database.url,
+      QUEUE_PREFIX: newPrefix(),
+    };
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], { cwd: root, env, stdio: 'ignore' });
+    try {
+      await waitReady(`http://127.0.0.1:${port}`, child, 60_000);
+      expect(descendants(child.pid!)).toEqual([]);
+      const { code, ms } = await stopWithSigterm(child);
+      expect(code).toBe(0);
+      expect(ms).toBeLessThan(10_000);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await database.drop();
+    }
+  });
+
+  it('stops with a bad configuration, naming the variable', () => {
+    const out = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], {
+      cwd: root,
+      env: { ...process.env, PORT: 'eighty' },
+      encoding: 'utf8',
+    });
+    expect(out.status).toBe(2);
+    expect(out.stderr).toContain('PORT');
+  });
+});
+
+describe('graceful shutdown during a long job', () => {
+  let t: TestService;
+  beforeAll(async () => {
+    t = await startTestService();
+  });
+  afterAll(async () => {
+    await t.stop();
+  });
+
+  it('hands the job back; another process finishes it with every record applied once', async () => {
+    const program = await newProgram(t);
+    const prefix = newPrefix();
+    const { queues, close } = await queuesOn(prefix);
+    const first = await startServiceOn(t, prefix, { WRITE_CHUNK_SIZE: '200', SHUTDOWN_GRACE_MS: '300' });
+    const keys = Array.from({ length: 30_000 }, () => uniqueKey());
+    const job = await queues.enrollments.add('write-program-enrollments', {
+      program_uuid: program.program_uuid,
+      action: 'create',
+      enrollments: keys.map((k) => ({ student_key: k, status: 'enrolled' })),
+    });
+    for (;;) {
+      const progress = (await job.getState(), (await queues.enrollments.getJob(job.id!))!.progress) as { done?: number };
+      if (progress && typeof progress === 'object' && (progress.done ?? 0) > 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const started = Date.now();
+    await first.stop();
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const partial = await t.sql`select count(*)::int as n from program_enrollments where program_uuid = ${program.program_uuid}`;
+    expect(partial[0]!.n).toBeLessThan(30_000);
+
+    const second = await startServiceOn(t, prefix);
+    try {
+      const done = await waitJob(queues.enrollments, job, 120_000);
+      expect(done.state).toBe('completed');
+      expect(done.result.counts).toEqual({ enrolled: 30_000 });
+      const [{ n }] = (await t.sql`select count(*)::int as n from program_enrollments where program_uuid = ${program.program_uuid}`) as any;
+      expect(n).toBe(30_000);
+      const [{ h }] = (await t.sql`
+        select count(*)::int as h from history h join program_enrollments pe on pe.id = h.entity_id
+        where h.entity = 'program_enrollment' and pe.program_uuid = ${program.program_uuid}`) as any;
+      expect(h).toBe(30_000);
+    } finally {
+      await second.stop();
+      await close();
+    }
+  });
+});
