@@ -100,14 +100,16 @@ export async function linkProgramEnrollments(
   if (pces.length) {
     const pceIds = pces.map((p) => p.id);
     await tx`
+      with granted as (
+        delete from pending_role_assignments where program_course_enrollment_id = any(${pceIds}::bigint[])
+        returning program_course_enrollment_id as pce_id
+      )
       insert into course_staff_roles (user_id, course_key)
       select pe.user_id, pce.course_key
-      from pending_role_assignments pra
-      join program_course_enrollments pce on pce.id = pra.program_course_enrollment_id
+      from granted
+      join program_course_enrollments pce on pce.id = granted.pce_id
       join program_enrollments pe on pe.id = pce.program_enrollment_id
-      where pra.program_course_enrollment_id = any(${pceIds}::bigint[])
       on conflict do nothing`;
-    await tx`delete from pending_role_assignments where program_course_enrollment_id = any(${pceIds}::bigint[])`;
   }
   for (const keys of courseKeys.values()) keys.sort();
   return courseKeys;

@@ -1,10 +1,10 @@
 import type { Tx } from '../db/client.js';
-import { claimResult, findResult, storeResult } from '../db/job-ledger.js';
+import { claimResult, storeResult } from '../db/job-ledger.js';
 import { learnerId, linkProgramEnrollments, lockLearners, type Learner, type SentLearner } from '../db/learners.js';
 import { accountCreatedPayload, type AccountCreatedPayload } from '../queue/payloads.js';
 import type { JobContext, JobHandler } from './context.js';
 import { JobRejectedError, LockBusyError } from './errors.js';
-import { lowerKeys } from './program-lookup.js';
+import type { LearnerCourse } from '../lock/learner-course-locks.js';
 
 export interface AccountCreatedResult {
   linked: Array<{ program_uuid: string; student_key: string; course_keys: string[] }>;
@@ -18,25 +18,23 @@ const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
  * holds the learners' row locks.
  */
 async function recordAccount(tx: Tx, payload: AccountCreatedPayload, identities: Learner[]): Promise<void> {
-  const [holder] = await tx<{ userId: number }[]>`
-    select user_id as "userId" from accounts where username = ${payload.username} and user_id <> ${payload.user_id}`;
-  if (holder) throw new JobRejectedError(`username of user_id ${payload.user_id} already belongs to user_id ${holder.userId}`);
+  const [row] = await tx<{ holder: number | null }[]>`
+    with holder as (select user_id from accounts where username = ${payload.username} and user_id <> ${payload.user_id}),
+    upsert as (
+      insert into accounts (user_id, username, email)
+      select ${payload.user_id}, ${payload.username}, ${payload.email ?? null} where not exists (select 1 from holder)
+      on conflict (user_id) do update set username = excluded.username, email = excluded.email, modified_at = now()
+    )
+    select (select user_id from holder) as holder`;
+  if (row!.holder !== null) throw new JobRejectedError(`username of user_id ${payload.user_id} already belongs to user_id ${row!.holder}`);
+  // The event's identities get the account; those the event no longer lists lose it.
   await tx`
-    insert into accounts (user_id, username, email) values (${payload.user_id}, ${payload.username}, ${payload.email ?? null})
-    on conflict (user_id) do update set username = excluded.username, email = excluded.email, modified_at = now()`;
-  const orgs = identities.map((i) => i.organizationKey);
-  const lowers = identities.map((i) => i.studentKeyLower);
-  await tx`
-    update learners l set user_id = null
+    with v as (select * from unnest(${identities.map((i) => i.organizationKey)}::text[], ${identities.map((i) => i.studentKeyLower)}::text[]) as v(org, lower))
+    update learners l
+    set user_id = case when exists (select 1 from v where v.org = l.organization_key and v.lower = l.student_key_lower)
+                       then ${payload.user_id}::bigint end
     where l.user_id = ${payload.user_id}
-      and not exists (select 1 from unnest(${orgs}::text[], ${lowers}::text[]) as v(org, lower)
-                      where v.org = l.organization_key and v.lower = l.student_key_lower)`;
-  if (identities.length) {
-    await tx`
-      update learners l set user_id = ${payload.user_id}
-      from unnest(${orgs}::text[], ${lowers}::text[]) as v(org, lower)
-      where l.organization_key = v.org and l.student_key_lower = v.lower`;
-  }
+       or exists (select 1 from v where v.org = l.organization_key and v.lower = l.student_key_lower)`;
 }
 
 /**
@@ -49,32 +47,34 @@ export const accountCreatedJob: JobHandler<AccountCreatedPayload, AccountCreated
   async run(payload, ctx: JobContext) {
     const { sql } = ctx.database;
     const key = `account-created/${payload.event_id}`;
-    const earlier = await findResult<AccountCreatedResult>(sql, key);
-    if (earlier) return earlier;
 
+    // One round trip before the transaction: each identity's key as Postgres lower-cases it, and
+    // the courses of its waiting PEs, whose learner-course locks the event takes. (A replayed
+    // event finds its earlier result once inside the transaction.)
+    const sent = payload.identities;
+    const rows = sent.length
+      ? await sql<{ n: number; lower: string; courseKey: string | null }[]>`
+          select v.n::int as n, lower(v.key) as lower, pce.course_key as "courseKey"
+          from unnest(${sent.map((i) => i.organization_key)}::text[], ${sent.map((i) => i.external_user_key)}::text[])
+            with ordinality as v(org, key, n)
+          left join program_enrollments pe
+            on pe.organization_key = v.org and pe.student_key_lower = lower(v.key) and pe.user_id is null
+          left join program_course_enrollments pce on pce.program_enrollment_id = pe.id
+          order by v.n`
+      : [];
     // One identity per learner; the event may name the same one twice in different cases.
-    const lowers = await lowerKeys(sql, payload.identities.map((i) => i.external_user_key));
-    const seen = new Set<string>();
     const identities: SentLearner[] = [];
-    payload.identities.forEach((identity, i) => {
-      const learner = { organizationKey: identity.organization_key, studentKey: identity.external_user_key, studentKeyLower: lowers[i]! };
-      if (seen.has(learnerId(learner))) return;
+    const seen = new Set<string>();
+    const pairs: LearnerCourse[] = [];
+    for (const row of rows) {
+      const identity = sent[row.n - 1]!;
+      const learner = { organizationKey: identity.organization_key, studentKey: identity.external_user_key, studentKeyLower: row.lower };
+      if (row.courseKey !== null) pairs.push({ organizationKey: learner.organizationKey, studentKeyLower: row.lower, courseKey: row.courseKey });
+      if (seen.has(learnerId(learner))) continue;
       seen.add(learnerId(learner));
       identities.push(learner);
-    });
-
-    const waitingCourses = identities.length
-      ? await sql<{ org: string; lower: string; courseKey: string }[]>`
-          select pe.organization_key as org, pe.student_key_lower as lower, pce.course_key as "courseKey"
-          from program_enrollments pe
-          join unnest(${identities.map((i) => i.organizationKey)}::text[], ${identities.map((i) => i.studentKeyLower)}::text[]) as v(org, lower)
-            on pe.organization_key = v.org and pe.student_key_lower = v.lower
-          join program_course_enrollments pce on pce.program_enrollment_id = pe.id
-          where pe.user_id is null`
-      : [];
-    const lease = await ctx.locks.acquire(
-      waitingCourses.map((w) => ({ organizationKey: w.org, studentKeyLower: w.lower, courseKey: w.courseKey })),
-    );
+    }
+    const lease = await ctx.locks.acquire(pairs);
     if (!lease) throw new LockBusyError();
     try {
       return await sql.begin(async (tx) => {
@@ -83,18 +83,20 @@ export const accountCreatedJob: JobHandler<AccountCreatedPayload, AccountCreated
         await lockLearners(tx, identities);
         await recordAccount(tx, payload, identities);
 
+        // The learners' waiting PEs, oldest first, and whether the account already has a PE in
+        // their program (a second one would break the one-PE-per-program rule: that PE waits).
         const waiting = identities.length
-          ? await tx<{ id: number; programUuid: string; studentKey: string }[]>`
-              select pe.id, pe.program_uuid as "programUuid", pe.student_key as "studentKey"
+          ? await tx<{ id: number; programUuid: string; studentKey: string; taken: boolean }[]>`
+              select pe.id, pe.program_uuid as "programUuid", pe.student_key as "studentKey",
+                     exists (select 1 from program_enrollments o
+                             where o.user_id = ${payload.user_id} and o.program_uuid = pe.program_uuid) as taken
               from program_enrollments pe
               join unnest(${identities.map((i) => i.organizationKey)}::text[], ${identities.map((i) => i.studentKeyLower)}::text[]) as v(org, lower)
                 on pe.organization_key = v.org and pe.student_key_lower = v.lower
               where pe.user_id is null
               order by pe.id`
           : [];
-        const enrolledIn = await tx<{ programUuid: string }[]>`
-          select program_uuid as "programUuid" from program_enrollments where user_id = ${payload.user_id}`;
-        const taken = new Set(enrolledIn.map((r) => r.programUuid));
+        const taken = new Set(waiting.filter((pe) => pe.taken).map((pe) => pe.programUuid));
         const links: Array<{ peId: number; userId: number }> = [];
         for (const pe of waiting) {
           if (taken.has(pe.programUuid)) {
