@@ -48,7 +48,8 @@ describe('npm start', () => {
     const env = { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
     delete env.REDIS_URL;
     delete env.DATABASE_URL;
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], { cwd: root, env, stdio: 'ignore' });
+    // `npm start` itself: npm must pass SIGTERM on to the service (its script execs node for that).
+    const child = spawn('npm', ['start', '--silent'], { cwd: root, env, stdio: 'ignore' });
     try {
       const readyMs = await waitReady(`http://127.0.0.1:${port}`, child, 60_000);
       expect(readyMs).toBeLessThan(60_000);
