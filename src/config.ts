@@ -63,6 +63,11 @@ const envSchema = z
   .refine((c) => !(c.ADMIN_USER && !c.ADMIN_PASSWORD) && !(c.ADMIN_PASSWORD && !c.ADMIN_USER), {
     message: 'ADMIN_USER and ADMIN_PASSWORD must be set together',
     path: ['ADMIN_PASSWORD'],
+  })
+  // BullMQ's scripts touch many keys of a queue at once; on a cluster they must share a slot.
+  .refine((c) => c.REDIS_CLUSTER_NODES.length === 0 || /\{[^{}]+\}/.test(c.QUEUE_PREFIX), {
+    message: 'must contain a hash tag such as {bull} when REDIS_CLUSTER_NODES is set',
+    path: ['QUEUE_PREFIX'],
   });
 
 export type Config = z.infer<typeof envSchema>;

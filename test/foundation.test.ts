@@ -166,3 +166,10 @@ describe('migrations', () => {
     }
   });
 });
+
+describe('Redis Cluster settings', () => {
+  it('require a hash tag in QUEUE_PREFIX', () => {
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7000' })).toThrow(/QUEUE_PREFIX: must contain a hash tag/);
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000', QUEUE_PREFIX: '{enroll}' }).REDIS_CLUSTER_NODES).toEqual(['10.0.0.1:7000']);
+  });
+});

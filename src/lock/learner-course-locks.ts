@@ -47,7 +47,9 @@ export class LearnerCourseLocks {
 
   keyFor(pair: LearnerCourse): string {
     const tag = [pair.organizationKey, pair.studentKeyLower, pair.courseKey].map(encodeURIComponent).join('|');
-    return `${this.prefix}:lock:{${tag}}`;
+    // The pair is the hash tag; braces of a cluster queue prefix (`{bull}`) would take its place
+    // and put every lock in one slot.
+    return `${this.prefix.replace(/[{}]/g, '')}:lock:{${tag}}`;
   }
 
   /** Takes all the pairs or none; `null` means another job holds at least one of them. */
