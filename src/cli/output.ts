@@ -26,6 +26,8 @@ export function describeResult(name: string, result: unknown, context: { links?:
   switch (name) {
     case 'write-program-enrollments':
     case 'write-program-course-enrollments':
+    // The HTTP course upload's job: its per-row results are for result.csv; code and counts say enough here.
+    case 'write-program-course-enrollments-upload':
       return describeWriteResult(result);
     case 'link-program-enrollments':
       return describeLinkResult(result, context.links);

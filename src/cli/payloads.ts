@@ -1,13 +1,11 @@
-import { parse } from 'csv-parse/sync';
 import type { z } from 'zod';
 import {
-  describeIssues,
   linkProgramEnrollmentsPayload,
-  MAX_WRITE_RECORDS,
   writeProgramCourseEnrollmentsPayload,
   writeProgramEnrollmentsPayload,
   type writeActions,
 } from '../queue/payloads.js';
+import { payloadProblem, readUploadCsv, recordLimitProblem, UploadCsvError, type UploadCsv } from '../uploads/read-csv.js';
 
 /**
  * The CLI's input → job payload mapping, kept pure (text in, wire payload out) so that it is
@@ -35,50 +33,19 @@ export interface CourseEnrollmentRecord {
   course_staff?: boolean;
 }
 
-interface CsvRows {
-  /** One object per data row, keyed by the case-folded header. */
-  rows: Array<Record<string, string>>;
-  /** The file line each row ends on (the header is line 1), for messages. */
-  lines: number[];
-}
-
-function readCsv(text: string, required: readonly string[]): CsvRows {
-  let records: Array<{ record: string[]; info: { lines: number } }>;
+/** The shared upload reader (CONTRACT "Uploads"), its refusals turned into InputError. */
+function readCsv(text: string, required: readonly string[]): UploadCsv {
   try {
-    records = parse(text, {
-      bom: true,
-      info: true,
-      relax_column_count: true,
-      skip_empty_lines: true,
-      // Files edited on several systems mix line endings; csv-parse would otherwise keep the first.
-      record_delimiter: ['\r\n', '\n', '\r'],
-    }) as unknown as typeof records;
+    return readUploadCsv(text, required);
   } catch (err) {
-    throw new InputError(`CSV could not be read: ${err instanceof Error ? err.message : String(err)}`);
+    if (err instanceof UploadCsvError) throw new InputError(err.message);
+    throw err;
   }
-  // A line of only separators or spaces is as blank as an empty one.
-  const filled = records.filter(({ record }) => record.some((cell) => cell.trim() !== ''));
-  const [header, ...data] = filled;
-  const columns = (header?.record ?? []).map((h) => h.trim().toLowerCase());
-  const missing = required.filter((name) => !columns.includes(name));
-  if (missing.length) throw new InputError(`CSV is missing headers [${missing.join(', ')}]`);
-  return {
-    rows: data.map(({ record }) => {
-      const row: Record<string, string> = {};
-      // The first column of a repeated header wins, as in a spreadsheet lookup.
-      columns.forEach((name, i) => {
-        if (!(name in row)) row[name] = (record[i] ?? '').trim();
-      });
-      return row;
-    }),
-    lines: data.map(({ info }) => info.lines),
-  };
 }
 
 function checkSize(count: number): void {
-  if (count > MAX_WRITE_RECORDS) {
-    throw new InputError(`CSV has ${count.toLocaleString('en-US')} records; one job takes at most ${MAX_WRITE_RECORDS.toLocaleString('en-US')}`);
-  }
+  const problem = recordLimitProblem(count);
+  if (problem) throw new InputError(problem);
 }
 
 /** `student_key,status[,curriculum_uuid]` → the `enrollments` of `write-program-enrollments`. */
@@ -134,16 +101,8 @@ export function linksFromArguments(items: readonly string[]): Array<{ student_ke
  * `lines` turns `enrollments.<i>` paths into the CSV line the record came from.
  */
 export function checkPayload(schema: z.ZodType, payload: unknown, lines?: readonly number[]): void {
-  const parsed = schema.safeParse(payload);
-  if (parsed.success) return;
-  const issues = parsed.error.issues.map((issue) => {
-    const [field, index, ...rest] = issue.path;
-    if (lines && field === 'enrollments' && typeof index === 'number' && lines[index] !== undefined) {
-      return { ...issue, path: [`line ${lines[index]}`, ...rest] };
-    }
-    return issue;
-  });
-  throw new InputError(`invalid payload: ${describeIssues(issues)}`);
+  const problem = payloadProblem(schema, payload, lines);
+  if (problem) throw new InputError(problem);
 }
 
 export function programEnrollmentsPayload(input: {

@@ -4,8 +4,16 @@ export const COURSE_STATUSES = ['active', 'inactive'] as const;
 export type ProgramStatus = (typeof PROGRAM_STATUSES)[number];
 export type CourseStatus = (typeof COURSE_STATUSES)[number];
 
-/** Per-learner results that are not a status. */
-export const ERROR_RESULTS = ['duplicated', 'invalid-status', 'conflict', 'not-in-program', 'not-found', 'internal-error'] as const;
+/** Per-learner results that are not a status; `course-not-found` comes only from course CSV uploads. */
+export const ERROR_RESULTS = [
+  'duplicated',
+  'invalid-status',
+  'conflict',
+  'not-in-program',
+  'not-found',
+  'internal-error',
+  'course-not-found',
+] as const;
 export type ErrorResult = (typeof ERROR_RESULTS)[number];
 
 export const isProgramStatus = (s: string): s is ProgramStatus => (PROGRAM_STATUSES as readonly string[]).includes(s);

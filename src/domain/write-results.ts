@@ -40,14 +40,45 @@ export function separateDuplicates<R extends SentRecord>(records: readonly R[]):
 
 /** `code` and `counts` as Open edX computes its HTTP status: 204 none, 200 all ok, 422 none ok, else 207. */
 export function summarize(results: Record<string, string>): WriteResult {
+  const { code, counts } = codeAndCounts(Object.values(results));
+  return { code, results, counts };
+}
+
+/** The `code` and `counts` of a list of per-learner results (one entry per learner, or per learner and course). */
+export function codeAndCounts(values: Iterable<string>): Pick<WriteResult, 'code' | 'counts'> {
   const counts: Record<string, number> = {};
   let ok = 0;
   let total = 0;
-  for (const value of Object.values(results)) {
+  for (const value of values) {
     counts[value] = (counts[value] ?? 0) + 1;
     total += 1;
     if (!(ERROR_RESULTS as readonly string[]).includes(value)) ok += 1;
   }
   const code = total === 0 ? 204 : ok === total ? 200 : ok === 0 ? 422 : 207;
-  return { code, results, counts };
+  return { code, counts };
+}
+
+/**
+ * One line of a course CSV upload's result: the row's `course_id` and `student_key` as sent (trimmed)
+ * and the learner's result in that course; `course_staff` echoes the row's cell, present exactly when
+ * the upload had that column.
+ */
+export interface CourseUploadResultRow {
+  course_id: string;
+  student_key: string;
+  status: string;
+  course_staff?: string;
+}
+
+/**
+ * The result of `write-program-course-enrollments-upload`: like the write jobs' results, with one
+ * entry per `course_id` as sent and distinct `student_key` spelling, in the order the rows came, so
+ * that the result CSV can print `course_id,student_key,status[,course_staff]`.
+ */
+export interface CourseUploadResult {
+  code: WriteResult['code'];
+  results: CourseUploadResultRow[];
+  counts: Record<string, number>;
+  /** Whether the upload had a course_staff column (and so the result CSV has one). */
+  course_staff_column: boolean;
 }

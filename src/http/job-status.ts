@@ -1,4 +1,5 @@
 import type { Job, JobState } from 'bullmq';
+import type { CourseUploadResultRow } from '../domain/write-results.js';
 import { compareCodePoints } from './order.js';
 import { csvLine } from './csv.js';
 
@@ -42,6 +43,17 @@ export function writeResults(returnvalue: unknown): Record<string, unknown> | nu
     : null;
 }
 
+/**
+ * The rows of a course CSV upload's result (`write-program-course-enrollments-upload`: `results` is
+ * a list of `{ course_id, student_key, status, course_staff? }`), or null for other jobs.
+ */
+export function courseUploadResults(returnvalue: unknown): { rows: CourseUploadResultRow[]; courseStaffColumn: boolean } | null {
+  if (typeof returnvalue !== 'object' || returnvalue === null) return null;
+  const { results, course_staff_column } = returnvalue as { results?: unknown; course_staff_column?: unknown };
+  if (!Array.isArray(results)) return null;
+  return { rows: results as CourseUploadResultRow[], courseStaffColumn: course_staff_column === true };
+}
+
 /** The aggregate code of a write job as text (`"207"`), or null when the result has none. */
 export function resultText(returnvalue: unknown): string | null {
   if (typeof returnvalue !== 'object' || returnvalue === null) return null;
@@ -53,6 +65,33 @@ export function resultText(returnvalue: unknown): string | null {
 export function programResultCsv(results: Record<string, unknown>): string {
   const keys = Object.keys(results).sort(compareCodePoints);
   return csvLine(['student_key', 'status']) + keys.map((key) => csvLine([key, String(results[key])])).join('');
+}
+
+/**
+ * `course_id,student_key,status[,course_staff]`, sorted by course_id then key in code-point order,
+ * course_id as sent and course_staff as the cell was sent, the column only when the upload had it.
+ */
+export function courseUploadResultCsv(rows: readonly CourseUploadResultRow[], courseStaffColumn: boolean): string {
+  // Read back from Redis: made strings again rather than trusted to be.
+  const fields = rows.map((r) => [String(r.course_id), String(r.student_key), String(r.status), String(r.course_staff ?? '')] as const);
+  fields.sort((a, b) => compareCodePoints(a[0], b[0]) || compareCodePoints(a[1], b[1]));
+  const line = ([courseId, key, status, staff]: (typeof fields)[number]) =>
+    csvLine(courseStaffColumn ? [courseId, key, status, staff] : [courseId, key, status]);
+  const header = ['course_id', 'student_key', 'status', ...(courseStaffColumn ? ['course_staff'] : [])];
+  return csvLine(header) + fields.map(line).join('');
+}
+
+/** The result CSV of a succeeded job (CONTRACT "HTTP"), or null for a job whose result has none. */
+export function resultCsv(returnvalue: unknown): string | null {
+  const upload = courseUploadResults(returnvalue);
+  if (upload) return courseUploadResultCsv(upload.rows, upload.courseStaffColumn);
+  const results = writeResults(returnvalue);
+  return results ? programResultCsv(results) : null;
+}
+
+/** Whether a succeeded job's result has a result CSV, without building it. */
+export function hasResultCsv(returnvalue: unknown): boolean {
+  return courseUploadResults(returnvalue) !== null || writeResults(returnvalue) !== null;
 }
 
 export interface JobStatus {
@@ -73,7 +112,7 @@ export function jobStatus(job: Job, state: JobStatusState, resultUrl: string): J
     name: job.name,
     created: new Date(job.timestamp).toISOString(),
     state,
-    result: succeeded && writeResults(job.returnvalue) !== null ? resultUrl : null,
+    result: succeeded && hasResultCsv(job.returnvalue) ? resultUrl : null,
     text: succeeded ? resultText(job.returnvalue) : null,
     error: state === 'Failed' ? (job.failedReason ?? '') : null,
   };

@@ -5,12 +5,13 @@ import { lockLearners } from '../db/learners.js';
 import { pairKey, type CourseEffect } from '../domain/course-enrollment.js';
 import { planCourseWrites, type CourseRecord } from '../domain/course-enrollment-writes.js';
 import type { HistoryRow } from '../domain/history.js';
-import { resolveCourseKey } from '../domain/program.js';
+import type { WriteAction } from '../domain/program-enrollment-writes.js';
+import { resolveCourseKey, type Program } from '../domain/program.js';
 import type { CourseStatus } from '../domain/statuses.js';
 import type { WriteResult } from '../domain/write-results.js';
 import { writeProgramCourseEnrollmentsPayload, type WriteProgramCourseEnrollmentsPayload } from '../queue/payloads.js';
 import { runChunkedWrite } from './chunked-write.js';
-import type { JobHandler } from './context.js';
+import type { JobContext, JobHandler } from './context.js';
 import { JobRejectedError } from './errors.js';
 import { lowerKeys, requireProgram } from './program-lookup.js';
 
@@ -30,11 +31,43 @@ export const writeProgramCourseEnrollmentsJob: JobHandler<WriteProgramCourseEnro
       status: e.status,
       courseStaff: e.course_staff ?? null,
     }));
-    const stamp: JobStamp = { jobId: ctx.jobId, requestedBy: payload.requested_by ?? null };
-    const org = program.organizationKey;
+    return writeCourseEnrollments(ctx, {
+      jobName: 'write-program-course-enrollments',
+      program,
+      courseKey,
+      records,
+      action: payload.action,
+      stamp: { jobId: ctx.jobId, requestedBy: payload.requested_by ?? null },
+    });
+  },
+};
 
-    return runChunkedWrite(ctx, {
-      name: 'write-program-course-enrollments',
+export interface CourseEnrollmentsWrite {
+  /** The job doing the write, for metrics. */
+  jobName: 'write-program-course-enrollments' | 'write-program-course-enrollments-upload';
+  program: Program;
+  /** The course's own key, resolved already. */
+  courseKey: string;
+  records: readonly CourseRecord[];
+  action: WriteAction;
+  stamp: JobStamp;
+  /** Where the write keeps its exactly-once ledger; the job's own key unless the job writes several courses. */
+  ledgerKey?: string;
+}
+
+/**
+ * One course's bulk write (CONTRACT `write-program-course-enrollments`): duplicates settled over
+ * `records`, then chunks applied exactly once under `ledgerKey`. Shared by the course write job
+ * and the course CSV upload, which runs it once per course.
+ */
+export async function writeCourseEnrollments(ctx: JobContext, write: CourseEnrollmentsWrite): Promise<WriteResult> {
+  const { program, courseKey, records, action, stamp } = write;
+  const org = program.organizationKey;
+
+  return runChunkedWrite(
+    ctx,
+    {
+      name: write.jobName,
       records,
       tables: ['program_course_enrollments', 'course_enrollments', 'learners', 'history'],
       lockPairs: async (_db, chunk) => chunk.map((r) => ({ organizationKey: org, studentKeyLower: r.lower, courseKey })),
@@ -54,7 +87,7 @@ export const writeProgramCourseEnrollmentsJob: JobHandler<WriteProgramCourseEnro
             on pce.organization_key = ${org} and pce.student_key_lower = k.lower and pce.course_key = ${courseKey} and pce.status = 'active'
           join program_enrollments pe on pe.id = pce.program_enrollment_id
           where pe.program_uuid <> ${program.programUuid}`;
-        const plan = planCourseWrites(chunk, payload.action, {
+        const plan = planCourseWrites(chunk, action, {
           enrollments: new Map(rows.map((r) => [r.lower, { peId: r.peId, userId: r.userId }])),
           pces: new Map(rows.filter((r) => r.pceId !== null).map((r) => [r.lower, { id: r.pceId!, status: r.status!, ceId: r.ceId }])),
           activeElsewhere: new Set(elsewhere.map((r) => r.lower)),
@@ -129,6 +162,7 @@ export const writeProgramCourseEnrollmentsJob: JobHandler<WriteProgramCourseEnro
         }
         return plan.results;
       },
-    });
-  },
-};
+    },
+    write.ledgerKey,
+  );
+}

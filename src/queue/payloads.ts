@@ -71,6 +71,41 @@ export const writeProgramCourseEnrollmentsPayload = z.object({
   requested_by: text().nullish(),
 });
 
+/**
+ * `write-program-course-enrollments-upload` (queue `enrollments`): the job behind
+ * `POST /api/v1/programs/{program_uuid}/course_enrollments/upload`. It is an addition to
+ * CONTRACT.md's job names, not part of them: the service adds it itself for an upload, producers
+ * never send it. CONTRACT has no job that writes several courses, and an upload of several courses
+ * is one job (one `job_id`) there. It applies every row as `create_or_update`, course by course,
+ * as `write-program-course-enrollments` would.
+ *
+ * ```json
+ * { "program_uuid": "…", "course_staff_column": true,
+ *   "enrollments": [ { "course_id": "CS101-F26", "student_key": "abc1", "status": "active", "course_staff": "true" } ] }
+ * ```
+ * - `course_id` is the CSV cell as sent (trimmed): a course's own key or its external key; one that
+ *   names no course of the program gives its rows `course-not-found`.
+ * - `course_staff` is the cell as sent: `"true"` grants, `"false"` revokes, `""` or absent leaves
+ *   the role alone. `course_staff_column` says whether the CSV had that column, so that the result
+ *   CSV echoes it exactly when the upload had it.
+ */
+export const writeProgramCourseEnrollmentsUploadPayload = z.object({
+  program_uuid: uuid,
+  course_staff_column: z.boolean().default(false),
+  enrollments: z
+    .array(
+      z.object({
+        // Any length: a course_id that names no course is a result (course-not-found), not an error.
+        course_id: text().pipe(z.string().trim().min(1, 'must not be empty')),
+        student_key: studentKey,
+        status: z.string(),
+        course_staff: z.enum(['true', 'false', '']).optional(),
+      }),
+    )
+    .max(MAX_WRITE_RECORDS),
+  requested_by: text().nullish(),
+});
+
 export const linkProgramEnrollmentsPayload = z.object({
   program_uuid: uuid,
   links: z.array(z.object({ student_key: studentKey, username: trimmed(255) })),
@@ -106,6 +141,7 @@ export const courseEnrollmentChangedPayload = z.object({
 export type UpsertProgramPayload = z.infer<typeof upsertProgramPayload>;
 export type WriteProgramEnrollmentsPayload = z.infer<typeof writeProgramEnrollmentsPayload>;
 export type WriteProgramCourseEnrollmentsPayload = z.infer<typeof writeProgramCourseEnrollmentsPayload>;
+export type WriteProgramCourseEnrollmentsUploadPayload = z.infer<typeof writeProgramCourseEnrollmentsUploadPayload>;
 export type LinkProgramEnrollmentsPayload = z.infer<typeof linkProgramEnrollmentsPayload>;
 export type ExpireWaitingEnrollmentsPayload = z.infer<typeof expireWaitingEnrollmentsPayload>;
 export type RetireLearnerPayload = z.infer<typeof retireLearnerPayload>;

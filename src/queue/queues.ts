@@ -1,12 +1,17 @@
 import { Queue, type DefaultJobOptions, type KeepJobs } from 'bullmq';
 import type { RedisClient } from '../services/redis.js';
 
-/** The two queues of CONTRACT.md and the job names each one carries. */
+/**
+ * The two queues of CONTRACT.md and the job names each one carries; besides CONTRACT's names,
+ * `write-program-course-enrollments-upload` is the service's own job for a course CSV upload
+ * (src/queue/payloads.ts), which producers never send.
+ */
 export const QUEUES = {
   enrollments: [
     'upsert-program',
     'write-program-enrollments',
     'write-program-course-enrollments',
+    'write-program-course-enrollments-upload',
     'link-program-enrollments',
     'expire-waiting-enrollments',
     'retire-learner',

@@ -1,7 +1,7 @@
 import { Job, type Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../errors.js';
-import { jobStatus, jobStatusState, programResultCsv, writeResults, type JobStatusState } from '../job-status.js';
+import { jobStatus, jobStatusState, resultCsv, type JobStatusState } from '../job-status.js';
 import type { HttpDeps } from '../server.js';
 import { requestOrigin } from '../urls.js';
 
@@ -9,13 +9,18 @@ import { requestOrigin } from '../urls.js';
  * The job with that id, from the first queue (in the order given: enrollments first) that knows it.
  * BullMQ numbers each queue's jobs on its own, so an automatic id may exist in both queues; the
  * enrollments queue, where the Registrar's jobs go, wins.
+ *
+ * The state is read before the job: the other way round, a job that completes between the two
+ * reads shows as Succeeded without its result, and a polling client stops at that answer.
  */
 async function findJob(queues: readonly Queue[], jobId: string): Promise<{ job: Job; state: JobStatusState } | null> {
   for (const queue of queues) {
+    const bullState = await queue.getJobState(jobId);
+    if (bullState === 'unknown') continue;
     const job = await Job.fromId(queue, jobId);
-    if (!job) continue;
-    const state = jobStatusState(await job.getState(), job);
     // Removed between the two reads: as unknown as if it had never been there.
+    if (!job) continue;
+    const state = jobStatusState(bullState, job);
     if (state !== null) return { job, state };
   }
   return null;
@@ -33,8 +38,8 @@ export async function registerJobRoutes(api: FastifyInstance, { queues }: HttpDe
     const found = await findJob(queues, request.params.job_id);
     if (!found) throw notFound(`unknown job ${request.params.job_id}`);
     if (found.state !== 'Succeeded') throw notFound(`job ${request.params.job_id} has not succeeded`);
-    const results = writeResults(found.job.returnvalue);
-    if (!results) throw notFound(`job ${request.params.job_id} has no result CSV`);
-    return reply.type('text/csv; charset=utf-8').send(programResultCsv(results));
+    const csv = resultCsv(found.job.returnvalue);
+    if (csv === null) throw notFound(`job ${request.params.job_id} has no result CSV`);
+    return reply.type('text/csv; charset=utf-8').send(csv);
   });
 }

@@ -13,7 +13,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
  * The program uuid of a path, lower-cased as stored. Something that is not a uuid names no
  * program; checking here keeps it away from Postgres's uuid cast, which would answer 500.
  */
-function programUuidParam(raw: string): string {
+export function programUuidParam(raw: string): string {
   const uuid = raw.trim().toLowerCase();
   if (!UUID.test(uuid)) throw notFound(`unknown program ${raw}`);
   return uuid;
