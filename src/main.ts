@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   // is up, instead of killing the process with its private Redis and Postgres still running.
   let stopping: string | null = null;
   let service: Service | null = null;
-  const shutdown = async (signal: string) => {
+  const shutdown = async (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = signal;
     if (!service) return; // main() stops it once started
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
     try {
       await service.stop();
       log.info('stopped');
-      process.exit(0);
+      process.exit(exitCode);
     } catch (err) {
       log.error({ err: String(err) }, 'shutdown failed');
       process.exit(1);
@@ -42,6 +42,14 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+  // The process cannot be trusted after an uncaught exception (postgres.js 3.4.9 throws one from a
+  // timer when a connection dies with a write pending): stop cleanly, exit 1, let the supervisor
+  // restart it. Jobs resume from their ledger.
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err: err.message, stack: err.stack }, 'uncaught exception; stopping');
+    if (!service) process.exit(1);
+    void shutdown('uncaughtException', 1);
+  });
 
   service = await startService(config, { logger: log });
   if (stopping) {

@@ -45,7 +45,7 @@ describe('npm start', () => {
   it('starts its own Redis and Postgres when REDIS_URL and DATABASE_URL are unset, and leaves nothing behind on SIGTERM', async () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'pe-start-'));
     const port = await freePort();
-    const env = { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
     delete env.REDIS_URL;
     delete env.DATABASE_URL;
     // `npm start` itself: npm must pass SIGTERM on to the service (its script execs node for that).

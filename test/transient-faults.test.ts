@@ -1,0 +1,48 @@
+import type { Job } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newProgram, uniqueKey } from './support/fixtures.js';
+import { startTestService, type TestService } from './support/service.js';
+
+/**
+ * A fault that retrying cures never fails a job nor shows in its results, whatever `attempts` the
+ * producer set. Here Postgres itself refuses the service's statements: this database gives up on
+ * a lock after 200 ms, and the test holds the table the job writes for a while.
+ */
+describe('transient faults', () => {
+  let t: TestService;
+  beforeAll(async () => {
+    t = await startTestService({ WRITE_CHUNK_SIZE: '100' });
+    await t.sql.unsafe(`alter database "${new URL(t.databaseUrl).pathname.slice(1)}" set lock_timeout = '200ms'`);
+    // New connections pick the setting up: close the service's idle ones (it reconnects on demand).
+    await t.sql`
+      select pg_terminate_backend(pid) from pg_stat_activity
+      where datname = current_database() and pid <> pg_backend_pid() and state = 'idle'`;
+  });
+  afterAll(async () => {
+    await t.stop();
+  });
+
+  it('retries a job whose statements time out on a lock, with attempts: 1', async () => {
+    const program = await newProgram(t);
+    const keys = Array.from({ length: 5_000 }, () => uniqueKey());
+    let job!: Job;
+    await t.sql.begin(async (tx) => {
+      await tx`lock table program_enrollments in access exclusive mode`;
+      job = await t.add('enrollments', 'write-program-enrollments', {
+        program_uuid: program.program_uuid,
+        action: 'create',
+        enrollments: keys.map((k) => ({ student_key: k, status: 'enrolled' })),
+      }, { attempts: 1 });
+      // Long enough for the job to meet the lock and be retried at least once.
+      await new Promise((r) => setTimeout(r, 1_500));
+    });
+
+    const done = await t.wait(job, 120_000);
+    expect(done.state).toBe('completed');
+    expect(done.result.counts).toEqual({ enrolled: 5_000 });
+    const [{ n }] = (await t.sql`select count(*)::int as n from program_enrollments where program_uuid = ${program.program_uuid}`) as any;
+    expect(n).toBe(5_000);
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toMatch(/program_enrollments_jobs_total\{queue="enrollments",name="write-program-enrollments",outcome="retried"\} [1-9]/);
+  });
+});
