@@ -5,7 +5,8 @@ import type { Queryable, Tx } from './client.js';
  *  - `job_results` holds a finished job's result under its key (its jobId, or an event_id);
  *    a job run again, or re-submitted, finds it and applies nothing.
  *  - `job_chunks` holds the results of each committed chunk of a bulk job, written in the chunk's
- *    own transaction, so a run after a crash skips what is already applied.
+ *    own transaction, so a run after a crash skips what is already applied. The rows stay until
+ *    the daily expiry forgets them, so a run that started before another finished still finds them.
  * Claiming a key inserts its row first: a second run of the same job at the same moment waits
  * on that row and then sees it taken.
  */
@@ -23,10 +24,19 @@ export async function claimResult<R>(tx: Tx, key: string): Promise<{ claimed: tr
   return { claimed: false, result: row!.result };
 }
 
-export async function storeResult(tx: Tx, key: string, result: unknown): Promise<void> {
-  await tx`
+/**
+ * Stores a job's result unless a run of the same job stored one first, and returns the one that
+ * stands: every run of a job answers with its first complete result.
+ */
+export async function storeResult<R>(tx: Tx, key: string, result: R): Promise<R> {
+  const [stored] = await tx<{ result: R }[]>`
     insert into job_results (key, result, finished_at) values (${key}, ${JSON.stringify(result)}::jsonb, now())
-    on conflict (key) do update set result = excluded.result, finished_at = now()`;
+    on conflict (key) do update set result = excluded.result, finished_at = now()
+      where job_results.result = 'null'::jsonb
+    returning result`;
+  if (stored) return stored.result;
+  const [earlier] = await tx<{ result: R }[]>`select result from job_results where key = ${key}`;
+  return earlier!.result;
 }
 
 export interface AppliedChunk {
@@ -66,7 +76,3 @@ export async function storeChunk(tx: Tx, key: string, start: number, results: Re
   await tx`update job_chunks set results = ${JSON.stringify(results)}::jsonb, finished_at = now() where key = ${key} and start = ${start}`;
 }
 
-/** Drops a finished job's chunk rows and forgets results older than the retention. */
-export async function forgetChunks(tx: Tx, key: string): Promise<void> {
-  await tx`delete from job_chunks where key = ${key}`;
-}

@@ -33,7 +33,8 @@ export interface CourseWritePlan {
  * Duplicates are settled before this.
  */
 export function planCourseWrites(records: readonly CourseRecord[], action: WriteAction, state: CourseWriteState): CourseWritePlan {
-  const plan: CourseWritePlan = { results: {}, creates: [], updates: [], staff: [] };
+  // Null prototype: a student key may be any string, `__proto__` included.
+  const plan: CourseWritePlan = { results: Object.create(null), creates: [], updates: [], staff: [] };
   for (const record of records) {
     const fail = (result: string) => (plan.results[record.sent] = result);
     if (record.status === 'active' && state.activeElsewhere.has(record.lower)) {

@@ -41,7 +41,8 @@ export interface ProgramWritePlan {
  * Duplicates are settled before this. An update never changes the curriculum.
  */
 export function planProgramWrites(records: readonly ProgramRecord[], action: WriteAction, state: ProgramWriteState): ProgramWritePlan {
-  const plan: ProgramWritePlan = { results: {}, creates: [], updates: [], links: [], keptWaiting: 0 };
+  // Null prototype: a student key may be any string, `__proto__` included.
+  const plan: ProgramWritePlan = { results: Object.create(null), creates: [], updates: [], links: [], keptWaiting: 0 };
   const taken = new Set(state.usersInProgram);
   const accountFor = (lower: string): number | null => {
     const userId = state.accounts.get(lower);

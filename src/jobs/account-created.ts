@@ -27,14 +27,21 @@ async function recordAccount(tx: Tx, payload: AccountCreatedPayload, identities:
     )
     select (select user_id from holder) as holder`;
   if (row!.holder !== null) throw new JobRejectedError(`username of user_id ${payload.user_id} already belongs to user_id ${row!.holder}`);
-  // The event's identities get the account; those the event no longer lists lose it.
+  // Identities the event no longer lists lose the account; the ones it lists get it. Two
+  // statements, each on an index (by account, then by learner).
+  const orgs = identities.map((i) => i.organizationKey);
+  const lowers = identities.map((i) => i.studentKeyLower);
   await tx`
-    with v as (select * from unnest(${identities.map((i) => i.organizationKey)}::text[], ${identities.map((i) => i.studentKeyLower)}::text[]) as v(org, lower))
-    update learners l
-    set user_id = case when exists (select 1 from v where v.org = l.organization_key and v.lower = l.student_key_lower)
-                       then ${payload.user_id}::bigint end
+    update learners l set user_id = null
     where l.user_id = ${payload.user_id}
-       or exists (select 1 from v where v.org = l.organization_key and v.lower = l.student_key_lower)`;
+      and not exists (select 1 from unnest(${orgs}::text[], ${lowers}::text[]) as v(org, lower)
+                      where v.org = l.organization_key and v.lower = l.student_key_lower)`;
+  if (identities.length) {
+    await tx`
+      update learners l set user_id = ${payload.user_id}
+      from unnest(${orgs}::text[], ${lowers}::text[]) as v(org, lower)
+      where l.organization_key = v.org and l.student_key_lower = v.lower`;
+  }
 }
 
 /**

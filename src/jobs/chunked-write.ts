@@ -1,6 +1,6 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { refreshStatistics, type Queryable, type Tx } from '../db/client.js';
-import { claimChunk, findResult, forgetChunks, loadChunks, storeChunk, storeResult } from '../db/job-ledger.js';
+import { claimChunk, findResult, loadChunks, storeChunk, storeResult } from '../db/job-ledger.js';
 import { separateDuplicates, summarize, type SentRecord, type WriteResult } from '../domain/write-results.js';
 import type { LearnerCourse } from '../lock/learner-course-locks.js';
 import type { JobContext } from './context.js';
@@ -36,70 +36,76 @@ export async function runChunkedWrite<R extends SentRecord>(
   const ctx: JobContext = ledgerKey === job.key ? job : { ...job, key: ledgerKey };
   const { sql } = ctx.database;
   const total = write.records.length;
-  const earlier = await findResult<WriteResult>(sql, ctx.key);
-  if (earlier) {
-    await ctx.progress(total, total);
-    return earlier;
-  }
+  const earlier = await earlierResult<WriteResult>(ctx, total);
+  if (earlier) return earlier;
 
-  const { unique, duplicated } = separateDuplicates(write.records);
-  const results: Record<string, string> = {};
+  const { duplicated } = separateDuplicates(write.records);
+  // Null prototype: a student key may be any string, `__proto__` included.
+  const results: Record<string, string> = Object.create(null);
   for (const spelling of duplicated) results[spelling] = 'duplicated';
+  const applies = (r: R) => !duplicated.has(r.sent);
 
+  // Chunks are ranges of the records as sent (duplicates take their place but are not applied),
+  // so progress advances by at most a chunk and a chunk's position names it in the ledger.
   const chunkSize = Math.min(ctx.config.WRITE_CHUNK_SIZE, MAX_CHUNK);
   const finished = await loadChunks(sql, ctx.key);
-  let done = total - unique.length;
   const starts = [...finished.keys()].sort((a, b) => a - b);
-  for (let start = 0, chunkNo = 0; start < unique.length; chunkNo += 1) {
+  let chunkNo = 0;
+  for (let start = 0; start < total; ) {
     if (ctx.signal.aborted) throw new Error('the job was cancelled');
     // Follow the bounds of chunks an earlier run applied; cut new ones up to the next of those.
     const applied = finished.get(start);
     const nextApplied = starts.find((s) => s > start) ?? Infinity;
     const size = applied?.size ?? Math.min(chunkSize, nextApplied - start);
-    const chunk = unique.slice(start, start + size);
+    const chunk = write.records.slice(start, start + size).filter(applies);
     let chunkResults = applied?.results;
-    if (!chunkResults) {
+    if (!chunkResults && chunk.length > 0) {
       const started = performance.now();
       const lease = await ctx.locks.acquire(await write.lockPairs(sql, chunk));
       if (!lease) throw new LockBusyError();
       try {
         chunkResults = await sql
           .begin(async (tx) => {
-            const claim = await claimChunk(tx, ctx.key, start, chunk.length);
+            const claim = await claimChunk(tx, ctx.key, start, size);
             if (!claim.claimed) return claim.results;
-            const results = await write.applyChunk(tx, chunk);
-            await storeChunk(tx, ctx.key, start, results);
-            return results;
+            const applied = await write.applyChunk(tx, chunk);
+            await storeChunk(tx, ctx.key, start, applied);
+            return applied;
           })
           .catch((err: unknown) => {
             if (isTransient(err)) throw err;
-            ctx.log.error({ chunk: chunkNo, err: coerceError(err).message }, 'chunk failed; applying its records one by one');
-            return applyOneByOne(ctx, write, start, chunk);
+            ctx.log.error({ start, err: coerceError(err).message }, 'chunk failed; applying its records one by one');
+            return applyOneByOne(ctx, write, start, size, chunk);
           });
       } finally {
         await lease.release();
       }
-      ctx.log.debug({ chunk: chunkNo, records: chunk.length, ms: Math.round(performance.now() - started) }, 'chunk applied');
+      chunkNo += 1;
+      ctx.log.debug({ start, records: chunk.length, ms: Math.round(performance.now() - started) }, 'chunk applied');
+      // After chunks 1, 2, 4, 8, …: each time the job has doubled what it wrote.
+      if (total > chunkSize && (chunkNo & (chunkNo - 1)) === 0) await refreshStatistics(sql, write.tables);
     }
-    Object.assign(results, chunkResults);
-    start += chunk.length;
-    done += chunk.length;
-    // After chunks 1, 2, 4, 8, …: each time the job has doubled what it wrote.
-    const chunks = chunkNo + 1;
-    if (unique.length > chunkSize && (chunks & (chunks - 1)) === 0) await refreshStatistics(sql, write.tables);
-    if (done < total) await ctx.progress(done, total);
+    if (chunkResults) Object.assign(results, chunkResults);
+    start += size;
+    if (start < total) await ctx.progress(start, total);
     await yieldToEventLoop();
   }
 
-  const summary = summarize(results);
-  await sql.begin(async (tx) => {
-    await storeResult(tx, ctx.key, summary);
-    await forgetChunks(tx, ctx.key);
-  });
+  const summary = await sql.begin((tx) => storeResult(tx, ctx.key, summarize(results)));
   for (const [result, n] of Object.entries(summary.counts)) ctx.metrics.writeResults.inc({ name: write.name, result }, n);
   await ctx.progress(total, total);
   ctx.log.info({ records: total, code: summary.code, counts: summary.counts }, 'write applied');
   return summary;
+}
+
+/**
+ * The result of a job that already finished (run again, or re-submitted under its jobId), looked up
+ * before anything else: the catalog may have changed since, and the job must answer as it did.
+ */
+export async function earlierResult<T>(ctx: JobContext, total: number): Promise<T | undefined> {
+  const earlier = await findResult<T>(ctx.database.sql, ctx.key);
+  if (earlier !== undefined) await ctx.progress(total, total);
+  return earlier;
 }
 
 /**
@@ -110,12 +116,13 @@ async function applyOneByOne<R extends SentRecord>(
   ctx: JobContext,
   write: ChunkedWrite<R>,
   start: number,
+  size: number,
   chunk: readonly R[],
 ): Promise<Record<string, string>> {
   return ctx.database.sql.begin(async (tx) => {
-    const claim = await claimChunk(tx, ctx.key, start, chunk.length);
+    const claim = await claimChunk(tx, ctx.key, start, size);
     if (!claim.claimed) return claim.results;
-    const results: Record<string, string> = {};
+    const results: Record<string, string> = Object.create(null);
     for (const record of chunk) {
       try {
         Object.assign(results, await tx.savepoint((sp) => write.applyChunk(sp, [record])));

@@ -1,5 +1,6 @@
 import { claimResult, findResult, storeResult } from '../db/job-ledger.js';
 import { expireWaitingEnrollmentsPayload, type ExpireWaitingEnrollmentsPayload } from '../queue/payloads.js';
+import { lockLearners } from '../db/learners.js';
 import type { JobHandler } from './context.js';
 
 export interface ExpiryResult {
@@ -24,10 +25,17 @@ export const expireWaitingEnrollmentsJob: JobHandler<ExpireWaitingEnrollmentsPay
     const { sql } = ctx.database;
     const earlier = await findResult<ExpiryResult>(sql, ctx.key);
     if (earlier) return earlier;
-    const seconds = payload.expiration_days * 86_400;
+    // Beyond a few thousand years every timestamp is younger; past that Postgres's range ends.
+    const seconds = Math.min(payload.expiration_days * 86_400, 1e11);
     return sql.begin(async (tx) => {
       const claim = await claimResult<ExpiryResult>(tx, ctx.key);
       if (!claim.claimed) return claim.result;
+      // The learners' locks first, as every write takes them: a write that got there before commits
+      // (and refreshes its PE, which then no longer qualifies); one that comes after waits.
+      const candidates = await tx<{ org: string; key: string; lower: string }[]>`
+        select organization_key as org, student_key as key, student_key_lower as lower from program_enrollments
+        where user_id is null and modified_at <= now() - make_interval(secs => ${seconds})`;
+      await lockLearners(tx, candidates.map((c) => ({ organizationKey: c.org, studentKey: c.key, studentKeyLower: c.lower })));
       const expired = await tx<{ id: number; programUuid: string }[]>`
         select id, program_uuid as "programUuid" from program_enrollments
         where user_id is null and modified_at <= now() - make_interval(secs => ${seconds})

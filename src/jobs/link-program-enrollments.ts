@@ -1,6 +1,6 @@
 import { applyCourseEnrollmentEffects } from '../db/course-enrollments.js';
 import { insertHistory, type JobStamp } from '../db/history.js';
-import { claimChunk, findResult, forgetChunks, loadChunks, storeChunk, storeResult } from '../db/job-ledger.js';
+import { claimChunk, findResult, loadChunks, storeChunk, storeResult } from '../db/job-ledger.js';
 import { linkProgramEnrollments, lockLearners } from '../db/learners.js';
 import type { CourseEffect } from '../domain/course-enrollment.js';
 import { checkLink, linkErrors } from '../domain/explicit-links.js';
@@ -34,7 +34,8 @@ export const linkProgramEnrollmentsJob: JobHandler<LinkProgramEnrollmentsPayload
     const lowers = await lowerKeys(sql, payload.links.map((l) => l.student_key));
     const links = payload.links.map((l, index) => ({ index, sent: l.student_key, lower: lowers[index]!, username: l.username }));
     const { unique, duplicated } = separateDuplicates(links);
-    const errors: Record<string, string> = {};
+    // Null prototype: a student key may be any string, `__proto__` included.
+    const errors: Record<string, string> = Object.create(null);
     for (const key of duplicated) errors[key] = linkErrors.givenTwice(key);
 
     const finished = await loadChunks(sql, ctx.key);
@@ -69,7 +70,8 @@ export const linkProgramEnrollmentsJob: JobHandler<LinkProgramEnrollmentsPayload
               enrollment: enrollment ?? null,
               accountEnrollmentId: held?.id ?? null,
             });
-            const result: Record<string, string> = error ? { [link.sent]: error } : {};
+            const result: Record<string, string> = Object.create(null);
+            if (error) result[link.sent] = error;
             if (!error) {
               if (enrollment!.userId !== null) await unlink(tx, enrollment!.id, enrollment!.userId, stamp, ctx.log);
               await linkProgramEnrollments(tx, [{ peId: enrollment!.id, userId: account!.userId }], stamp, ctx.log);
@@ -85,7 +87,8 @@ export const linkProgramEnrollmentsJob: JobHandler<LinkProgramEnrollmentsPayload
             if (isTransient(err)) throw err;
             // A fault that retrying does not cure rolls back this key only (as Open edX does).
             ctx.log.warn({ program: program.programUuid, err: err.message }, 'link failed');
-            const result = { [link.sent]: `${err.name}: ${err.message}` };
+            const result: Record<string, string> = Object.create(null);
+            result[link.sent] = `${err.name}: ${err.message}`;
             await sql.begin(async (tx) => {
               if ((await claimChunk(tx, ctx.key, link.index, 1)).claimed) await storeChunk(tx, ctx.key, link.index, result);
             });
@@ -96,12 +99,7 @@ export const linkProgramEnrollmentsJob: JobHandler<LinkProgramEnrollmentsPayload
         await lease.release();
       }
     }
-    const result = { errors };
-    await sql.begin(async (tx) => {
-      await storeResult(tx, ctx.key, result);
-      await forgetChunks(tx, ctx.key);
-    });
-    return result;
+    return sql.begin((tx) => storeResult(tx, ctx.key, { errors }));
   },
 };
 

@@ -10,11 +10,13 @@ export interface RetireResult {
 }
 
 /**
- * The retired form of a key: `retired_` and 64 hex digits of a one-way hash of the learner
- * (organization and key, case-folded), so the same learner always retires to the same value.
+ * The retired form of a PE's key: `retired_` and 64 hex digits of a one-way hash of the learner
+ * (organization and key, case-folded) and the PE. The PE is in it because a key may be uploaded
+ * again after retirement, get another account and be retired again in the same program: the two
+ * retired PEs must not collide.
  */
-export function retiredKey(organizationKey: string, studentKeyLower: string, salt: string): string {
-  return `retired_${createHash('sha256').update(`${salt}\u001f${organizationKey}\u001f${studentKeyLower}`).digest('hex')}`;
+export function retiredKey(organizationKey: string, studentKeyLower: string, peId: number, salt: string): string {
+  return `retired_${createHash('sha256').update(`${salt}\u001f${organizationKey}\u001f${studentKeyLower}\u001f${peId}`).digest('hex')}`;
 }
 
 /**
@@ -36,7 +38,7 @@ export const retireLearnerJob: JobHandler<RetireLearnerPayload, RetireResult> = 
         where user_id = ${payload.user_id} and student_key !~ '^retired_[0-9a-f]{64}$'
         order by id`;
       await lockLearners(tx, enrollments.map((e) => ({ organizationKey: e.org, studentKey: e.lower, studentKeyLower: e.lower })));
-      const retired = enrollments.map((e) => ({ id: e.id, key: retiredKey(e.org, e.lower, ctx.config.RETIREMENT_SALT) }));
+      const retired = enrollments.map((e) => ({ id: e.id, key: retiredKey(e.org, e.lower, e.id, ctx.config.RETIREMENT_SALT) }));
       if (retired.length) {
         const ids = retired.map((r) => r.id);
         const keys = retired.map((r) => r.key);

@@ -1,4 +1,5 @@
-import { findResult, storeResult } from '../db/job-ledger.js';
+import { storeResult } from '../db/job-ledger.js';
+import { earlierResult } from './chunked-write.js';
 import type { JobStamp } from '../db/history.js';
 import type { CourseRecord } from '../domain/course-enrollment-writes.js';
 import { resolveCourseKey } from '../domain/program.js';
@@ -35,14 +36,11 @@ export const writeProgramCourseEnrollmentsUploadJob: JobHandler<WriteProgramCour
   schema: writeProgramCourseEnrollmentsUploadPayload,
   async run(payload, ctx) {
     const { sql } = ctx.database;
-    const program = await requireProgram(sql, payload.program_uuid);
     const rows = payload.enrollments;
     const total = rows.length;
-    const earlier = await findResult<CourseUploadResult>(sql, ctx.key);
-    if (earlier) {
-      await ctx.progress(total, total);
-      return earlier;
-    }
+    const earlier = await earlierResult<CourseUploadResult>(ctx, total);
+    if (earlier) return earlier;
+    const program = await requireProgram(sql, payload.program_uuid);
 
     // Row positions by the course's own key, in order of first appearance; a Map keeps that order.
     const rowsOfCourse = new Map<string, number[]>();
@@ -116,8 +114,9 @@ export const writeProgramCourseEnrollmentsUploadJob: JobHandler<WriteProgramCour
     });
     const results = [...entries.values()];
     const { code, counts } = codeAndCounts(results.map((r) => r.status));
-    const summary: CourseUploadResult = { code, results, counts, course_staff_column: payload.course_staff_column };
-    await sql.begin((tx) => storeResult(tx, ctx.key, summary));
+    const summary = await sql.begin((tx) =>
+      storeResult<CourseUploadResult>(tx, ctx.key, { code, results, counts, course_staff_column: payload.course_staff_column }),
+    );
     // The course writes counted their own results; what no course write saw is counted here.
     if (counts['course-not-found']) ctx.metrics.writeResults.inc({ name: JOB_NAME, result: 'course-not-found' }, counts['course-not-found']);
     await ctx.progress(total, total);

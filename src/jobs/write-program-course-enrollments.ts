@@ -10,7 +10,7 @@ import { resolveCourseKey, type Program } from '../domain/program.js';
 import type { CourseStatus } from '../domain/statuses.js';
 import type { WriteResult } from '../domain/write-results.js';
 import { writeProgramCourseEnrollmentsPayload, type WriteProgramCourseEnrollmentsPayload } from '../queue/payloads.js';
-import { runChunkedWrite } from './chunked-write.js';
+import { earlierResult, runChunkedWrite } from './chunked-write.js';
 import type { JobContext, JobHandler } from './context.js';
 import { JobRejectedError } from './errors.js';
 import { lowerKeys, requireProgram } from './program-lookup.js';
@@ -19,6 +19,8 @@ export const writeProgramCourseEnrollmentsJob: JobHandler<WriteProgramCourseEnro
   schema: writeProgramCourseEnrollmentsPayload,
   async run(payload, ctx) {
     const { sql } = ctx.database;
+    const earlier = await earlierResult<WriteResult>(ctx, payload.enrollments.length);
+    if (earlier) return earlier;
     const program = await requireProgram(sql, payload.program_uuid);
     const courseKey = resolveCourseKey(program, payload.course_key);
     if (courseKey === null) throw new JobRejectedError(`course ${payload.course_key} is not in program ${program.programUuid}`);

@@ -7,7 +7,7 @@ import { defaultCurriculum } from '../domain/program.js';
 import type { WriteResult } from '../domain/write-results.js';
 import type { LearnerCourse } from '../lock/learner-course-locks.js';
 import { writeProgramEnrollmentsPayload, type WriteProgramEnrollmentsPayload } from '../queue/payloads.js';
-import { runChunkedWrite } from './chunked-write.js';
+import { earlierResult, runChunkedWrite } from './chunked-write.js';
 import type { JobHandler } from './context.js';
 import { JobRejectedError } from './errors.js';
 import { lowerKeys, requireProgram } from './program-lookup.js';
@@ -16,6 +16,8 @@ export const writeProgramEnrollmentsJob: JobHandler<WriteProgramEnrollmentsPaylo
   schema: writeProgramEnrollmentsPayload,
   async run(payload, ctx) {
     const { sql } = ctx.database;
+    const earlier = await earlierResult<WriteResult>(ctx, payload.enrollments.length);
+    if (earlier) return earlier;
     const program = await requireProgram(sql, payload.program_uuid);
     const curricula = new Set(program.curricula.map((c) => c.curriculumUuid));
     const problems = payload.enrollments.flatMap((e, i) =>

@@ -8,8 +8,13 @@ import type { RedisClient } from '../services/redis.js';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type HandlerRegistry = Record<string, JobHandler<any, unknown>>;
 
-/** Past this many runs a fault that looked transient is treated as what it is: a failure. */
+/**
+ * Past this many retries a fault that looked transient is treated as what it is: a failure. A
+ * unique violation is usually a race lost to another writer (the retry sees its row), but one
+ * that keeps coming back is a real conflict, so it gets fewer.
+ */
 const MAX_SELF_RETRIES = 100;
+const MAX_SELF_RETRIES_ON_UNIQUE_VIOLATION = 5;
 
 /**
  * The identity of a job across runs. A producer-chosen jobId names the job for good (so a
@@ -19,6 +24,25 @@ const MAX_SELF_RETRIES = 100;
 export function jobKey(queue: string, job: Job): string {
   const custom = job.opts?.jobId !== undefined && job.opts.jobId !== null;
   return custom ? `${queue}/${job.id}` : `${queue}/${job.id}@${job.timestamp}`;
+}
+
+/**
+ * Counts the service's own retries of a job in Redis. BullMQ's `attemptsStarted` also counts the
+ * runs that only met a busy learner-course lock, which must not use up the budget.
+ */
+function selfRetryCounter(redis: RedisClient, prefix: string) {
+  const key = (queue: string, job: Job) => `${prefix.replace(/[{}]/g, '')}:self-retries:${queue}:${job.id}@${job.timestamp}`;
+  return {
+    async allow(queue: string, job: Job, err: Error): Promise<boolean> {
+      const k = key(queue, job);
+      const [[, n]] = (await redis.multi().incr(k).expire(k, 7 * 24 * 3600).exec()) as [[null, number], unknown];
+      const max = (err as { code?: string }).code === '23505' ? MAX_SELF_RETRIES_ON_UNIQUE_VIOLATION : MAX_SELF_RETRIES;
+      return n <= max;
+    },
+    async count(queue: string, job: Job): Promise<number> {
+      return Number((await redis.get(key(queue, job))) ?? 0);
+    },
+  };
 }
 
 function retryDelayMs(run: number): number {
@@ -40,6 +64,7 @@ export function startWorkers(
 ): WorkerSet {
   const { config, log, metrics } = services;
   let handingBack = false;
+  const selfRetries = selfRetryCounter(connect('self-retries'), config.QUEUE_PREFIX);
   const workers = (Object.keys(QUEUES) as QueueName[]).map((queue) => {
     const worker = new Worker(
       queue,
@@ -74,8 +99,8 @@ export function startWorkers(
             await job.moveToDelayed(Date.now() + 20 + Math.random() * 150, token);
             throw new DelayedError();
           }
-          if (isTransient(err) && job.attemptsStarted < MAX_SELF_RETRIES) {
-            const delay = retryDelayMs(job.attemptsStarted);
+          if (isTransient(err) && (await selfRetries.allow(queue, job, err))) {
+            const delay = retryDelayMs(await selfRetries.count(queue, job));
             ctx.log.warn({ err: err.message, code: (err as { code?: string }).code, delay }, 'transient fault; retrying');
             metrics.jobs.inc({ queue, name: job.name, outcome: 'retried' });
             await job.moveToDelayed(Date.now() + delay, token);

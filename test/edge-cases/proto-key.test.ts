@@ -1,0 +1,32 @@
+/**
+ * CONTRACT "results has one entry per distinct trimmed student_key spelling that was sent".
+ * Results are built in plain objects, where the key `__proto__` is the prototype, not an entry.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestService, type TestService } from '../support/service.js';
+import { enrollOk, newProgram, peOf, uniqueKey, type ProgramPayload } from '../support/fixtures.js';
+
+let t: TestService;
+let P: ProgramPayload;
+
+beforeAll(async () => {
+  t = await startTestService();
+  P = await newProgram(t);
+});
+
+afterAll(async () => {
+  await t?.stop();
+});
+
+describe('a student key that is also a JavaScript object property', () => {
+  it('has its own entry in results and counts', async () => {
+    const other = uniqueKey();
+    const result = await enrollOk(t, P.program_uuid, [
+      { student_key: '__proto__', status: 'enrolled' },
+      { student_key: other, status: 'enrolled' },
+    ]);
+    expect(await peOf(t, P.program_uuid, '__proto__')).toBeDefined();
+    expect(Object.keys(result.results).sort()).toEqual(['__proto__', other].sort());
+    expect(result.counts).toEqual({ enrolled: 2 });
+  });
+});
