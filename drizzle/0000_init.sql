@@ -120,6 +120,13 @@ CREATE TABLE "programs" (
 	"modified_at" timestamp with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
+CREATE TABLE "submitted_jobs" (
+	"job_id" text PRIMARY KEY NOT NULL,
+	"queue" text NOT NULL,
+	"name" text NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL
+);
+--> statement-breakpoint
 ALTER TABLE "course_staff_roles" ADD CONSTRAINT "course_staff_roles_user_id_accounts_user_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."accounts"("user_id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "curricula" ADD CONSTRAINT "curricula_program_uuid_programs_program_uuid_fk" FOREIGN KEY ("program_uuid") REFERENCES "public"."programs"("program_uuid") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "learners" ADD CONSTRAINT "learners_user_id_accounts_user_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."accounts"("user_id") ON DELETE set null ON UPDATE no action;--> statement-breakpoint

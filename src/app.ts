@@ -29,6 +29,18 @@ export interface Service {
   stop(): Promise<void>;
 }
 
+/** Resolves once the connection is ready (a fail-fast connection refuses commands before that). */
+function untilReady(client: RedisClient, timeoutMs = 30_000): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs);
+    client.once('ready', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 export interface StartOptions {
   /** Run the workers (default true); a process may serve only HTTP. */
   workers?: boolean;
@@ -45,11 +57,18 @@ export async function startService(config: Config, options: StartOptions = {}): 
   let http: FastifyInstance | undefined;
   let queues: Record<QueueName, Queue> | undefined;
 
+  // Each step of the shutdown has a deadline: with Redis gone, BullMQ's closes can wait forever.
+  const within = (step: string, work: Promise<unknown> | undefined, ms: number) =>
+    Promise.race([
+      Promise.resolve(work).catch((err: Error) => log.error({ err: err.message }, `shutdown: ${step} failed`)),
+      new Promise((r) => setTimeout(r, ms).unref()),
+    ]);
   const stop = async () => {
-    await workers?.close(config.SHUTDOWN_GRACE_MS).catch((err) => log.error({ err: err.message }, 'closing workers'));
-    await http?.close().catch(() => {});
-    if (queues) await Promise.all(Object.values(queues).map((q) => q.close().catch(() => {})));
-    await Promise.all(redisConnections.map((c) => c.quit().catch(() => c.disconnect())));
+    await within('closing workers', workers?.close(config.SHUTDOWN_GRACE_MS), config.SHUTDOWN_GRACE_MS + 2_500);
+    await within('closing HTTP', http?.close(), 1_000);
+    if (queues) await within('closing queues', Promise.all(Object.values(queues).map((q) => q.close())), 1_000);
+    await within('closing Redis', Promise.all(redisConnections.map((c) => c.quit())), 1_000);
+    for (const c of redisConnections) c.disconnect();
     await database?.close().catch(() => {});
     for (const s of privateServices.reverse()) await s.stop().catch((err) => log.error({ err: err.message }, 'stopping a private service'));
   };
@@ -80,8 +99,12 @@ export async function startService(config: Config, options: StartOptions = {}): 
       redisConnections.push(c);
       return c;
     };
+    // HTTP and metrics use connections that fail fast while Redis is away (they answer errors, not
+    // hang); the job side uses connections that wait for Redis to come back.
     const shared = connect('shared', false);
-    queues = createQueues(connect('queues'), config.QUEUE_PREFIX);
+    const queueConnection = connect('queues', false);
+    await Promise.all([untilReady(shared), untilReady(queueConnection)]);
+    queues = createQueues(queueConnection, config.QUEUE_PREFIX);
     for (const q of Object.values(queues)) q.on('error', (err) => log.warn({ queue: q.name, err: err.message }, 'queue error'));
 
     const metrics = createMetrics();
@@ -91,7 +114,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
       database,
       log,
       metrics,
-      locks: new LearnerCourseLocks(shared, config.QUEUE_PREFIX, { enabled: config.LEARNER_LOCKS === 'on', ttlMs: 60_000 }),
+      locks: new LearnerCourseLocks(connect('locks'), config.QUEUE_PREFIX, { enabled: config.LEARNER_LOCKS === 'on', ttlMs: 60_000 }),
     };
 
     if (options.workers !== false) {

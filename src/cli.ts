@@ -153,10 +153,18 @@ const positiveInteger = (value: string): number => {
   return Number(value);
 };
 
+/** BullMQ refuses ids with a colon (its key separator) and digits-only ids (its own numbering). */
+const jobIdOption = (value: string): string => {
+  if (value.includes(':')) throw new InvalidArgumentError('must not contain ":"');
+  if (/^\d+$/.test(value)) throw new InvalidArgumentError('must not be only digits');
+  if (value.trim() === '') throw new InvalidArgumentError('must not be empty');
+  return value;
+};
+
 /** --job-id, --no-wait and --json, shared by every command that adds a job. */
 function followOptions(command: Command): Command {
   return command
-    .option('--job-id <id>', 'BullMQ jobId: adding the same id again applies nothing and returns the first result')
+    .option('--job-id <id>', 'BullMQ jobId: adding the same id again applies nothing and returns the first result', jobIdOption)
     .option('--no-wait', 'add the job, print its id and exit')
     .option('--json', 'print one JSON object (job_id, queue, name, state, progress, result, failed_reason) on stdout');
 }

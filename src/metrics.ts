@@ -48,10 +48,16 @@ export function createMetrics() {
     watchQueues(q: Queue[]) {
       queues = q;
     },
+    /** The metrics text; without Redis, the queue depths are left out and the rest still served. */
     async render(): Promise<string> {
-      for (const queue of queues) {
-        const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized', 'waiting-children');
-        for (const [state, n] of Object.entries(counts)) queueJobs.set({ queue: queue.name, state }, n);
+      queueJobs.reset();
+      try {
+        for (const queue of queues) {
+          const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized', 'waiting-children');
+          for (const [state, n] of Object.entries(counts)) queueJobs.set({ queue: queue.name, state }, n);
+        }
+      } catch {
+        queueJobs.reset();
       }
       return registry.metrics();
     },

@@ -1,22 +1,22 @@
 import { SingleBar } from 'cli-progress';
 import type { Progress } from './queue-client.js';
+import { compareCodePoints } from '../domain/order.js';
 
 /** Human-readable lines for the results of CONTRACT.md, by job name; pure, so tested alone. */
 
-const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** `code 207` and one `  <result>  <count>` line per result value, sorted. */
 export function describeWriteResult(result: unknown): string[] {
   if (!isRecord(result) || !isRecord(result.counts)) return [JSON.stringify(result)];
-  const counts = Object.entries(result.counts).sort(([a], [b]) => byCodePoint(a, b));
+  const counts = Object.entries(result.counts).sort(([a], [b]) => compareCodePoints(a, b));
   const width = Math.max(0, ...counts.map(([k]) => k.length));
   return [`code ${String(result.code)}`, ...counts.map(([k, n]) => `  ${k.padEnd(width)}  ${String(n)}`)];
 }
 
 export function describeLinkResult(result: unknown, sent: number | undefined): string[] {
   if (!isRecord(result) || !isRecord(result.errors)) return [JSON.stringify(result)];
-  const errors = Object.entries(result.errors).sort(([a], [b]) => byCodePoint(a, b));
+  const errors = Object.entries(result.errors).sort(([a], [b]) => compareCodePoints(a, b));
   if (errors.length === 0) return ['every link held'];
   const head = sent === undefined ? `${errors.length} links failed` : `${errors.length} of ${sent} links failed`;
   return [head, ...errors.map(([key, message]) => `  ${key}: ${String(message)}`)];

@@ -1,5 +1,6 @@
 import type { CourseEffect } from '../domain/course-enrollment.js';
 import type { HistoryRow } from '../domain/history.js';
+import { compareCodePoints } from '../domain/order.js';
 import type { CourseStatus } from '../domain/statuses.js';
 import type { Logger } from '../log.js';
 import type { Tx } from './client.js';
@@ -30,9 +31,10 @@ export const learnerId = (l: Learner) => `${l.organizationKey}\u001f${l.studentK
 export async function lockLearners(tx: Tx, sent: readonly SentLearner[]): Promise<Map<string, number | null>> {
   const byId = new Map<string, SentLearner>();
   for (const l of sent) if (!byId.has(learnerId(l))) byId.set(learnerId(l), l);
-  const list = [...byId.values()].sort((a, b) =>
-    a.organizationKey < b.organizationKey ? -1 : a.organizationKey > b.organizationKey ? 1 :
-    a.studentKeyLower < b.studentKeyLower ? -1 : a.studentKeyLower > b.studentKeyLower ? 1 : 0);
+  // The order Postgres locks them in below (COLLATE "C" sorts UTF-8 by code point).
+  const list = [...byId.values()].sort(
+    (a, b) => compareCodePoints(a.organizationKey, b.organizationKey) || compareCodePoints(a.studentKeyLower, b.studentKeyLower),
+  );
   const accounts = new Map<string, number | null>();
   let missing = list;
   // A learner row deleted by expiry between the two statements is created again on the next pass.
@@ -111,6 +113,6 @@ export async function linkProgramEnrollments(
       join program_enrollments pe on pe.id = pce.program_enrollment_id
       on conflict do nothing`;
   }
-  for (const keys of courseKeys.values()) keys.sort();
+  for (const keys of courseKeys.values()) keys.sort(compareCodePoints);
   return courseKeys;
 }

@@ -213,6 +213,18 @@ export const history = pgTable(
 );
 
 /**
+ * Jobs the service added on a caller's behalf (the CSV uploads): BullMQ forgets finished jobs after
+ * a while and knows nothing of removed ones, so this is how the job API can still answer for them
+ * (`Succeeded` from the job's stored result, `Canceled` when it was removed before it finished).
+ */
+export const submittedJobs = pgTable('submitted_jobs', {
+  jobId: text('job_id').primaryKey(),
+  queue: text('queue').notNull(),
+  name: text('name').notNull(),
+  createdAt: createdAt(),
+});
+
+/**
  * Finished jobs and events, so that a job re-added under the same jobId (or an event replayed
  * under the same event_id) returns its first result and applies nothing.
  */

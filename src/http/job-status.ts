@@ -1,6 +1,6 @@
 import type { Job, JobState } from 'bullmq';
 import type { CourseUploadResultRow } from '../domain/write-results.js';
-import { compareCodePoints } from './order.js';
+import { compareCodePoints } from '../domain/order.js';
 import { csvLine } from './csv.js';
 
 /** The job states of the Registrar's job API (django-user-tasks), as CONTRACT "HTTP" lists them. */
@@ -104,8 +104,11 @@ export interface JobStatus {
   error: string | null;
 }
 
+/** What the job API needs of a job: BullMQ's, or the service's own record of one BullMQ forgot. */
+export type JobSnapshot = Pick<Job, 'name' | 'timestamp' | 'returnvalue' | 'failedReason'> & { id?: string | undefined };
+
 /** The job status resource; `resultUrl` is where this job's result CSV is served. */
-export function jobStatus(job: Job, state: JobStatusState, resultUrl: string): JobStatus {
+export function jobStatus(job: JobSnapshot, state: JobStatusState, resultUrl: string): JobStatus {
   const succeeded = state === 'Succeeded';
   return {
     job_id: String(job.id),

@@ -1,5 +1,6 @@
 import type { Tx } from '../db/client.js';
 import { claimResult, storeResult } from '../db/job-ledger.js';
+import { compareCodePoints } from '../domain/order.js';
 import { learnerId, linkProgramEnrollments, lockLearners, type Learner, type SentLearner } from '../db/learners.js';
 import { accountCreatedPayload, type AccountCreatedPayload } from '../queue/payloads.js';
 import type { JobContext, JobHandler } from './context.js';
@@ -10,7 +11,6 @@ export interface AccountCreatedResult {
   linked: Array<{ program_uuid: string; student_key: string; course_keys: string[] }>;
 }
 
-const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * Records the account and makes the event's identities its learners (an identity moves to the
@@ -117,7 +117,7 @@ export const accountCreatedJob: JobHandler<AccountCreatedPayload, AccountCreated
         const linked = waiting
           .filter((pe) => courseKeys.has(pe.id))
           .map((pe) => ({ program_uuid: pe.programUuid, student_key: pe.studentKey, course_keys: courseKeys.get(pe.id)! }))
-          .sort((a, b) => byCodePoint(a.program_uuid, b.program_uuid) || byCodePoint(a.student_key, b.student_key));
+          .sort((a, b) => compareCodePoints(a.program_uuid, b.program_uuid) || compareCodePoints(a.student_key, b.student_key));
         const result = { linked };
         await storeResult(tx, key, result);
         if (linked.length) ctx.log.info({ user: payload.user_id, linked: linked.length }, 'waiting enrollments linked');

@@ -70,6 +70,7 @@ export const expireWaitingEnrollmentsJob: JobHandler<ExpireWaitingEnrollmentsPay
         where key not like 'account-created/%' and key not like 'course-enrollment-changed/%'
           and finished_at < now() - make_interval(days => ${JOB_RESULT_RETENTION_DAYS})`;
       await tx`delete from job_chunks where finished_at < now() - make_interval(days => ${JOB_RESULT_RETENTION_DAYS})`;
+      await tx`delete from submitted_jobs where created_at < now() - make_interval(days => ${JOB_RESULT_RETENTION_DAYS})`;
       const result = { removed: { program_enrollments: ids.length, program_course_enrollments: pces } };
       ctx.log.info({ expirationDays: payload.expiration_days, ...result.removed }, 'expired waiting enrollments removed');
       await storeResult(tx, ctx.key, result);

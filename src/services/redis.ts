@@ -14,13 +14,14 @@ export function redisTarget(config: Config, url: string | undefined): RedisTarge
 
 /**
  * One connection to the configured Redis or Redis Cluster. BullMQ workers block on their
- * connection, so `forWorker` sets `maxRetriesPerRequest: null` as BullMQ requires; other
- * connections fail fast instead of queueing commands while Redis is away.
+ * connection, so `forWorker` sets `maxRetriesPerRequest: null` as BullMQ requires and waits for
+ * Redis to come back. The other connections serve HTTP requests and metrics scrapes: they fail at
+ * once while Redis is away, so those answer an error instead of hanging.
  */
 export function connectRedis(target: RedisTarget, options: { forWorker?: boolean; name?: string } = {}): RedisClient {
   const base: RedisOptions = {
-    maxRetriesPerRequest: options.forWorker ? null : 3,
-    enableOfflineQueue: true,
+    maxRetriesPerRequest: options.forWorker ? null : 1,
+    enableOfflineQueue: options.forWorker ? true : false,
     connectionName: options.name ?? 'program-enrollments',
   };
   if (target.clusterNodes.length > 0) {
@@ -28,7 +29,7 @@ export function connectRedis(target: RedisTarget, options: { forWorker?: boolean
       const [host, port] = hp.split(':');
       return { host: host ?? '127.0.0.1', port: Number(port) };
     });
-    return new Cluster(nodes, { redisOptions: base, enableOfflineQueue: true });
+    return new Cluster(nodes, { redisOptions: base, enableOfflineQueue: base.enableOfflineQueue ?? true });
   }
   if (!target.url) throw new Error('no Redis configured');
   return new Redis(target.url, base);

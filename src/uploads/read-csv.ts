@@ -24,11 +24,12 @@ export interface UploadCsv {
 
 /** Reads the header and the data rows; refuses a file whose header lacks a `required` column. */
 export function readUploadCsv(text: string, required: readonly string[]): UploadCsv {
-  let records: Array<{ record: string[]; info: { lines: number } }>;
+  let records: Array<{ record: string[]; info: { lines: number }; raw: string }>;
   try {
     records = parse(text, {
       bom: true,
       info: true,
+      raw: true,
       relax_column_count: true,
       skip_empty_lines: true,
       // Files edited on several systems mix line endings; csv-parse would otherwise keep the first.
@@ -53,8 +54,16 @@ export function readUploadCsv(text: string, required: readonly string[]): Upload
       });
       return row;
     }),
-    lines: data.map(({ info }) => info.lines),
+    // Line numbers count the header as line 1 (blank lines before it do not count, blank lines
+    // after it do), and a record that spans lines is named by the line it starts on.
+    lines: data.map((r) => startLine(r) - startLine(header!) + 1),
   };
+}
+
+/** The physical line a record starts on: csv-parse counts to its end; a quoted field may span lines. */
+function startLine({ info, raw }: { info: { lines: number }; raw: string }): number {
+  const own = raw.replace(/^[\r\n]+/, '').replace(/(\r\n|\n|\r)$/, '');
+  return info.lines - (own.match(/\r\n|\n|\r/g)?.length ?? 0);
 }
 
 /** Why a file of `count` records is more than one job takes, or null when it is not. */

@@ -1,7 +1,7 @@
-import { Job, type Queue } from 'bullmq';
+import { Job } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../errors.js';
-import { jobStatus, jobStatusState, resultCsv, type JobStatusState } from '../job-status.js';
+import { jobStatus, jobStatusState, resultCsv, type JobSnapshot, type JobStatusState } from '../job-status.js';
 import type { HttpDeps } from '../server.js';
 import { requestOrigin } from '../urls.js';
 
@@ -12,9 +12,12 @@ import { requestOrigin } from '../urls.js';
  *
  * The state is read before the job: the other way round, a job that completes between the two
  * reads shows as Succeeded without its result, and a polling client stops at that answer.
+ *
+ * A job the service submitted itself (an upload) that BullMQ no longer knows is answered from
+ * Postgres: Succeeded with its stored result, or Canceled when it was removed before it finished.
  */
-async function findJob(queues: readonly Queue[], jobId: string): Promise<{ job: Job; state: JobStatusState } | null> {
-  for (const queue of queues) {
+async function findJob(deps: HttpDeps, jobId: string): Promise<{ job: JobSnapshot; state: JobStatusState } | null> {
+  for (const queue of deps.queues) {
     const bullState = await queue.getJobState(jobId);
     if (bullState === 'unknown') continue;
     const job = await Job.fromId(queue, jobId);
@@ -23,19 +26,33 @@ async function findJob(queues: readonly Queue[], jobId: string): Promise<{ job: 
     const state = jobStatusState(bullState, job);
     if (state !== null) return { job, state };
   }
-  return null;
+  const { sql } = deps.services.database;
+  const [submitted] = await sql<{ queue: string; name: string; createdAt: Date; result: unknown }[]>`
+    select s.queue, s.name, s.created_at as "createdAt", r.result
+    from submitted_jobs s
+    left join job_results r on r.key = s.queue || '/' || s.job_id and r.result <> 'null'::jsonb
+    where s.job_id = ${jobId}`;
+  if (!submitted) return null;
+  const job: JobSnapshot = {
+    id: jobId,
+    name: submitted.name,
+    timestamp: new Date(submitted.createdAt).getTime(),
+    returnvalue: submitted.result ?? null,
+    failedReason: '',
+  };
+  return { job, state: submitted.result ? 'Succeeded' : 'Canceled' };
 }
 
-export async function registerJobRoutes(api: FastifyInstance, { queues }: HttpDeps): Promise<void> {
+export async function registerJobRoutes(api: FastifyInstance, deps: HttpDeps): Promise<void> {
   api.get<{ Params: { job_id: string } }>('/v1/jobs/:job_id', async (request) => {
-    const found = await findJob(queues, request.params.job_id);
+    const found = await findJob(deps, request.params.job_id);
     if (!found) throw notFound(`unknown job ${request.params.job_id}`);
-    const resultUrl = `${requestOrigin(request)}/api/v1/jobs/${encodeURIComponent(String(found.job.id))}/result.csv`;
+    const resultUrl = `${requestOrigin(request)}/api/v1/jobs/${encodeURIComponent(request.params.job_id)}/result.csv`;
     return jobStatus(found.job, found.state, resultUrl);
   });
 
   api.get<{ Params: { job_id: string } }>('/v1/jobs/:job_id/result.csv', async (request, reply) => {
-    const found = await findJob(queues, request.params.job_id);
+    const found = await findJob(deps, request.params.job_id);
     if (!found) throw notFound(`unknown job ${request.params.job_id}`);
     if (found.state !== 'Succeeded') throw notFound(`job ${request.params.job_id} has not succeeded`);
     const csv = resultCsv(found.job.returnvalue);

@@ -73,7 +73,10 @@ export async function registerProgramRoutes(api: FastifyInstance, { services }: 
       const programUuid = programUuidParam(request.params.program_uuid);
       // Keys are stored trimmed (CONTRACT "Vocabulary"), so a padded key names the same learner.
       const studentKey = request.params.student_key.trim();
-      const rows = await learnerHistory(sql, programUuid, studentKey);
+      // No stored key holds NUL or exceeds 255 characters (payload validation refuses them), and
+      // Postgres would reject the NUL: such a key simply names nobody.
+      const storable = studentKey.length <= 255 && !studentKey.includes('\u0000');
+      const rows = storable ? await learnerHistory(sql, programUuid, studentKey) : [];
       if (rows.length === 0) throw notFound(`no history for student key ${studentKey} in program ${programUuid}`);
       return rows.map((row) => ({
         at: row.at,

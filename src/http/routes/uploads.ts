@@ -81,7 +81,14 @@ export async function registerUploadRoutes(api: FastifyInstance, { services, que
 
   const accept = async (request: FastifyRequest, reply: FastifyReply, name: string, payload: { enrollments: unknown[] }) => {
     const jobId = `upload-${randomUUID()}`;
-    await enrollments.add(name, payload, { jobId });
+    // Recorded first, so the job API can answer for the job once BullMQ has forgotten it.
+    await sql`insert into submitted_jobs (job_id, queue, name) values (${jobId}, ${enrollments.name}, ${name})`;
+    try {
+      await enrollments.add(name, payload, { jobId });
+    } catch (err) {
+      await sql`delete from submitted_jobs where job_id = ${jobId}`;
+      throw err;
+    }
     services.log.info({ job: name, jobId, records: payload.enrollments.length }, 'upload accepted');
     return reply.code(202).send({ job_id: jobId, job_url: `${requestOrigin(request)}/api/v1/jobs/${jobId}` });
   };

@@ -1,13 +1,16 @@
 import type { FastifyInstance } from 'fastify';
 import { accountExists, userCourseEnrollments } from '../../db/reads.js';
-import { badRequest, notFound } from '../errors.js';
-import { compareCodePoints } from '../order.js';
+import { notFound } from '../errors.js';
+import { compareCodePoints } from '../../domain/order.js';
 import type { HttpDeps } from '../server.js';
 
-/** A user id as CONTRACT "Account events" defines it: an integer from 1 to 2^53 − 1. */
+/**
+ * A user id as CONTRACT "Account events" defines it: an integer from 1 to 2^53 − 1. Anything else
+ * names no account, and an unknown account is a 404.
+ */
 function userIdParam(raw: string): number {
   const id = /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(id) || id < 1) throw badRequest('user_id must be an integer from 1 to 2^53 - 1');
+  if (!Number.isSafeInteger(id) || id < 1) throw notFound(`unknown user ${raw}`);
   return id;
 }
 

@@ -1,0 +1,75 @@
+/**
+ * The HTTP side while Redis is away: /readyz must answer 503, and the other open or API routes
+ * must still answer (not hang until the client gives up).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startService, type Service } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import { freePort } from '../../src/services/embedded.js';
+import { API_TOKEN, createTestDatabase } from '../support/service.js';
+
+let port: number;
+let redis: ChildProcess | undefined;
+let service: Service;
+let database: Awaited<ReturnType<typeof createTestDatabase>>;
+const dir = mkdtempSync(path.join(os.tmpdir(), 'pe-outage-'));
+
+async function startRedis(): Promise<void> {
+  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    try {
+      const net = await import('node:net');
+      await new Promise<void>((res, rej) => { const s = net.connect(port, '127.0.0.1', () => { s.end(); res(); }); s.on('error', rej); });
+      return;
+    } catch { await new Promise((r) => setTimeout(r, 50)); }
+  }
+}
+async function stopRedis(): Promise<void> {
+  const child = redis!;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+beforeAll(async () => {
+  port = await freePort();
+  await startRedis();
+  database = await createTestDatabase();
+  service = await startService(loadConfig({
+    REDIS_URL: `redis://127.0.0.1:${port}`, DATABASE_URL: database.url, QUEUE_PREFIX: 'outage', PORT: '0', HOST: '127.0.0.1',
+    API_TOKENS: API_TOKEN, LOG_LEVEL: 'silent', WORKER_CONCURRENCY: '2',
+  }));
+});
+
+afterAll(async () => {
+  await startRedis();
+  // stop() does not finish once Redis has been restarted under it (BullMQ worker close hangs);
+  // give it a bounded time so that the file ends.
+  await Promise.race([service?.stop(), new Promise((r) => setTimeout(r, 15_000))]);
+  await stopRedis();
+  await database?.drop();
+});
+
+/** Status of a GET, or 'no answer' when none came within 5 s. */
+async function statusWithin(path: string, headers: Record<string, string> = {}): Promise<number | string> {
+  try {
+    return (await fetch(`${service.url}${path}`, { headers, signal: AbortSignal.timeout(5_000) })).status;
+  } catch {
+    return 'no answer';
+  }
+}
+
+describe('with Redis down', () => {
+  it('answers /readyz 503, and /metrics and the job API at all, within 5 s', async () => {
+    expect(await statusWithin('/readyz')).toBe(200);
+    await stopRedis();
+    expect(await statusWithin('/readyz')).toBe(503);
+    const metrics = await statusWithin('/metrics');
+    const job = await statusWithin('/api/v1/jobs/some-job', { authorization: `Bearer ${API_TOKEN}` });
+    expect({ metrics, job }).toEqual({ metrics: expect.any(Number), job: expect.any(Number) });
+  });
+});
