@@ -9,12 +9,11 @@
  *       write-program-course-enrollments job for the same learners;
  *   (d) the service: M account-created events, each linking one waiting PE with one PCE.
  * Redis and Postgres: REDIS_URL / DATABASE_URL when set, else the local services when they answer,
- * else private ones. Everything it creates (a database, a queue prefix, temp dirs) is removed at the
+ * else private ones (src/services/locate.ts). Everything it creates (a database, a queue prefix, temp dirs) is removed at the
  * end, also on failure or Ctrl-C.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,10 +23,8 @@ import postgres from 'postgres';
 import { startService, type Service } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { runMigrations } from '../src/db/migrate.js';
-import { startEmbeddedPostgres, startPrivateRedis } from '../src/services/embedded.js';
+import { locatePostgres, locateRedis } from '../src/services/locate.js';
 
-const LOCAL_REDIS = 'redis://127.0.0.1:6379';
-const LOCAL_POSTGRES = 'postgres://postgres@127.0.0.1:5432/postgres';
 /** The service writes in chunks of this many records (WRITE_CHUNK_SIZE); (a) uses the same batches. */
 const PG_BATCH = 1_000;
 const ADD_BULK_BATCH = 500;
@@ -93,28 +90,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const seconds = (ms: number) => `${fmt(ms / 1000, 2)} s`;
 
-function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.setTimeout(1_000);
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => resolve(false));
-    socket.once('timeout', () => (socket.destroy(), resolve(false)));
-  });
-}
-
-async function postgresAnswers(url: string): Promise<boolean> {
-  const sql = postgres(url, { max: 1, connect_timeout: 3, onnotice: () => {} });
-  try {
-    await sql`select 1`;
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await sql.end({ timeout: 1 });
-  }
-}
-
 function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
@@ -156,25 +131,19 @@ interface Row {
 
 async function main(): Promise<void> {
   // Services
-  let redisUrl = process.env.REDIS_URL;
-  let redisSource = 'REDIS_URL';
-  if (!redisUrl && (await answers(6379))) [redisUrl, redisSource] = [LOCAL_REDIS, 'local'];
-  if (!redisUrl) {
-    const redis = await startPrivateRedis();
-    onCleanup('private redis-server', () => redis.stop());
-    [redisUrl, redisSource] = [redis.url, 'private'];
-  }
-  let adminUrl = process.env.DATABASE_URL;
-  let postgresSource = 'DATABASE_URL';
-  if (!adminUrl && (await answers(5432)) && (await postgresAnswers(LOCAL_POSTGRES))) [adminUrl, postgresSource] = [LOCAL_POSTGRES, 'local'];
-  if (!adminUrl) {
+  const redisService = await locateRedis();
+  onCleanup(`redis (${redisService.source})`, () => redisService.stop());
+  const postgresService = await locatePostgres({
     // A throwaway cluster with Postgres's default durability, so commits cost what they cost.
-    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'pe-bench-pg-'));
-    onCleanup('embedded postgres data', async () => rmSync(dataDir, { recursive: true, force: true }));
-    const pg = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'data') });
-    onCleanup('embedded postgres', () => pg.stop());
-    [adminUrl, postgresSource] = [pg.url, 'embedded'];
-  }
+    dataDir: () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'pe-bench-pg-'));
+      onCleanup('embedded postgres data', async () => rmSync(dir, { recursive: true, force: true }));
+      return path.join(dir, 'data');
+    },
+  });
+  onCleanup(`postgres (${postgresService.source})`, () => postgresService.stop());
+  const { url: redisUrl, source: redisSource } = redisService;
+  const { url: adminUrl, source: postgresSource } = postgresService;
 
   // A database and a queue prefix of its own
   const suffix = randomBytes(5).toString('hex');

@@ -5,26 +5,27 @@
  * deactivates a CE that another active PCE holds: Open edX quirks Q5/Q6).
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, type FinishedJob, type TestService } from './support/service.js';
+import { describe, expect, it } from 'vitest';
+import { useTestService, type FinishedJob } from './support/service.js';
 import {
   accountCreated,
   accountCreatedPayload,
   ceById,
+  ceOf,
   cesOf,
   codePointSort,
   completed,
   courseEnrollmentChanged,
-  courseKey,
-  createProgram,
-  findCe,
   getPce,
   getPe,
   historyOf,
   newAccount,
-  pcesOf,
+  newCourseKey,
+  newOrg,
+  newProgram,
+  pcesOfPe,
   pendingRoles,
-  pesOfProgram,
+  pesOf,
   shuffled,
   staffRoles,
   tableCounts,
@@ -33,32 +34,21 @@ import {
   writeEnrollments,
   type AccountCreatedResult,
   type Linked,
-  type Program,
+  type ProgramPayload,
   type WriteResult,
-} from './support/lifecycle-fixtures.js';
+} from './support/fixtures.js';
 
-let t: TestService;
-
-beforeAll(async () => {
-  t = await startTestService();
-});
-
-afterAll(async () => {
-  await t?.stop();
-});
-
-/** An organization of its own for one test. */
-const org = (label = 'UoX') => `${label}-${token()}`;
+const t = useTestService();
 
 describe('account-created: what gets linked', () => {
   it('links the waiting PEs of two programs of the organization and not a program of another organization with the same key', async () => {
-    const orgA = org();
-    const orgB = org('Other');
-    const c1 = courseKey(orgA);
-    const cB = courseKey(orgB);
-    const p1 = await createProgram(t, { organization_key: orgA, course_keys: [c1] });
-    const p2 = await createProgram(t, { organization_key: orgA, course_keys: [] });
-    const p3 = await createProgram(t, { organization_key: orgB, course_keys: [cB] });
+    const orgA = newOrg();
+    const orgB = newOrg('Other');
+    const c1 = newCourseKey(orgA);
+    const cB = newCourseKey(orgB);
+    const p1 = await newProgram(t, { org: orgA, courses: [c1] });
+    const p2 = await newProgram(t, { org: orgA, courses: [] });
+    const p3 = await newProgram(t, { org: orgB, courses: [cB] });
     const key = `learner-${token()}`;
     for (const p of [p1, p2, p3]) await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p1, c1, [key]);
@@ -79,15 +69,15 @@ describe('account-created: what gets linked', () => {
     expect((await getPe(t, p2.program_uuid, key)).user_id).toBe(account.user_id);
     const other = await getPe(t, p3.program_uuid, key);
     expect(other.user_id).toBeNull();
-    expect((await pcesOf(t, other.id)).map((p) => p.course_enrollment_id)).toEqual([null]);
-    expect(await findCe(t, account.user_id, cB)).toBeUndefined();
+    expect((await pcesOfPe(t, other.id)).map((p) => p.course_enrollment_id)).toEqual([null]);
+    expect(await ceOf(t, account.user_id, cB)).toBeUndefined();
   });
 
   it('links the other organization only when the event names that identity too', async () => {
-    const orgA = org();
-    const orgB = org('Other');
-    const pA = await createProgram(t, { organization_key: orgA });
-    const pB = await createProgram(t, { organization_key: orgB });
+    const orgA = newOrg();
+    const orgB = newOrg('Other');
+    const pA = await newProgram(t, { org: orgA, courses: [] });
+    const pB = await newProgram(t, { org: orgB, courses: [] });
     const keyA = `a-${token()}`;
     const keyB = `b-${token()}`;
     await writeEnrollments(t, pA, [keyA]);
@@ -113,14 +103,14 @@ describe('account-created: what gets linked', () => {
   });
 
   it('sorts linked by program_uuid (code-point order, not creation order) and course_keys within each', async () => {
-    const o = org();
+    const o = newOrg();
     const ca = `course-v1:${o}+A${token()}+2026`;
     const cb = `course-v1:${o}+B${token()}+2026`;
     const cc = `course-v1:${o}+C${token()}+2026`;
     const cd = `course-v1:${o}+D${token()}+2026`;
     // Created in the reverse of their sorted order.
-    const high = await createProgram(t, { organization_key: o, course_keys: [cc, cb, ca], program_uuid: `ffffffff-${token().slice(0, 4)}-4000-8000-${token()}0000` });
-    const low = await createProgram(t, { organization_key: o, course_keys: [cd], program_uuid: `00000000-${token().slice(0, 4)}-4000-8000-${token()}0000` });
+    const high = await newProgram(t, { org: o, courses: [cc, cb, ca], program_uuid: `ffffffff-${token().slice(0, 4)}-4000-8000-${token()}0000` });
+    const low = await newProgram(t, { org: o, courses: [cd], program_uuid: `00000000-${token().slice(0, 4)}-4000-8000-${token()}0000` });
     const key = `sort-${token()}`;
     await writeEnrollments(t, high, [key]);
     await writeEnrollments(t, low, [key]);
@@ -138,10 +128,10 @@ describe('account-created: what gets linked', () => {
   });
 
   it('matches keys case-insensitively and reports the key as stored', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p1 = await createProgram(t, { organization_key: o, course_keys: [c] });
-    const p2 = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p1 = await newProgram(t, { org: o, courses: [c] });
+    const p2 = await newProgram(t, { org: o, courses: [] });
     const stored = `MiXeD-Case-${token()}`;
     await writeEnrollments(t, p1, [stored]);
     await writeCourseEnrollments(t, p1, c, [stored.toLowerCase()]);
@@ -166,8 +156,8 @@ describe('account-created: what gets linked', () => {
   });
 
   it('trims the identity key before matching', async () => {
-    const o = org();
-    const p = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p = await newProgram(t, { org: o, courses: [] });
     const key = `trim-${token()}`;
     await writeEnrollments(t, p, [key]);
     const account = newAccount();
@@ -179,9 +169,9 @@ describe('account-created: what gets linked', () => {
   });
 
   it('links a waiting PE whatever its program status', async () => {
-    const o = org();
-    const p1 = await createProgram(t, { organization_key: o });
-    const p2 = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p1 = await newProgram(t, { org: o, courses: [] });
+    const p2 = await newProgram(t, { org: o, courses: [] });
     const key = `status-${token()}`;
     await writeEnrollments(t, p1, [{ student_key: key, status: 'canceled' }]);
     await writeEnrollments(t, p2, [{ student_key: key, status: 'pending' }]);
@@ -195,8 +185,8 @@ describe('account-created: what gets linked', () => {
   });
 
   it('leaves waiting the younger of two PEs in one program when both identities of the account are enrolled there', async () => {
-    const o = org();
-    const p = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p = await newProgram(t, { org: o, courses: [] });
     const older = `older-${token()}`;
     const younger = `younger-${token()}`;
     await writeEnrollments(t, p, [older]);
@@ -239,13 +229,9 @@ describe('account-created: what gets linked', () => {
 
 describe('account-created: course enrollments, staff roles and history', () => {
   async function waitingLearner(courses: Array<{ status: 'active' | 'inactive'; course_staff?: boolean }>, modes?: string[]) {
-    const o = org();
-    const keys = courses.map(() => courseKey(o));
-    const program = await createProgram(t, {
-      organization_key: o,
-      course_keys: keys,
-      ...(modes ? { modes: Object.fromEntries(keys.map((k) => [k, modes])) } : {}),
-    });
+    const o = newOrg();
+    const keys = courses.map(() => newCourseKey(o));
+    const program = await newProgram(t, { org: o, courses: keys.map((course_key) => (modes ? { course_key, modes } : course_key)) });
     const key = `learner-${token()}`;
     await writeEnrollments(t, program, [key]);
     for (const [i, c] of courses.entries()) {
@@ -303,7 +289,7 @@ describe('account-created: course enrollments, staff roles and history', () => {
         (r) => r[0] as string,
       ),
     );
-    const pces = await pcesOf(t, (await getPe(t, program.program_uuid, key)).id);
+    const pces = await pcesOfPe(t, (await getPe(t, program.program_uuid, key)).id);
     for (const pce of pces) expect(ces.find((c) => c.id === pce.course_enrollment_id)?.course_key).toBe(pce.course_key);
   });
 
@@ -335,7 +321,7 @@ describe('account-created: course enrollments, staff roles and history', () => {
     const { o, program, key, courses } = await waitingLearner([{ status: 'active' }], ['audit', 'masters', 'verified']);
     const account = newAccount();
     // The LMS reports the purchase before announcing the account.
-    await courseEnrollmentChanged(t, account.user_id, courses[0]!, 'verified', true);
+    await courseEnrollmentChanged(t, { user_id: account.user_id, course_key: courses[0]!, mode: 'verified', is_active: true });
     const [before] = await cesOf(t, account.user_id);
 
     completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: key }]));
@@ -348,7 +334,7 @@ describe('account-created: course enrollments, staff roles and history', () => {
   it('keeps an active verified CE active even for an inactive PCE', async () => {
     const { o, program, key, courses } = await waitingLearner([{ status: 'inactive' }], ['audit', 'masters', 'verified']);
     const account = newAccount();
-    await courseEnrollmentChanged(t, account.user_id, courses[0]!, 'verified', true);
+    await courseEnrollmentChanged(t, { user_id: account.user_id, course_key: courses[0]!, mode: 'verified', is_active: true });
 
     completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: key }]));
 
@@ -359,11 +345,11 @@ describe('account-created: course enrollments, staff roles and history', () => {
   it('converts an active audit CE to masters', async () => {
     const { o, key, courses } = await waitingLearner([{ status: 'active' }]);
     const account = newAccount();
-    await courseEnrollmentChanged(t, account.user_id, courses[0]!, 'audit', true);
+    await courseEnrollmentChanged(t, { user_id: account.user_id, course_key: courses[0]!, mode: 'audit', is_active: true });
 
     completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: key }]));
 
-    expect(await findCe(t, account.user_id, courses[0]!)).toMatchObject({ mode: 'masters', is_active: true });
+    expect(await ceOf(t, account.user_id, courses[0]!)).toMatchObject({ mode: 'masters', is_active: true });
     expect(await cesOf(t, account.user_id)).toHaveLength(1);
   });
 
@@ -372,7 +358,7 @@ describe('account-created: course enrollments, staff roles and history', () => {
     const account = newAccount();
     // Announced first, without identities; the CE follows; then the SSO identity arrives.
     expect(completed(await accountCreated(t, account, []))).toEqual({ linked: [] });
-    await courseEnrollmentChanged(t, account.user_id, courses[0]!, mode, false);
+    await courseEnrollmentChanged(t, { user_id: account.user_id, course_key: courses[0]!, mode, is_active: false });
     const [before] = await cesOf(t, account.user_id);
     expect(before).toMatchObject({ mode, is_active: false });
 
@@ -383,20 +369,28 @@ describe('account-created: course enrollments, staff roles and history', () => {
     expect((await getPce(t, (await getPe(t, program.program_uuid, key)).id, courses[0]!)).course_enrollment_id).toBe(before!.id);
   });
 
-  it('does not deactivate the CE of an active PCE when linking an older inactive PCE of another program (Q5/Q6)', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p1 = await createProgram(t, { organization_key: o, course_keys: [c] });
-    const p2 = await createProgram(t, { organization_key: o, course_keys: [c] });
+  /**
+   * A learner waiting in two programs of one organization that share a course, with a PCE of
+   * `older` status in the first program and of `newer` status in the second, then linked.
+   */
+  async function linkedMover(older: 'active' | 'inactive', newer: 'active' | 'inactive') {
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p1 = await newProgram(t, { org: o, courses: [c] });
+    const p2 = await newProgram(t, { org: o, courses: [c] });
     const key = `mover-${token()}`;
-    // Older: P1, PCE inactive (the learner moved out); newer: P2, PCE active.
     await writeEnrollments(t, p1, [key]);
-    await writeCourseEnrollments(t, p1, c, [{ student_key: key, status: 'inactive' }]);
+    await writeCourseEnrollments(t, p1, c, [{ student_key: key, status: older }]);
     await writeEnrollments(t, p2, [key]);
-    await writeCourseEnrollments(t, p2, c, [{ student_key: key, status: 'active' }]);
+    await writeCourseEnrollments(t, p2, c, [{ student_key: key, status: newer }]);
     const account = newAccount();
-
     completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: key }]));
+    return { c, p1, p2, key, account };
+  }
+
+  it('does not deactivate the CE of an active PCE when linking an older inactive PCE of another program (Q5/Q6)', async () => {
+    // Older: P1, PCE inactive (the learner moved out); newer: P2, PCE active.
+    const { c, p1, p2, key, account } = await linkedMover('inactive', 'active');
 
     const ces = await cesOf(t, account.user_id);
     expect(ces.map((x) => [x.course_key, x.mode, x.is_active])).toEqual([[c, 'masters', true]]);
@@ -408,18 +402,7 @@ describe('account-created: course enrollments, staff roles and history', () => {
   });
 
   it('does not deactivate the CE when the inactive PCE is the newer one either', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p1 = await createProgram(t, { organization_key: o, course_keys: [c] });
-    const p2 = await createProgram(t, { organization_key: o, course_keys: [c] });
-    const key = `mover-${token()}`;
-    await writeEnrollments(t, p1, [key]);
-    await writeCourseEnrollments(t, p1, c, [{ student_key: key, status: 'active' }]);
-    await writeEnrollments(t, p2, [key]);
-    await writeCourseEnrollments(t, p2, c, [{ student_key: key, status: 'inactive' }]);
-    const account = newAccount();
-
-    completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: key }]));
+    const { c, p1, p2, key, account } = await linkedMover('active', 'inactive');
 
     const ces = await cesOf(t, account.user_id);
     expect(ces.map((x) => [x.mode, x.is_active])).toEqual([['masters', true]]);
@@ -453,18 +436,18 @@ describe('account-created: course enrollments, staff roles and history', () => {
 
 describe('account-created: the account\'s course enrollments over HTTP', () => {
   it('lists the CEs made by linking, sorted by course_key, with modes, activity and staff roles', async () => {
-    const o = org();
+    const o = newOrg();
     const cA = `course-v1:${o}+A${token()}+2026`;
     const cB = `course-v1:${o}+B${token()}+2026`;
     const cC = `course-v1:${o}+C${token()}+2026`;
-    const p = await createProgram(t, { organization_key: o, course_keys: [cC, cA, cB], modes: { [cB]: ['audit', 'masters', 'verified'] } });
+    const p = await newProgram(t, { org: o, courses: [cC, cA, { course_key: cB, modes: ['audit', 'masters', 'verified'] }] });
     const key = `http-${token()}`;
     await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p, cC, [{ student_key: key, status: 'active', course_staff: true }]);
     await writeCourseEnrollments(t, p, cA, [{ student_key: key, status: 'inactive' }]);
     await writeCourseEnrollments(t, p, cB, [key]);
     const account = newAccount();
-    await courseEnrollmentChanged(t, account.user_id, cB, 'verified', true);
+    await courseEnrollmentChanged(t, { user_id: account.user_id, course_key: cB, mode: 'verified', is_active: true });
 
     completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: key }]));
 
@@ -491,9 +474,9 @@ describe('account-created: the account\'s course enrollments over HTTP', () => {
 
 describe('account-created: replays', () => {
   it('returns the same result three times for one event_id and applies it once', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const key = `replay-${token()}`;
     await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p, c, [{ student_key: key, status: 'active', course_staff: true }]);
@@ -514,12 +497,12 @@ describe('account-created: replays', () => {
   });
 
   it('replays the earlier result and applies nothing even when the replay names more identities', async () => {
-    const o = org();
-    const p = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p = await newProgram(t, { org: o, courses: [] });
     const key = `replay-${token()}`;
     const key2 = `replay2-${token()}`;
     await writeEnrollments(t, p, [key]);
-    const p2 = await createProgram(t, { organization_key: o });
+    const p2 = await newProgram(t, { org: o, courses: [] });
     await writeEnrollments(t, p2, [key2]);
     const account = newAccount();
     const event_id = randomUUID();
@@ -543,9 +526,9 @@ describe('account-created: replays', () => {
   });
 
   it('returns one result for three deliveries of one event running at once, applied once', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const key = `replay-${token()}`;
     await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p, c, [key]);
@@ -566,9 +549,9 @@ describe('account-created: replays', () => {
   });
 
   it('answers { linked: [] } to a new event for identities already linked, changing nothing', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const key = `again-${token()}`;
     await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p, c, [key]);
@@ -585,9 +568,9 @@ describe('account-created: replays', () => {
 
 describe('account-created: an identity that matches nothing is remembered', () => {
   it('makes a later bulk write create realized PEs and course writes create CEs at once', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const known = Array.from({ length: 3 }, () => ({ key: `Known-${token()}`, account: newAccount() }));
     for (const k of known) {
       expect(completed(await accountCreated(t, k.account, [{ organization_key: o, external_user_key: k.key }]))).toEqual({ linked: [] });
@@ -619,9 +602,9 @@ describe('account-created: an identity that matches nothing is remembered', () =
   });
 
   it('remembers the identity only for its organization', async () => {
-    const o = org();
-    const other = org('Other');
-    const pOther = await createProgram(t, { organization_key: other });
+    const o = newOrg();
+    const other = newOrg('Other');
+    const pOther = await newProgram(t, { org: other, courses: [] });
     const key = `org-bound-${token()}`;
     completed(await accountCreated(t, newAccount(), [{ organization_key: o, external_user_key: key }]));
 
@@ -632,9 +615,9 @@ describe('account-created: an identity that matches nothing is remembered', () =
 
   it('links, on the next write, a PE that was waiting before the account was announced in another program', async () => {
     // The account links its waiting PEs at once; a PE written afterwards is created realized.
-    const o = org();
-    const p1 = await createProgram(t, { organization_key: o });
-    const p2 = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p1 = await newProgram(t, { org: o, courses: [] });
+    const p2 = await newProgram(t, { org: o, courses: [] });
     const key = `later-${token()}`;
     await writeEnrollments(t, p1, [key]);
     const account = newAccount();
@@ -650,15 +633,15 @@ describe('account-created: concurrency', () => {
   const LEARNERS = 30;
 
   interface Round {
-    program: Program;
+    program: ProgramPayload;
     course: string;
     learners: Array<{ key: string; account: ReturnType<typeof newAccount> }>;
   }
 
   async function newRound(label: string): Promise<Round> {
-    const o = org();
-    const course = courseKey(o);
-    const program = await createProgram(t, { organization_key: o, course_keys: [course] });
+    const o = newOrg();
+    const course = newCourseKey(o);
+    const program = await newProgram(t, { org: o, courses: [course] });
     const learners = Array.from({ length: LEARNERS }, (_, i) => ({
       key: `${label}-${i % 2 ? 'Odd' : 'even'}-${i}-${token()}`,
       account: newAccount(label),
@@ -709,12 +692,12 @@ describe('account-created: concurrency', () => {
         expect([[], [r.course]]).toContainEqual(l.course_keys);
       }
     }
-    const pes = await pesOfProgram(t, r.program.program_uuid);
+    const pes = await pesOf(t, r.program.program_uuid);
     expect(pes).toHaveLength(LEARNERS);
     for (const learner of r.learners) {
       const pe = pes.find((p) => p.student_key === learner.key)!;
       expect(pe.user_id, `PE of ${learner.key}`).toBe(learner.account.user_id);
-      const pces = await pcesOf(t, pe.id);
+      const pces = await pcesOfPe(t, pe.id);
       expect(pces).toHaveLength(1);
       expect(pces[0]!.course_enrollment_id, `PCE of ${learner.key}`).not.toBeNull();
       expect(await ceById(t, pces[0]!.course_enrollment_id!)).toMatchObject({
@@ -792,9 +775,9 @@ describe('account-created: concurrency', () => {
   });
 
   it('links 50 distinct learners whose events are processed concurrently', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const learners = Array.from({ length: 50 }, (_, i) => ({ key: `fifty-${i}-${token()}`, account: newAccount('fifty') }));
     await writeEnrollments(t, p, learners.map((l) => l.key));
     await writeCourseEnrollments(t, p, c, learners.map((l) => ({ student_key: l.key, status: 'active', course_staff: l.key.startsWith('fifty-1') })));

@@ -2,20 +2,20 @@
  * Bulk writes (CONTRACT.md: 0 to 100,000 records per job; progress at least every 1,000 records as
  * {done, total}, the last with done == total). Prints the learners per second of each job.
  */
-import { QueueEvents, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
-import { startTestService, type FinishedJob, type TestService } from './support/service.js';
+import { useTestService, type FinishedJob } from './support/service.js';
 import {
   COURSE,
   ORG,
   cesOf,
   newProgram,
-  pcesOf,
+  pcesOfLearner,
   peOf,
   uniqueUserId,
-  type ProgramPayload,
+  useProgram,
+  watchProgress,
+  type ProgressWatch,
   type WriteResult,
 } from './support/fixtures.js';
 
@@ -23,25 +23,14 @@ const N = 100_000;
 const REALIZED = 1_000;
 const TIMEOUT = 600_000;
 
-let t: TestService;
-let P: ProgramPayload;
-let events: QueueEvents;
-let eventsConnection: Redis;
-const progressOf = new Map<string, { done: number; total: number }[]>();
+const t = useTestService();
+const P = useProgram(t);
+let progress: ProgressWatch;
 const keys = Array.from({ length: N }, (_, i) => `bulk-${String(i).padStart(6, '0')}`);
 const userOf = new Map<string, number>();
 
 beforeAll(async () => {
-  t = await startTestService();
-  P = await newProgram(t);
-  eventsConnection = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
-  events = new QueueEvents('enrollments', { connection: eventsConnection, prefix: t.prefix });
-  events.on('progress', ({ jobId, data }) => {
-    const list = progressOf.get(jobId) ?? [];
-    list.push(data as { done: number; total: number });
-    progressOf.set(jobId, list);
-  });
-  await events.waitUntilReady();
+  progress = await watchProgress(t);
   // 1,000 of the learners have accounts already (every 100th).
   const announced = keys.filter((_, i) => i % 100 === 0).slice(0, REALIZED);
   const jobs = await t.queues.accounts.addBulk(
@@ -59,9 +48,7 @@ beforeAll(async () => {
 }, TIMEOUT);
 
 afterAll(async () => {
-  await events?.close();
-  await eventsConnection?.quit();
-  await t?.stop();
+  await progress?.close();
 });
 
 async function timed(name: string, data: unknown): Promise<{ done: FinishedJob<WriteResult>; seconds: number }> {
@@ -75,7 +62,7 @@ function expectProgress(done: FinishedJob<WriteResult>): void {
   // The last report, as BullMQ keeps it on the job.
   expect(done.job.progress).toEqual({ done: N, total: N });
   // Every report, as the queue's event stream carried them: {done, total}, never more than 1,000 apart.
-  const reports = progressOf.get(done.job.id!) ?? [];
+  const reports = progress.of(done.job.id!);
   expect(reports.length).toBeGreaterThanOrEqual(N / 1000);
   let last = 0;
   for (const r of reports) {
@@ -162,6 +149,6 @@ describe('bulk writes of 100,000 learners', () => {
     expect({ ...ces }).toEqual({ n: REALIZED, active_masters: REALIZED });
     const sample = keys[500]!;
     const [ce] = await cesOf(t, userOf.get(sample)!, COURSE);
-    expect((await pcesOf(t, sample, COURSE))[0]!.course_enrollment_id).toBe(ce!.id);
+    expect((await pcesOfLearner(t, sample, COURSE))[0]!.course_enrollment_id).toBe(ce!.id);
   });
 });

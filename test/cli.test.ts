@@ -18,7 +18,7 @@ import {
   programEnrollmentsPayload,
 } from '../src/cli/payloads.js';
 import { describeLinkResult, describeWriteResult } from '../src/cli/output.js';
-import { startTestService, type TestService } from './support/service.js';
+import { useTestService } from './support/service.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const PROGRAM_UUID = '00000000-1111-2222-3333-444444444444';
@@ -99,7 +99,7 @@ interface CliRun {
 }
 
 describe('the CLI against a running service', () => {
-  let t: TestService;
+  const t = useTestService();
   let dir: string;
   let program: { program_uuid: string; organization_key: string; course_key: string; external_course_key: string };
 
@@ -134,7 +134,6 @@ describe('the CLI against a running service', () => {
     }));
 
   beforeAll(async () => {
-    t = await startTestService();
     dir = mkdtempSync(path.join(os.tmpdir(), 'pe-cli-'));
     const uuid = randomUUID();
     program = { program_uuid: uuid, organization_key: `UoX-${uuid.slice(0, 6)}`, course_key: `course-v1:UoX+CLI${uuid.slice(0, 4)}+2026`, external_course_key: `CLI-${uuid.slice(0, 4)}` };
@@ -148,7 +147,6 @@ describe('the CLI against a running service', () => {
   });
 
   afterAll(async () => {
-    await t?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

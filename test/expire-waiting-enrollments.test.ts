@@ -7,35 +7,28 @@
  * "at the limit" is deterministic. Every test starts with all waiting PEs fresh (beforeEach), so
  * the counts a run reports are this test's own.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startTestService, type TestService } from './support/service.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { useTestService } from './support/service.js';
 import {
   accountCreated,
   ceById,
   completed,
-  courseKey,
-  createProgram,
-  findPe,
   getPce,
   getPe,
   newAccount,
-  pcesOf,
+  newCourseKey,
+  newOrg,
+  newProgram,
+  pcesOfPe,
   pendingRoles,
+  peOf,
   token,
   writeCourseEnrollments,
   writeEnrollments,
-  type Program,
-} from './support/lifecycle-fixtures.js';
+  type ProgramPayload,
+} from './support/fixtures.js';
 
-let t: TestService;
-
-beforeAll(async () => {
-  t = await startTestService();
-});
-
-afterAll(async () => {
-  await t?.stop();
-});
+const t = useTestService();
 
 beforeEach(async () => {
   await t.sql`update program_enrollments set modified_at = now() where user_id is null`;
@@ -44,8 +37,6 @@ beforeEach(async () => {
 interface Removed {
   removed: { program_enrollments: number; program_course_enrollments: number };
 }
-
-const org = () => `UoX-${token()}`;
 
 async function age(peId: number, interval: string): Promise<void> {
   const rows = await t.sql`update program_enrollments set modified_at = now() - ${interval}::interval where id = ${peId} returning id`;
@@ -57,14 +48,14 @@ async function expire(data: unknown): Promise<Removed> {
 }
 
 /** A waiting learner in `program` with a PCE in each of `courses` (the first with a pending staff role). */
-async function waiting(program: Program, courses: string[], label = 'w') {
+async function waiting(program: ProgramPayload, courses: string[], label = 'w') {
   const key = `${label}-${token()}`;
   await writeEnrollments(t, program, [key]);
   for (const [i, c] of courses.entries()) {
     await writeCourseEnrollments(t, program, c, [{ student_key: key, status: 'active', ...(i === 0 ? { course_staff: true } : {}) }]);
   }
   const pe = await getPe(t, program.program_uuid, key);
-  const pces = await pcesOf(t, pe.id);
+  const pces = await pcesOfPe(t, pe.id);
   /** The PCE with the pending staff role (in the first course). */
   const staffPce = pces.find((x) => x.course_key === courses[0]);
   return { key, pe, pces, staffPce };
@@ -81,9 +72,9 @@ async function historyCount(peId: number, pceIds: number[]): Promise<number> {
 
 describe('expire-waiting-enrollments', () => {
   it('removes waiting PEs at and past the limit with their PCEs and pending roles', async () => {
-    const o = org();
-    const [c1, c2] = [courseKey(o), courseKey(o)];
-    const p = await createProgram(t, { organization_key: o, course_keys: [c1!, c2!] });
+    const o = newOrg();
+    const [c1, c2] = [newCourseKey(o), newCourseKey(o)];
+    const p = await newProgram(t, { org: o, courses: [c1!, c2!] });
     const atLimit = await waiting(p, [c1!, c2!], 'at');
     const past = await waiting(p, [c1!], 'past');
     const bare = await waiting(p, [], 'bare');
@@ -96,8 +87,8 @@ describe('expire-waiting-enrollments', () => {
 
     expect(result).toEqual({ removed: { program_enrollments: 3, program_course_enrollments: 3 } });
     for (const gone of [atLimit, past, bare]) {
-      expect(await findPe(t, p.program_uuid, gone.key)).toBeUndefined();
-      expect(await pcesOf(t, gone.pe.id)).toEqual([]);
+      expect(await peOf(t, p.program_uuid, gone.key)).toBeUndefined();
+      expect(await pcesOfPe(t, gone.pe.id)).toEqual([]);
     }
     const [pending] = await t.sql`
       select count(*)::int as n from pending_role_assignments
@@ -106,9 +97,9 @@ describe('expire-waiting-enrollments', () => {
   });
 
   it('keeps waiting PEs fresher than the limit, with their PCEs and pending roles', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const fresh = await waiting(p, [c], 'fresh');
     await age(fresh.pe.id, '61 days');
     await t.sql`update program_enrollments set modified_at = modified_at + interval '10 minutes' where id = ${fresh.pe.id}`;
@@ -116,14 +107,14 @@ describe('expire-waiting-enrollments', () => {
     expect(await expire({ expiration_days: 61 })).toEqual({ removed: { program_enrollments: 0, program_course_enrollments: 0 } });
 
     expect((await getPe(t, p.program_uuid, fresh.key)).id).toBe(fresh.pe.id);
-    expect(await pcesOf(t, fresh.pe.id)).toEqual(fresh.pces);
+    expect(await pcesOfPe(t, fresh.pe.id)).toEqual(fresh.pces);
     expect(await pendingRoles(t, fresh.staffPce!.id)).toBe(1);
   });
 
   it('never removes a realized PE, however old', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const learner = await waiting(p, [c], 'realized');
     const account = newAccount();
     expect(completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: learner.key }])).linked).toHaveLength(1);
@@ -138,9 +129,9 @@ describe('expire-waiting-enrollments', () => {
   });
 
   it('deletes the history of what it removes and keeps the history of what it keeps', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const old = await waiting(p, [c], 'old');
     const fresh = await waiting(p, [c], 'fresh');
     const oldPceIds = old.pces.map((x) => x.id);
@@ -156,9 +147,9 @@ describe('expire-waiting-enrollments', () => {
   });
 
   it('makes the history endpoint answer 404 for what it removed', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const old = await waiting(p, [c], 'api');
     const path = `/api/v1/programs/${p.program_uuid}/enrollments/${encodeURIComponent(old.key)}/history`;
     const before = await t.api(path);
@@ -172,9 +163,9 @@ describe('expire-waiting-enrollments', () => {
   });
 
   it('uses 60 days when expiration_days is omitted', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const past = await waiting(p, [c], 'past60');
     const fresher = await waiting(p, [c], 'fresh60');
     await age(past.pe.id, '60 days');
@@ -182,13 +173,13 @@ describe('expire-waiting-enrollments', () => {
 
     expect(await expire({})).toEqual({ removed: { program_enrollments: 1, program_course_enrollments: 1 } });
 
-    expect(await findPe(t, p.program_uuid, past.key)).toBeUndefined();
-    expect(await findPe(t, p.program_uuid, fresher.key)).toBeDefined();
+    expect(await peOf(t, p.program_uuid, past.key)).toBeUndefined();
+    expect(await peOf(t, p.program_uuid, fresher.key)).toBeDefined();
   });
 
   it('accepts a fraction of a day', async () => {
-    const o = org();
-    const p = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p = await newProgram(t, { org: o, courses: [] });
     const older = await waiting(p, [], 'half-old');
     const younger = await waiting(p, [], 'half-young');
     await age(older.pe.id, '12 hours');
@@ -196,14 +187,14 @@ describe('expire-waiting-enrollments', () => {
 
     expect(await expire({ expiration_days: 0.5 })).toEqual({ removed: { program_enrollments: 1, program_course_enrollments: 0 } });
 
-    expect(await findPe(t, p.program_uuid, older.key)).toBeUndefined();
-    expect(await findPe(t, p.program_uuid, younger.key)).toBeDefined();
+    expect(await peOf(t, p.program_uuid, older.key)).toBeUndefined();
+    expect(await peOf(t, p.program_uuid, younger.key)).toBeDefined();
   });
 
   it('counts on the PE\'s own modification time: a program write refreshes it, a course write does not', async () => {
-    const o = org();
-    const [c1, c2] = [courseKey(o), courseKey(o)];
-    const p = await createProgram(t, { organization_key: o, course_keys: [c1!, c2!] });
+    const o = newOrg();
+    const [c1, c2] = [newCourseKey(o), newCourseKey(o)];
+    const p = await newProgram(t, { org: o, courses: [c1!, c2!] });
     const rewritten = await waiting(p, [c1!], 'rewritten');
     const courseOnly = await waiting(p, [c1!], 'course-only');
     await age(rewritten.pe.id, '90 days');
@@ -216,13 +207,13 @@ describe('expire-waiting-enrollments', () => {
 
     expect(await expire({ expiration_days: 60 })).toEqual({ removed: { program_enrollments: 1, program_course_enrollments: 2 } });
 
-    expect(await findPe(t, p.program_uuid, rewritten.key)).toBeDefined();
-    expect(await findPe(t, p.program_uuid, courseOnly.key)).toBeUndefined();
+    expect(await peOf(t, p.program_uuid, rewritten.key)).toBeDefined();
+    expect(await peOf(t, p.program_uuid, courseOnly.key)).toBeUndefined();
   });
 
   it('removes nothing on a second run', async () => {
-    const o = org();
-    const p = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p = await newProgram(t, { org: o, courses: [] });
     const old = await waiting(p, [], 'twice');
     await age(old.pe.id, '100 days');
 
@@ -231,9 +222,9 @@ describe('expire-waiting-enrollments', () => {
   });
 
   it('with expiration_days 0 removes every waiting PE and no realized one', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     await waiting(p, [c], 'zero');
     const linked = await waiting(p, [c], 'zero-linked');
     completed(await accountCreated(t, newAccount(), [{ organization_key: o, external_user_key: linked.key }]));

@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import postgres from 'postgres';
 import { loadConfig, ConfigError } from '../src/config.js';
 import { runMigrations } from '../src/db/migrate.js';
 import { EXPIRY_SCHEDULER_ID } from '../src/queue/schedules.js';
-import { ADMIN, createTestDatabase, startTestService, type TestService } from './support/service.js';
+import { ADMIN, createTestDatabase, startTestService, useTestService } from './support/service.js';
 
 const PROGRAM = {
   program_uuid: '00000000-1111-2222-3333-444444444444',
@@ -16,13 +16,7 @@ const PROGRAM = {
 };
 
 describe('service foundation', () => {
-  let t: TestService;
-  beforeAll(async () => {
-    t = await startTestService();
-  });
-  afterAll(async () => {
-    await t.stop();
-  });
+  const t = useTestService();
 
   it('answers /healthz and /readyz', async () => {
     expect((await fetch(`${t.url}/healthz`)).status).toBe(200);

@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { Queue, Worker, type Job } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
@@ -8,8 +7,9 @@ import { startService, type Service } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { csvField } from '../src/http/csv.js';
 import { jobStatusState } from '../src/http/job-status.js';
-import { compareCodePoints } from '../src/http/order.js';
-import { API_TOKEN, createTestDatabase, startTestService, type TestService } from './support/service.js';
+import { compareCodePoints } from '../src/domain/order.js';
+import { newPrefix, queuesOn, type PrefixQueues } from './support/extra-services.js';
+import { API_TOKEN, createTestDatabase, serviceEnv, useTestService } from './support/service.js';
 
 const ORG = 'UoX';
 const CS101 = 'course-v1:UoX+CS101+2026';
@@ -35,7 +35,7 @@ interface Envelope<T> {
 }
 
 describe('read API', () => {
-  let t: TestService;
+  const t = useTestService();
   /** PE ids by student key. */
   const pe: Record<string, number> = {};
 
@@ -98,7 +98,6 @@ describe('read API', () => {
   }
 
   beforeAll(async () => {
-    t = await startTestService();
     const upsert = async (payload: unknown) => expect((await t.run('enrollments', 'upsert-program', payload)).state).toBe('completed');
     await upsert({
       program_uuid: PROGRAM,
@@ -167,10 +166,6 @@ describe('read API', () => {
       await insertCe(45, key, key.startsWith('x') ? 'verified' : 'audit', key !== 'course-v1:UoX+a');
     }
     await t.sql`insert into course_staff_roles (user_id, course_key) values (45, 'course-v1:UoX+b')`;
-  });
-
-  afterAll(async () => {
-    await t?.stop();
   });
 
   describe('GET /api/v1/programs/{program_uuid}/enrollments', () => {
@@ -556,12 +551,12 @@ describe('read API', () => {
 describe('job API over running, retried and write-result jobs', () => {
   let service: Service;
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
-  let connection: Redis;
-  let queues: { enrollments: Queue; accounts: Queue };
+  let producers: PrefixQueues | undefined;
+  let queues: PrefixQueues['queues'];
   let worker: Worker;
   let release: () => void = () => {};
   const released = new Promise<void>((resolve) => (release = resolve));
-  const prefix = `t${randomBytes(5).toString('hex')}`;
+  const prefix = newPrefix();
 
   const WRITE_RESULT = {
     code: 207,
@@ -592,22 +587,11 @@ describe('job API over running, retried and write-result jobs', () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     service = await startService(
-      loadConfig({
-        REDIS_URL: inject('redisUrl'),
-        DATABASE_URL: database.url,
-        QUEUE_PREFIX: prefix,
-        PORT: '0',
-        HOST: '127.0.0.1',
-        API_TOKENS: API_TOKEN,
-        LOG_LEVEL: 'silent',
-      }),
+      loadConfig({ ...serviceEnv(database.url, prefix), API_TOKENS: API_TOKEN }),
       { workers: false },
     );
-    connection = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
-    queues = {
-      enrollments: new Queue('enrollments', { connection, prefix }),
-      accounts: new Queue('accounts', { connection, prefix }),
-    };
+    producers = await queuesOn(prefix);
+    queues = producers.queues;
     worker = new Worker(
       'enrollments',
       async (job) => {
@@ -624,16 +608,7 @@ describe('job API over running, retried and write-result jobs', () => {
     await worker?.close();
     await (worker?.opts.connection as Redis | undefined)?.quit();
     await service?.stop();
-    if (queues) await Promise.all(Object.values(queues).map((q) => q.close()));
-    if (connection) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await connection.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-        if (keys.length) await connection.del(...keys);
-        cursor = next;
-      } while (cursor !== '0');
-      await connection.quit();
-    }
+    await producers?.close();
     await database?.drop();
   });
 

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, type TestService } from './support/service.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useTestService } from './support/service.js';
 
 const PROGRAM = '00000000-1111-2222-3333-aaaaaaaaaaaa';
 const CURRICULUM = 'aaaaaaaa-1111-2222-3333-aaaaaaaaaaaa';
@@ -11,9 +11,8 @@ const COURSE = 'course-v1:UoX+IE101+2026';
  * as a constraint added by an operator (or a bug) would.
  */
 describe('a record that cannot be applied', () => {
-  let t: TestService;
+  const t = useTestService({ WRITE_CHUNK_SIZE: '50' });
   beforeAll(async () => {
-    t = await startTestService({ WRITE_CHUNK_SIZE: '50' });
     await t.run('enrollments', 'upsert-program', {
       program_uuid: PROGRAM,
       organization_key: 'UoX',
@@ -26,9 +25,6 @@ describe('a record that cannot be applied', () => {
         return new;
       end $$;
       create trigger refuse_poison before insert on program_enrollments for each row execute function refuse_poison();`);
-  });
-  afterAll(async () => {
-    await t.stop();
   });
 
   it('gets internal-error while the other records of its chunk and job apply', async () => {

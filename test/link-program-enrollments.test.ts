@@ -2,22 +2,23 @@
  * link-program-enrollments (queue `enrollments`): the support tool's explicit linking.
  * CONTRACT.md "link-program-enrollments" and "Explicit linking"; SPEC.md rules 5, 6, 8, 10, 12.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { startTestService, type TestService } from './support/service.js';
+import { useTestService } from './support/service.js';
 import {
   accountCreated,
   ceById,
+  ceOf,
   cesOf,
   completed,
-  courseKey,
-  createProgram,
-  findCe,
   getPce,
   getPe,
   historyOf,
   linkEnrollments,
   newAccount,
+  newCourseKey,
+  newOrg,
+  newProgram,
   pendingRoles,
   staffRoles,
   tableCounts,
@@ -25,19 +26,9 @@ import {
   writeCourseEnrollments,
   writeEnrollments,
   type Account,
-} from './support/lifecycle-fixtures.js';
+} from './support/fixtures.js';
 
-let t: TestService;
-
-beforeAll(async () => {
-  t = await startTestService();
-});
-
-afterAll(async () => {
-  await t?.stop();
-});
-
-const org = (label = 'UoX') => `${label}-${token()}`;
+const t = useTestService();
 
 /** An account the service knows (announced without SSO identities). */
 async function knownAccount(label = 'acct'): Promise<Account> {
@@ -55,9 +46,9 @@ const twice = (k: string) => `external user key ${k} provided multiple times`;
 
 describe('link-program-enrollments: linking', () => {
   it('links a waiting PE to the account and answers { errors: {} }', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const key = `link-${token()}`;
     await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p, c, [{ student_key: key, status: 'active', course_staff: true }]);
@@ -80,9 +71,9 @@ describe('link-program-enrollments: linking', () => {
   });
 
   it('leaves history rows for the PE, the PCE and the CE that name the job', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const key = `hist-${token()}`;
     await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p, c, [key]);
@@ -103,8 +94,8 @@ describe('link-program-enrollments: linking', () => {
   });
 
   it('matches the key case-insensitively and trims keys and usernames', async () => {
-    const o = org();
-    const p = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p = await newProgram(t, { org: o, courses: [] });
     const key = `Trim-Me-${token()}`;
     await writeEnrollments(t, p, [key]);
     const account = await knownAccount();
@@ -116,9 +107,9 @@ describe('link-program-enrollments: linking', () => {
   });
 
   it('links an inactive PCE to an inactive masters CE', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const key = `inactive-${token()}`;
     await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p, c, [{ student_key: key, status: 'inactive' }]);
@@ -126,13 +117,13 @@ describe('link-program-enrollments: linking', () => {
 
     expect(completed(await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: account.username }]))).toEqual({ errors: {} });
 
-    expect(await findCe(t, account.user_id, c)).toMatchObject({ mode: 'masters', is_active: false });
+    expect(await ceOf(t, account.user_id, c)).toMatchObject({ mode: 'masters', is_active: false });
   });
 
   it('keeps an active verified CE of the account verified', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c], modes: { [c]: ['audit', 'masters', 'verified'] } });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [{ course_key: c, modes: ['audit', 'masters', 'verified'] }] });
     const key = `verified-${token()}`;
     await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p, c, [key]);
@@ -179,8 +170,8 @@ describe('link-program-enrollments: linking', () => {
 
 describe('link-program-enrollments: error messages', () => {
   it('reports an unknown username', async () => {
-    const o = org();
-    const p = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p = await newProgram(t, { org: o, courses: [] });
     const key = `nouser-${token()}`;
     await writeEnrollments(t, p, [key]);
     const ghost = `ghost-${token()}`;
@@ -192,8 +183,8 @@ describe('link-program-enrollments: error messages', () => {
   });
 
   it('matches usernames exactly, not case-insensitively', async () => {
-    const o = org();
-    const p = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p = await newProgram(t, { org: o, courses: [] });
     const key = `exact-${token()}`;
     await writeEnrollments(t, p, [key]);
     const account = await knownAccount('CasedName');
@@ -204,9 +195,9 @@ describe('link-program-enrollments: error messages', () => {
   });
 
   it('reports a key without a PE in this program, even when another program has one', async () => {
-    const o = org();
-    const p = await createProgram(t, { organization_key: o });
-    const other = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p = await newProgram(t, { org: o, courses: [] });
+    const other = await newProgram(t, { org: o, courses: [] });
     const key = `elsewhere-${token()}`;
     await writeEnrollments(t, other, [key]);
     const account = await knownAccount();
@@ -218,9 +209,9 @@ describe('link-program-enrollments: error messages', () => {
   });
 
   it('reports a PE already linked to the target account, with the key as sent, and changes nothing', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const key = `Linked-${token()}`;
     await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p, c, [key]);
@@ -237,8 +228,8 @@ describe('link-program-enrollments: error messages', () => {
   });
 
   it('reports an account that already has a PE in the program and leaves the key waiting', async () => {
-    const o = org();
-    const p = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p = await newProgram(t, { org: o, courses: [] });
     const first = `first-${token()}`;
     const second = `second-${token()}`;
     await writeEnrollments(t, p, [first, second]);
@@ -253,8 +244,8 @@ describe('link-program-enrollments: error messages', () => {
   });
 
   it('reports every spelling of a key given twice and applies none of them', async () => {
-    const o = org();
-    const p = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p = await newProgram(t, { org: o, courses: [] });
     const key = `dup-${token()}`;
     const fine = `fine-${token()}`;
     await writeEnrollments(t, p, [key, fine]);
@@ -272,8 +263,8 @@ describe('link-program-enrollments: error messages', () => {
   });
 
   it('reports a key given twice with the same spelling and username once', async () => {
-    const o = org();
-    const p = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p = await newProgram(t, { org: o, courses: [] });
     const key = `same-${token()}`;
     await writeEnrollments(t, p, [key]);
     const a = await knownAccount();
@@ -288,7 +279,7 @@ describe('link-program-enrollments: error messages', () => {
   });
 
   it('puts "given twice" before "no such user" and "no such PE"', async () => {
-    const p = await createProgram(t, { organization_key: org() });
+    const p = await newProgram(t, { org: newOrg(), courses: [] });
     const key = `nothing-${token()}`;
     const ghost = `ghost-${token()}`;
 
@@ -301,7 +292,7 @@ describe('link-program-enrollments: error messages', () => {
   });
 
   it('puts "no such user" before "no such PE"', async () => {
-    const p = await createProgram(t, { organization_key: org() });
+    const p = await newProgram(t, { org: newOrg(), courses: [] });
     const key = `nothing-${token()}`;
     const ghost = `ghost-${token()}`;
 
@@ -311,8 +302,8 @@ describe('link-program-enrollments: error messages', () => {
   });
 
   it('puts "no such PE" before "the account already has a PE in the program"', async () => {
-    const o = org();
-    const p = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p = await newProgram(t, { org: o, courses: [] });
     const enrolled = `enrolled-${token()}`;
     await writeEnrollments(t, p, [enrolled]);
     const account = await knownAccount();
@@ -325,9 +316,9 @@ describe('link-program-enrollments: error messages', () => {
   });
 
   it('links the other keys when some fail', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const [k1, k2, k3, k4] = [1, 2, 3, 4].map((i) => `mixed${i}-${token()}`);
     await writeEnrollments(t, p, [k1!, k3!, k4!]);
     await writeCourseEnrollments(t, p, c, [k1!, k3!, k4!]);
@@ -354,14 +345,10 @@ describe('link-program-enrollments: error messages', () => {
 
 describe('link-program-enrollments: relinking to another account', () => {
   it('unlinks first: old CEs deactivated, moved to audit where the course offers it, and the PCEs point at new CEs', async () => {
-    const o = org();
-    const withAudit = courseKey(o, 'Audit');
-    const noAudit = courseKey(o, 'NoAudit');
-    const p = await createProgram(t, {
-      organization_key: o,
-      course_keys: [withAudit, noAudit],
-      modes: { [noAudit]: ['masters', 'verified'] },
-    });
+    const o = newOrg();
+    const withAudit = newCourseKey(o, 'Audit');
+    const noAudit = newCourseKey(o, 'NoAudit');
+    const p = await newProgram(t, { org: o, courses: [withAudit, { course_key: noAudit, modes: ['masters', 'verified'] }] });
     const key = `relink-${token()}`;
     await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p, withAudit, [key]);
@@ -377,8 +364,8 @@ describe('link-program-enrollments: relinking to another account', () => {
     expect(completed(done)).toEqual({ errors: {} });
     const pe = await getPe(t, p.program_uuid, key);
     expect(pe.user_id).toBe(newAcc.user_id);
-    expect(await findCe(t, oldAccount.user_id, withAudit)).toMatchObject({ id: oldCes.find((x) => x.course_key === withAudit)!.id, mode: 'audit', is_active: false });
-    expect(await findCe(t, oldAccount.user_id, noAudit)).toMatchObject({ id: oldCes.find((x) => x.course_key === noAudit)!.id, mode: 'masters', is_active: false });
+    expect(await ceOf(t, oldAccount.user_id, withAudit)).toMatchObject({ id: oldCes.find((x) => x.course_key === withAudit)!.id, mode: 'audit', is_active: false });
+    expect(await ceOf(t, oldAccount.user_id, noAudit)).toMatchObject({ id: oldCes.find((x) => x.course_key === noAudit)!.id, mode: 'masters', is_active: false });
     const newCes = await cesOf(t, newAcc.user_id);
     expect(newCes.map((x) => [x.course_key, x.mode, x.is_active]).sort()).toEqual(
       [[withAudit, 'masters', true], [noAudit, 'masters', true]].sort(),
@@ -393,15 +380,15 @@ describe('link-program-enrollments: relinking to another account', () => {
   });
 
   it('records the unlinking and linking in the history, naming the job', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const key = `relink-hist-${token()}`;
     await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p, c, [key]);
     const oldAccount = await knownAccount('old');
     expect(completed(await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: oldAccount.username }]))).toEqual({ errors: {} });
-    const oldCe = (await findCe(t, oldAccount.user_id, c))!;
+    const oldCe = (await ceOf(t, oldAccount.user_id, c))!;
     const newAcc = await knownAccount('new');
 
     const done = await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: newAcc.username }]);
@@ -424,10 +411,10 @@ describe('link-program-enrollments: relinking to another account', () => {
   });
 
   it('keeps the old CE active when another active PCE of the old account holds it', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p1 = await createProgram(t, { organization_key: o, course_keys: [c] });
-    const p2 = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p1 = await newProgram(t, { org: o, courses: [c] });
+    const p2 = await newProgram(t, { org: o, courses: [c] });
     const key = `shared-${token()}`;
     await writeEnrollments(t, p1, [key]);
     await writeCourseEnrollments(t, p1, c, [{ student_key: key, status: 'inactive' }]);
@@ -450,9 +437,9 @@ describe('link-program-enrollments: relinking to another account', () => {
   });
 
   it('relinks back and forth: the account linked last holds an active masters CE, the other an inactive audit one', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const key = `relink-ok-${token()}`;
     await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p, c, [key]);
@@ -467,20 +454,20 @@ describe('link-program-enrollments: relinking to another account', () => {
     const pe = await getPe(t, p.program_uuid, key);
     expect(pe.user_id).toBe(oldAccount.user_id);
     const pce = await getPce(t, pe.id, c);
-    const oldCe = (await findCe(t, oldAccount.user_id, c))!;
+    const oldCe = (await ceOf(t, oldAccount.user_id, c))!;
     expect(pce.course_enrollment_id).toBe(oldCe.id);
     expect(oldCe).toMatchObject({ mode: 'masters', is_active: true });
-    expect(await findCe(t, newAcc.user_id, c)).toMatchObject({ mode: 'audit', is_active: false });
+    expect(await ceOf(t, newAcc.user_id, c)).toMatchObject({ mode: 'audit', is_active: false });
   });
 });
 
 describe('link-program-enrollments: the account becomes known', () => {
   it('makes a later write in another program of the organization create a realized PE', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p1 = await createProgram(t, { organization_key: o });
-    const p2 = await createProgram(t, { organization_key: o, course_keys: [c] });
-    const elsewhere = await createProgram(t, { organization_key: org('Other') });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p1 = await newProgram(t, { org: o, courses: [] });
+    const p2 = await newProgram(t, { org: o, courses: [c] });
+    const elsewhere = await newProgram(t, { org: newOrg('Other'), courses: [] });
     const key = `known-${token()}`;
     await writeEnrollments(t, p1, [key]);
     const account = await knownAccount();
@@ -497,10 +484,10 @@ describe('link-program-enrollments: the account becomes known', () => {
   });
 
   it('does not touch the learner\'s waiting PEs in other programs', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p1 = await createProgram(t, { organization_key: o });
-    const p2 = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p1 = await newProgram(t, { org: o, courses: [] });
+    const p2 = await newProgram(t, { org: o, courses: [c] });
     const key = `other-waiting-${token()}`;
     await writeEnrollments(t, p1, [key]);
     await writeEnrollments(t, p2, [key]);
@@ -515,13 +502,13 @@ describe('link-program-enrollments: the account becomes known', () => {
     const pce = await getPce(t, waiting.id, c);
     expect(pce.course_enrollment_id).toBeNull();
     expect(await pendingRoles(t, pce.id)).toBe(1);
-    expect(await findCe(t, account.user_id, c)).toBeUndefined();
+    expect(await ceOf(t, account.user_id, c)).toBeUndefined();
   });
 
   it('links such a waiting PE on the next write to it', async () => {
-    const o = org();
-    const p1 = await createProgram(t, { organization_key: o });
-    const p2 = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p1 = await newProgram(t, { org: o, courses: [] });
+    const p2 = await newProgram(t, { org: o, courses: [] });
     const key = `next-write-${token()}`;
     await writeEnrollments(t, p1, [key]);
     await writeEnrollments(t, p2, [key]);
@@ -535,10 +522,10 @@ describe('link-program-enrollments: the account becomes known', () => {
   });
 
   it('realizes the PCEs and grants the pending roles of a PE linked by that next write', async () => {
-    const o = org();
-    const c = courseKey(o);
-    const p1 = await createProgram(t, { organization_key: o });
-    const p2 = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p1 = await newProgram(t, { org: o, courses: [] });
+    const p2 = await newProgram(t, { org: o, courses: [c] });
     const key = `next-write-pce-${token()}`;
     await writeEnrollments(t, p1, [key]);
     await writeEnrollments(t, p2, [key]);

@@ -5,8 +5,8 @@
  * processes (the service and a peer) work the queue. Run with the learner locks on (the default)
  * and off: the locks only make the jobs wait; Postgres alone must keep the rule.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, type FinishedJob, type TestService } from './support/service.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useTestService, type FinishedJob } from './support/service.js';
 import {
   COURSE,
   announceLearner,
@@ -14,9 +14,10 @@ import {
   enrollCourseOk,
   enrollOk,
   expectHistoryReplaysToState,
-  programPayload,
-  pcesOf,
+  learnersWithTwoActiveSeats,
+  pcesOfLearner,
   peOf,
+  programPayload,
   uniqueKey,
   upsertProgram,
   type ProgramPayload,
@@ -27,18 +28,13 @@ const PROGRAMS = 20;
 
 for (const locks of ['on', 'off'] as const) {
   describe(`one active seat, learner locks ${locks}`, () => {
-    let t: TestService;
+    const t = useTestService(locks === 'off' ? { LEARNER_LOCKS: 'off' } : {});
     let programs: ProgramPayload[];
 
     beforeAll(async () => {
-      t = await startTestService(locks === 'off' ? { LEARNER_LOCKS: 'off' } : {});
       await t.startPeer(locks === 'off' ? { LEARNER_LOCKS: 'off' } : {});
       programs = [];
       for (let i = 0; i < PROGRAMS; i++) programs.push(await upsertProgram(t, programPayload()));
-    });
-
-    afterAll(async () => {
-      await t?.stop();
     });
 
     /** Enrolls the learners in every program (one job per program). */
@@ -87,7 +83,7 @@ for (const locks of ['on', 'off'] as const) {
       await enrollEverywhere([key]);
       const done = await race(() => [{ student_key: key, status: 'active' }]);
       const winner = expectOneWinner(singleResults(done, () => key), done);
-      const pces = await pcesOf(t, key, COURSE);
+      const pces = await pcesOfLearner(t, key, COURSE);
       // The 19 conflicts changed nothing: the winner's PCE is the only one.
       expect(pces.map((p) => [p.program_uuid, p.status])).toEqual([[programs[winner]!.program_uuid, 'active']]);
       expect(pces[0]!.course_enrollment_id).toBeNull();
@@ -103,7 +99,7 @@ for (const locks of ['on', 'off'] as const) {
       const ces = await cesOf(t, acc.user_id, COURSE);
       expect(ces).toHaveLength(1);
       expect(ces[0]).toMatchObject({ mode: 'masters', is_active: true });
-      const pces = await pcesOf(t, key, COURSE);
+      const pces = await pcesOfLearner(t, key, COURSE);
       expect(pces.map((p) => [p.program_uuid, p.status, p.course_enrollment_id])).toEqual([
         [programs[winner]!.program_uuid, 'active', ces[0]!.id],
       ]);
@@ -118,7 +114,7 @@ for (const locks of ['on', 'off'] as const) {
       const spell = (i: number) => (i % 3 === 0 ? key.toUpperCase() : i % 3 === 1 ? key.toLowerCase() : ` ${key} `.trim());
       const done = await race((i) => [{ student_key: spell(i), status: 'active' }]);
       expectOneWinner(singleResults(done, spell), done);
-      expect((await pcesOf(t, key, COURSE)).filter((p) => p.status === 'active')).toHaveLength(1);
+      expect((await pcesOfLearner(t, key, COURSE)).filter((p) => p.status === 'active')).toHaveLength(1);
     });
 
     it('inactive PCEs in all 20 programs, 20 updates to active at once: exactly one becomes active', async () => {
@@ -130,7 +126,7 @@ for (const locks of ['on', 'off'] as const) {
       expect(ce).toMatchObject({ mode: 'masters', is_active: false });
       const done = await race(() => [{ student_key: key, status: 'active' }], 'update');
       const winner = expectOneWinner(singleResults(done, () => key), done);
-      const pces = await pcesOf(t, key, COURSE);
+      const pces = await pcesOfLearner(t, key, COURSE);
       expect(pces).toHaveLength(PROGRAMS);
       expect(pces.filter((p) => p.status === 'active').map((p) => p.program_uuid)).toEqual([programs[winner]!.program_uuid]);
       expect(pces.every((p) => p.course_enrollment_id === ce.id)).toBe(true);
@@ -160,7 +156,7 @@ for (const locks of ['on', 'off'] as const) {
       for (const k of keys) {
         const winners = done.map((d, i) => (d.result.results[k] === 'active' ? i : -1)).filter((i) => i >= 0);
         expect(winners, k).toHaveLength(1);
-        const pces = await pcesOf(t, k, COURSE);
+        const pces = await pcesOfLearner(t, k, COURSE);
         expect(pces.map((p) => [p.program_uuid, p.status])).toEqual([[programs[winners[0]!]!.program_uuid, 'active']]);
         const user = accounts.get(k);
         if (user !== undefined) {
@@ -195,7 +191,7 @@ for (const locks of ['on', 'off'] as const) {
       const asked = results.filter((_, i) => i % 2 === 0);
       expect(asked.filter((r) => r === 'active')).toHaveLength(1);
       expect(asked.filter((r) => r === 'conflict')).toHaveLength(PROGRAMS / 2 - 1);
-      const pces = await pcesOf(t, key, COURSE);
+      const pces = await pcesOfLearner(t, key, COURSE);
       expect(pces.filter((p) => p.status === 'active')).toHaveLength(1);
       expect(pces.filter((p) => p.status === 'inactive')).toHaveLength(PROGRAMS / 2);
     });
@@ -225,12 +221,7 @@ for (const locks of ['on', 'off'] as const) {
     });
 
     it('Postgres holds no learner with two active PCEs in one course, and the history replays', async () => {
-      const [{ n }] = (await t.sql`
-        select count(*)::int as n from (
-          select pe.organization_key, lower(pe.student_key), pce.course_key
-          from program_course_enrollments pce join program_enrollments pe on pe.id = pce.program_enrollment_id
-          where pce.status = 'active' group by 1, 2, 3 having count(*) > 1) x`) as any;
-      expect(n).toBe(0);
+      expect(await learnersWithTwoActiveSeats(t)).toBe(0);
       await expectHistoryReplaysToState(t);
     });
   });

@@ -2,11 +2,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { freePort, postgresDataLocation } from '../src/services/embedded.js';
-import { newProgram, newPrefix, queuesOn, startServiceOn, uniqueKey, waitJob } from './support/fixtures.js';
-import { createTestDatabase, startTestService, type TestService } from './support/service.js';
+import { newPrefix, queuesOn, startServiceOn } from './support/extra-services.js';
+import { newProgram, uniqueKey } from './support/fixtures.js';
+import { createTestDatabase, useTestService, waitJob } from './support/service.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -107,14 +108,7 @@ describe('npm start', () => {
 });
 
 describe('graceful shutdown during a long job', () => {
-  let t: TestService;
-  beforeAll(async () => {
-    t = await startTestService();
-  });
-  afterAll(async () => {
-    await t.stop();
-  });
-
+  const t = useTestService();
   it('hands the job back; another process finishes it with every record applied once', async () => {
     const program = await newProgram(t);
     const prefix = newPrefix();

@@ -2,52 +2,36 @@
  * retire-learner (queue `enrollments`): GDPR retirement of an account's learner keys.
  * CONTRACT.md "retire-learner", "Retired keys"; SPEC.md rule 12.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, type FinishedJob, type TestService } from './support/service.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useTestService, type FinishedJob } from './support/service.js';
 import {
   RETIRED_KEY,
   accountCreated,
   completed,
-  courseKey,
-  createProgram,
-  findPe,
+  expectNoTrace,
   getPce,
   getPe,
   historyOf,
   newAccount,
-  pcesOf,
+  newCourseKey,
+  newOrg,
+  newProgram,
+  pcesOfPe,
+  peOf,
+  pesOfUser,
   tableCounts,
   token,
   traces,
-  expectNoTrace,
   writeCourseEnrollments,
   writeEnrollments,
   type Account,
-  type PeRow,
-  type Program,
-} from './support/lifecycle-fixtures.js';
+  type ProgramPayload,
+} from './support/fixtures.js';
 
-let t: TestService;
-
-beforeAll(async () => {
-  t = await startTestService();
-});
-
-afterAll(async () => {
-  await t?.stop();
-});
-
-const org = (label = 'UoX') => `${label}-${token()}`;
+const t = useTestService();
 
 function retire(user_id: number): Promise<FinishedJob<{ retired: number }>> {
   return t.run<{ retired: number }>('enrollments', 'retire-learner', { user_id });
-}
-
-async function pesOfUser(user_id: number): Promise<PeRow[]> {
-  return t.sql<PeRow[]>`
-    select id::float8 as id, program_uuid::text as program_uuid, student_key, user_id::float8 as user_id, status,
-           curriculum_uuid::text as curriculum_uuid, modified_at
-    from program_enrollments where user_id = ${user_id} order by id`;
 }
 
 describe('retire-learner: an account with PEs in two organizations', () => {
@@ -56,25 +40,25 @@ describe('retire-learner: an account with PEs in two organizations', () => {
     orgB: string;
     cA: string;
     cB: string;
-    p1: Program;
-    p2: Program;
-    p3: Program;
+    p1: ProgramPayload;
+    p2: ProgramPayload;
+    p3: ProgramPayload;
     keyA: string;
     keyB: string;
     account: Account;
     peIds: number[];
-    pceBefore: Map<number, Awaited<ReturnType<typeof pcesOf>>>;
+    pceBefore: Map<number, Awaited<ReturnType<typeof pcesOfPe>>>;
     done: FinishedJob<{ retired: number }>;
   };
 
   beforeAll(async () => {
-    s.orgA = org();
-    s.orgB = org('Other');
-    s.cA = courseKey(s.orgA);
-    s.cB = courseKey(s.orgB);
-    s.p1 = await createProgram(t, { organization_key: s.orgA, course_keys: [s.cA] });
-    s.p2 = await createProgram(t, { organization_key: s.orgA, course_keys: [s.cA] });
-    s.p3 = await createProgram(t, { organization_key: s.orgB, course_keys: [s.cB] });
+    s.orgA = newOrg();
+    s.orgB = newOrg('Other');
+    s.cA = newCourseKey(s.orgA);
+    s.cB = newCourseKey(s.orgB);
+    s.p1 = await newProgram(t, { org: s.orgA, courses: [s.cA] });
+    s.p2 = await newProgram(t, { org: s.orgA, courses: [s.cA] });
+    s.p3 = await newProgram(t, { org: s.orgB, courses: [s.cB] });
     s.keyA = `Secret-Key-${token()}`;
     s.keyB = `Other-Secret-${token()}`;
     s.account = newAccount('retiree');
@@ -92,11 +76,11 @@ describe('retire-learner: an account with PEs in two organizations', () => {
     expect(completed(linked).linked).toHaveLength(2);
     await writeEnrollments(t, s.p2, [s.keyA.toLowerCase()]);
     await writeCourseEnrollments(t, s.p2, s.cA, [{ student_key: s.keyA, status: 'inactive' }]);
-    const pes = await pesOfUser(s.account.user_id);
+    const pes = await pesOfUser(t, s.account.user_id);
     expect(pes).toHaveLength(3);
     s.peIds = pes.map((p) => p.id);
     s.pceBefore = new Map();
-    for (const id of s.peIds) s.pceBefore.set(id, await pcesOf(t, id));
+    for (const id of s.peIds) s.pceBefore.set(id, await pcesOfPe(t, id));
     // The keys are there before retirement, so the trace checks below can fail.
     expect((await traces(t, s.keyA)).history).toBeGreaterThan(0);
     expect((await traces(t, s.keyB)).program_enrollments).toBe(1);
@@ -134,7 +118,7 @@ describe('retire-learner: an account with PEs in two organizations', () => {
   });
 
   it('leaves the PEs\' statuses, PCEs and course enrollments as they were', async () => {
-    for (const id of s.peIds) expect(await pcesOf(t, id)).toEqual(s.pceBefore.get(id));
+    for (const id of s.peIds) expect(await pcesOfPe(t, id)).toEqual(s.pceBefore.get(id));
     const pe1 = (await t.sql<{ status: string }[]>`select status from program_enrollments where id = ${s.peIds[0]!}`)[0]!;
     expect(pe1.status).toBe('pending');
   });
@@ -176,7 +160,7 @@ describe('retire-learner: an account with PEs in two organizations', () => {
   });
 
   it('forgets the account\'s identities: a later write in another program of the organization creates a waiting PE', async () => {
-    const p4 = await createProgram(t, { organization_key: s.orgA });
+    const p4 = await newProgram(t, { org: s.orgA, courses: [] });
     await writeEnrollments(t, p4, [s.keyA.toLowerCase()]);
     expect((await getPe(t, p4.program_uuid, s.keyA)).user_id).toBeNull();
   });
@@ -190,8 +174,8 @@ describe('retire-learner: other cases', () => {
   });
 
   it('forgets an identity that never matched a PE, so a later write creates a waiting PE', async () => {
-    const o = org();
-    const p = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p = await newProgram(t, { org: o, courses: [] });
     const key = `unmatched-${token()}`;
     const account = newAccount();
     completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: key }]));
@@ -204,10 +188,10 @@ describe('retire-learner: other cases', () => {
   });
 
   it('does not touch another learner with the same key in another organization', async () => {
-    const o = org();
-    const elsewhere = org('Elsewhere');
-    const p = await createProgram(t, { organization_key: o });
-    const pOther = await createProgram(t, { organization_key: elsewhere });
+    const o = newOrg();
+    const elsewhere = newOrg('Elsewhere');
+    const p = await newProgram(t, { org: o, courses: [] });
+    const pOther = await newProgram(t, { org: elsewhere, courses: [] });
     const key = `shared-name-${token()}`;
     await writeEnrollments(t, p, [key]);
     await writeEnrollments(t, pOther, [key]);
@@ -218,14 +202,14 @@ describe('retire-learner: other cases', () => {
 
     expect(completed(await retire(account.user_id))).toEqual({ retired: 1 });
 
-    expect(await findPe(t, p.program_uuid, key)).toBeUndefined();
+    expect(await peOf(t, p.program_uuid, key)).toBeUndefined();
     expect(await getPe(t, pOther.program_uuid, key)).toEqual(other);
     expect(await historyOf(t, 'program_enrollment', other.id)).toEqual(otherHistory);
   });
 
   it('retires a PE linked by explicit linking', async () => {
-    const o = org();
-    const p = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p = await newProgram(t, { org: o, courses: [] });
     const key = `explicit-${token()}`;
     await writeEnrollments(t, p, [key]);
     const account = newAccount();
@@ -238,7 +222,7 @@ describe('retire-learner: other cases', () => {
 
     expect(completed(await retire(account.user_id))).toEqual({ retired: 1 });
 
-    expect((await pesOfUser(account.user_id))[0]!.student_key).toMatch(RETIRED_KEY);
+    expect((await pesOfUser(t, account.user_id))[0]!.student_key).toMatch(RETIRED_KEY);
     await expectNoTrace(t, key);
   });
 

@@ -1,7 +1,7 @@
 import type { Job } from 'bullmq';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { newProgram, uniqueKey } from './support/fixtures.js';
-import { startTestService, type TestService } from './support/service.js';
+import { useTestService } from './support/service.js';
 
 /**
  * A fault that retrying cures never fails a job nor shows in its results, whatever `attempts` the
@@ -9,17 +9,13 @@ import { startTestService, type TestService } from './support/service.js';
  * a lock after 200 ms, and the test holds the table the job writes for a while.
  */
 describe('transient faults', () => {
-  let t: TestService;
+  const t = useTestService({ WRITE_CHUNK_SIZE: '100' });
   beforeAll(async () => {
-    t = await startTestService({ WRITE_CHUNK_SIZE: '100' });
     await t.sql.unsafe(`alter database "${new URL(t.databaseUrl).pathname.slice(1)}" set lock_timeout = '200ms'`);
     // New connections pick the setting up: close the service's idle ones (it reconnects on demand).
     await t.sql`
       select pg_terminate_backend(pid) from pg_stat_activity
       where datname = current_database() and pid <> pg_backend_pid() and state = 'idle'`;
-  });
-  afterAll(async () => {
-    await t.stop();
   });
 
   it('retries a job whose statements time out on a lock, with attempts: 1', async () => {

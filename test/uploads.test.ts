@@ -3,10 +3,8 @@
  * and BullMQ): CONTRACT.md "HTTP" (the two upload rows, the job status and result CSV) and
  * "Details that callers rely on" → "Uploads", "Jobs over HTTP", "History rows".
  */
-import { QueueEvents } from 'bullmq';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startTestService, type TestService } from './support/service.js';
+import { describe, expect, it } from 'vitest';
+import { useTestService } from './support/service.js';
 import {
   COURSE,
   COURSE_EXTERNAL,
@@ -16,9 +14,10 @@ import {
   historyOfJob,
   isCourseStaff,
   newProgram,
-  peOf,
   pceOf,
+  peOf,
   pesOf,
+  watchProgress,
   type ProgramPayload,
 } from './support/fixtures.js';
 
@@ -27,15 +26,7 @@ const COURSE2_EXTERNAL = 'CS102-F26';
 const UNKNOWN_COURSE = 'course-v1:Nope+X+1';
 const MiB = 1024 * 1024;
 
-let t: TestService;
-
-beforeAll(async () => {
-  t = await startTestService();
-});
-
-afterAll(async () => {
-  await t?.stop();
-});
+const t = useTestService();
 
 /** A program of its own per test, with COURSE (external CS101-F26) and COURSE2 (external CS102-F26). */
 function twoCourseProgram(): Promise<ProgramPayload> {
@@ -499,12 +490,7 @@ describe('POST /api/v1/programs/{program_uuid}/course_enrollments/upload', () =>
 
   it('reports progress over all rows of all courses, at least every 1,000, ending at done == total', async () => {
     const P = await twoCourseProgram();
-    const connection = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
-    const events = new QueueEvents('enrollments', { connection, prefix: t.prefix });
-    await events.waitUntilReady();
-    // Reports may arrive before the answer tells the job id: keep them all and pick the job's after.
-    const reports: Array<{ jobId: string; data: unknown }> = [];
-    events.on('progress', ({ jobId, data }) => reports.push({ jobId, data }));
+    const reports = await watchProgress(t);
     try {
       const lines = [
         ...Array.from({ length: 1_300 }, (_, i) => `p${i},${COURSE},active`),
@@ -520,7 +506,7 @@ describe('POST /api/v1/programs/{program_uuid}/course_enrollments/upload', () =>
       expect((job.returnvalue as { counts: unknown }).counts).toEqual({ 'not-in-program': 2_400, 'course-not-found': 200 });
 
       await new Promise((r) => setTimeout(r, 200));
-      const progress = reports.filter((r) => r.jobId === jobId).map((r) => r.data as { done: number; total: number });
+      const progress = reports.of(jobId);
       expect(progress.length).toBeGreaterThanOrEqual(3);
       expect(progress.every((p) => p.total === 2_600)).toBe(true);
       expect(progress.at(-1)).toEqual({ done: 2_600, total: 2_600 });
@@ -531,8 +517,7 @@ describe('POST /api/v1/programs/{program_uuid}/course_enrollments/upload', () =>
         last = p.done;
       }
     } finally {
-      await events.close();
-      await connection.quit();
+      await reports.close();
     }
   });
 

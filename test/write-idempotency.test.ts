@@ -7,8 +7,9 @@
  *    (stalled-job recovery by another process) ends exactly as the same payload run cleanly.
  */
 import { Job, type Queue } from 'bullmq';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, type FinishedJob, type TestService } from './support/service.js';
+import { describe, expect, it } from 'vitest';
+import { newPrefix, queuesOn, spawnServiceProcess, startServiceOn } from './support/extra-services.js';
+import { useTestService, waitFor, waitJob, type FinishedJob } from './support/service.js';
 import {
   COURSE,
   ORG,
@@ -22,31 +23,17 @@ import {
   enrollOk,
   expectHistoryReplaysToState,
   isCourseStaff,
-  newPrefix,
   newProgram,
   pceOf,
   peOf,
-  queuesOn,
-  spawnServiceProcess,
-  startServiceOn,
   uniqueKey,
-  waitFor,
-  waitJob,
+  useProgram,
   type ProgramPayload,
   type WriteResult,
 } from './support/fixtures.js';
 
-let t: TestService;
-let P: ProgramPayload;
-
-beforeAll(async () => {
-  t = await startTestService({ WRITE_CHUNK_SIZE: '500' });
-  P = await newProgram(t);
-});
-
-afterAll(async () => {
-  await t?.stop();
-});
+const t = useTestService({ WRITE_CHUNK_SIZE: '500' });
+const P = useProgram(t);
 
 async function historyCountOfJob(jobId: string): Promise<number> {
   const [{ n }] = (await t.sql`select count(*)::int as n from history where job_id = ${jobId}`) as any;

@@ -4,13 +4,12 @@
  * SPEC.md rules 1-8 and 12, with the deliberate differences from Open edX.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, type TestService } from './support/service.js';
+import { describe, expect, it } from 'vitest';
+import { useTestService } from './support/service.js';
 import {
   COURSE,
   COURSE_EXTERNAL,
   COURSE_MODES,
-  ORG,
   agePe,
   announceLearner,
   ceOf,
@@ -26,38 +25,32 @@ import {
   historyOf,
   historyOfJob,
   isCourseStaff,
+  learnersWithTwoActiveSeats,
   newProgram,
+  pceOf,
+  pcesOfLearner,
   peAgeSeconds,
   peOf,
-  pceOf,
-  pcesOf,
   uniqueKey,
+  useProgram,
+  writeFailsAtOnce,
   type Account,
   type ProgramPayload,
 } from './support/fixtures.js';
 
-let t: TestService;
-let P: ProgramPayload;
+const t = useTestService();
 const RETIRED_COURSE = 'course-v1:UoX+OLD100+2020';
 const OTHER_COURSE = 'course-v1:UoX+MATH200+2026';
-
-beforeAll(async () => {
-  t = await startTestService();
-  P = await newProgram(t, {
-    courses: [
-      { course_key: COURSE, external_course_key: COURSE_EXTERNAL, modes: COURSE_MODES },
-      { course_key: OTHER_COURSE, external_course_key: 'MATH200', modes: ['audit', 'masters'] },
-      { course_key: RETIRED_COURSE, external_course_key: 'OLD100', modes: ['audit', 'masters'] },
-    ],
-    curricula: [
-      { is_active: false, course_keys: [RETIRED_COURSE] },
-      { is_active: true, course_keys: [COURSE, OTHER_COURSE] },
-    ],
-  });
-});
-
-afterAll(async () => {
-  await t?.stop();
+const P = useProgram(t, {
+  courses: [
+    { course_key: COURSE, external_course_key: COURSE_EXTERNAL, modes: COURSE_MODES },
+    { course_key: OTHER_COURSE, external_course_key: 'MATH200', modes: ['audit', 'masters'] },
+    { course_key: RETIRED_COURSE, external_course_key: 'OLD100', modes: ['audit', 'masters'] },
+  ],
+  curricula: [
+    { is_active: false, course_keys: [RETIRED_COURSE] },
+    { is_active: true, course_keys: [COURSE, OTHER_COURSE] },
+  ],
 });
 
 /** Waiting PEs in `program` for fresh keys. */
@@ -129,7 +122,7 @@ describe('results and the statuses of course writes', () => {
       const r = await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k, status: 'active' }], { action });
       expectResult(r, { [k]: 'not-in-program' }, 422);
     }
-    expect(await pcesOf(t, k, COURSE)).toEqual([]);
+    expect(await pcesOfLearner(t, k, COURSE)).toEqual([]);
   });
 
   it('create_or_update creates the missing PCEs and updates the existing ones, 207 with an error', async () => {
@@ -188,14 +181,7 @@ describe('course keys', () => {
     expect(n).toBe(0);
   });
 
-  const failsAtOnce = async (data: unknown) => {
-    const before = await dbState(t);
-    const done = await t.run('enrollments', 'write-program-course-enrollments', data, { attempts: 5, backoff: { type: 'fixed', delay: 10 } });
-    expect(done.state).toBe('failed');
-    expect(done.job.attemptsMade).toBe(1);
-    expect(await dbState(t)).toEqual(before);
-    return done.failedReason!;
-  };
+  const failsAtOnce = (data: unknown) => writeFailsAtOnce(t, 'write-program-course-enrollments', data);
 
   it('a course outside the program fails "course <key> is not in program <uuid>" (key as sent), without retries, writing nothing', async () => {
     const [k] = await waitingLearners(P, 1);
@@ -262,7 +248,7 @@ describe('keys: case, white space, duplicates', () => {
     expect(pce.program_enrollment_id).toBe((await peOf(t, P.program_uuid, k!))!.id);
     const up = await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k!.toUpperCase(), status: 'inactive' }], { action: 'update' });
     expectResult(up, { [k!.toUpperCase()]: 'inactive' }, 200);
-    expect(await pcesOf(t, k!, COURSE)).toHaveLength(1);
+    expect(await pcesOfLearner(t, k!, COURSE)).toHaveLength(1);
   });
 
   it('trims surrounding white space', async () => {
@@ -289,12 +275,8 @@ describe('keys: case, white space, duplicates', () => {
 });
 
 describe('the one-active-seat rule and the order of checks (SPEC rules 1 and 4)', () => {
-  let A: ProgramPayload;
-  let B: ProgramPayload;
-  beforeAll(async () => {
-    A = await newProgram(t);
-    B = await newProgram(t);
-  });
+  const A = useProgram(t);
+  const B = useProgram(t);
 
   async function activeInA(label = 'seat'): Promise<string> {
     const key = uniqueKey(label);
@@ -408,12 +390,7 @@ describe('the one-active-seat rule and the order of checks (SPEC rules 1 and 4)'
   });
 
   it('Postgres holds at most one active PCE per learner and course', async () => {
-    const [{ n }] = (await t.sql`
-      select count(*)::int as n from (
-        select pe.organization_key, lower(pe.student_key), pce.course_key
-        from program_course_enrollments pce join program_enrollments pe on pe.id = pce.program_enrollment_id
-        where pce.status = 'active' group by 1, 2, 3 having count(*) > 1) x`) as any;
-    expect(n).toBe(0);
+    expect(await learnersWithTwoActiveSeats(t)).toBe(0);
   });
 });
 
@@ -533,12 +510,8 @@ describe('course enrollments of realized learners (SPEC rule 6)', () => {
 });
 
 describe('moving a learner between programs (SPEC rule 2 and the inactive-write fix)', () => {
-  let A: ProgramPayload;
-  let B: ProgramPayload;
-  beforeAll(async () => {
-    A = await newProgram(t);
-    B = await newProgram(t);
-  });
+  const A = useProgram(t);
+  const B = useProgram(t);
 
   it('realized: the same CE row is shared, the old PCE inactive, the new active, the CE active in masters', async () => {
     const { key, acc } = await realizedLearner([A, B]);
@@ -548,7 +521,7 @@ describe('moving a learner between programs (SPEC rule 2 and the inactive-write 
     expectResult(await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: key, status: 'inactive' }], { action: 'update' }), { [key]: 'inactive' }, 200);
     expect(await ceOf(t, acc.user_id, COURSE)).toMatchObject({ id: ce.id, is_active: false });
     expectResult(await enrollCourseOk(t, B.program_uuid, COURSE, [{ student_key: key, status: 'active' }], { action: 'create' }), { [key]: 'active' }, 200);
-    const pces = await pcesOf(t, key, COURSE);
+    const pces = await pcesOfLearner(t, key, COURSE);
     expect(pces.map((p) => [p.program_uuid, p.status, p.course_enrollment_id])).toEqual([
       [A.program_uuid, 'inactive', ce.id],
       [B.program_uuid, 'active', ce.id],
@@ -574,7 +547,7 @@ describe('moving a learner between programs (SPEC rule 2 and the inactive-write 
     await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: key, status: 'active' }]);
     await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: key, status: 'inactive' }]);
     expectResult(await enrollCourseOk(t, B.program_uuid, COURSE, [{ student_key: key, status: 'active' }]), { [key]: 'active' }, 200);
-    expect((await pcesOf(t, key, COURSE)).map((p) => [p.program_uuid, p.status, p.course_enrollment_id])).toEqual([
+    expect((await pcesOfLearner(t, key, COURSE)).map((p) => [p.program_uuid, p.status, p.course_enrollment_id])).toEqual([
       [A.program_uuid, 'inactive', null],
       [B.program_uuid, 'active', null],
     ]);

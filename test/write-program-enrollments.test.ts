@@ -4,8 +4,8 @@
  * 7, 11, 12.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, type TestService } from './support/service.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useTestService } from './support/service.js';
 import {
   COURSE,
   ORG,
@@ -22,38 +22,26 @@ import {
   historyOf,
   historyOfJob,
   newProgram,
+  pceOf,
   peAgeSeconds,
   peOf,
-  pceOf,
   pesOf,
-  programPayload,
   uniqueKey,
   upsertProgram,
-  type ProgramPayload,
+  useProgram,
+  writeFailsAtOnce,
 } from './support/fixtures.js';
 
-let t: TestService;
+const t = useTestService();
 /** Curricula: [inactive, active (the default), active]. */
-let P: ProgramPayload;
-let inactiveCurriculum: string;
-let defaultCurriculum: string;
-let secondCurriculum: string;
-
-beforeAll(async () => {
-  t = await startTestService();
-  P = await newProgram(t, {
-    curricula: [
-      { is_active: false, course_keys: [COURSE] },
-      { is_active: true, course_keys: [COURSE] },
-      { is_active: true, course_keys: [COURSE] },
-    ],
-  });
-  [inactiveCurriculum, defaultCurriculum, secondCurriculum] = P.curricula.map((c) => c.curriculum_uuid) as [string, string, string];
+const P = useProgram(t, {
+  curricula: [
+    { is_active: false, course_keys: [COURSE] },
+    { is_active: true, course_keys: [COURSE] },
+    { is_active: true, course_keys: [COURSE] },
+  ],
 });
-
-afterAll(async () => {
-  await t?.stop();
-});
+const [inactiveCurriculum, defaultCurriculum, secondCurriculum] = P.curricula.map((c) => c.curriculum_uuid) as [string, string, string];
 
 describe('results, counts and code', () => {
   it('answers 204 with empty results and counts when no records are sent', async () => {
@@ -346,14 +334,7 @@ describe('curriculum', () => {
 });
 
 describe('payload errors', () => {
-  const failsAtOnce = async (data: unknown) => {
-    const before = await dbState(t);
-    const done = await t.run('enrollments', 'write-program-enrollments', data, { attempts: 5, backoff: { type: 'fixed', delay: 10 } });
-    expect(done.state).toBe('failed');
-    expect(done.job.attemptsMade).toBe(1);
-    expect(await dbState(t)).toEqual(before);
-    return done.failedReason!;
-  };
+  const failsAtOnce = (data: unknown) => writeFailsAtOnce(t, 'write-program-enrollments', data);
 
   it('a record with an empty student key fails the job naming enrollments.3.student_key, without retries, writing nothing', async () => {
     const keys = [uniqueKey(), uniqueKey(), uniqueKey()];
@@ -442,11 +423,10 @@ describe('payload errors', () => {
   });
 
   describe('a program with no active curriculum', () => {
-    let Q: ProgramPayload;
+    const Q = useProgram(t);
     let kept: string;
     beforeAll(async () => {
       // Enrolled while its curriculum was active, then the catalog retired the curriculum.
-      Q = await newProgram(t);
       kept = uniqueKey();
       await enrollOk(t, Q.program_uuid, [{ student_key: kept, status: 'enrolled' }]);
       await upsertProgram(t, { ...Q, curricula: Q.curricula.map((c) => ({ ...c, is_active: false })) });

@@ -4,19 +4,11 @@
  * cannot use an index for the OR'd EXISTS, so every event reads the whole learners table.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, type TestService } from '../support/service.js';
-import { newProgram, enrollOk, ORG, uniqueKey, uniqueUserId } from '../support/fixtures.js';
+import { describe, expect, it } from 'vitest';
+import { useTestService } from '../support/service.js';
+import { ORG, enrollOk, newProgram, uniqueKey, uniqueUserId } from '../support/fixtures.js';
 
-let t: TestService;
-
-beforeAll(async () => {
-  t = await startTestService();
-});
-
-afterAll(async () => {
-  await t?.stop();
-});
+const t = useTestService();
 
 async function learnerScans(): Promise<{ seq: number; tuples: number }> {
   // Drop this session's cached snapshot of the cumulative statistics.

@@ -2,18 +2,10 @@
  * CONTRACT "expire-waiting-enrollments": `expiration_days` is "any non-negative number,
  * fractions allowed". A very large one is valid and simply expires nothing.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, type TestService } from '../support/service.js';
+import { describe, expect, it } from 'vitest';
+import { useTestService } from '../support/service.js';
 
-let t: TestService;
-
-beforeAll(async () => {
-  t = await startTestService();
-});
-
-afterAll(async () => {
-  await t?.stop();
-});
+const t = useTestService();
 
 describe('expire-waiting-enrollments with a very large expiration_days', () => {
   it('completes and removes nothing', async () => {

@@ -9,19 +9,11 @@
  * does not wait on it.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, type TestService } from '../support/service.js';
-import { completed, createProgram, findPe, getPe, token, writeEnrollments } from '../support/lifecycle-fixtures.js';
+import { describe, expect, it } from 'vitest';
+import { useTestService, type TestService } from '../support/service.js';
+import { completed, getPe, newOrg, newProgram, peOf, token, writeEnrollments } from '../support/fixtures.js';
 
-let t: TestService;
-
-beforeAll(async () => {
-  t = await startTestService();
-});
-
-afterAll(async () => {
-  await t?.stop();
-});
+const t = useTestService();
 
 async function waitForLockWait(pattern: string): Promise<void> {
   const deadline = Date.now() + 10_000;
@@ -63,9 +55,9 @@ async function raceExpiry(key: string, oldPeId: number, waitPattern: string, wri
 
 describe('expiry racing a write', () => {
   it('a create_or_update that waited on the expiry ends with the PE it reports', async () => {
-    const o = `UoX-${token()}`;
-    const p1 = await createProgram(t, { organization_key: o });
-    const p2 = await createProgram(t, { organization_key: o });
+    const o = newOrg();
+    const p1 = await newProgram(t, { org: o, courses: [] });
+    const p2 = await newProgram(t, { org: o, courses: [] });
     const key = `race-${token()}`;
     await writeEnrollments(t, p1, [{ student_key: key, status: 'pending' }]);
     await writeEnrollments(t, p2, [key]);
@@ -76,6 +68,6 @@ describe('expiry racing a write', () => {
       }));
     expect(written.results).toEqual({ [key]: 'enrolled' });
     // The write reported the learner enrolled in p1: there must be such a PE.
-    expect(await findPe(t, p1.program_uuid, key)).toMatchObject({ status: 'enrolled' });
+    expect(await peOf(t, p1.program_uuid, key)).toMatchObject({ status: 'enrolled' });
   });
 });

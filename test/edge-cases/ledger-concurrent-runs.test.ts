@@ -17,22 +17,19 @@ import type { JobContext } from '../../src/jobs/context.js';
 import type { LearnerCourseLocks } from '../../src/lock/learner-course-locks.js';
 import { createLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics.js';
-import { startTestService, type TestService } from '../support/service.js';
-import { announceAccount, enroll, newProgram, peOf, uniqueKey, type ProgramPayload } from '../support/fixtures.js';
+import { useTestService } from '../support/service.js';
+import { announceAccount, enroll, peOf, uniqueKey, useProgram } from '../support/fixtures.js';
 
-let t: TestService;
+const t = useTestService();
+const P = useProgram(t);
 let db: Database;
-let P: ProgramPayload;
 
 beforeAll(async () => {
-  t = await startTestService();
   db = connectDatabase(t.databaseUrl, { max: 4 });
-  P = await newProgram(t);
 });
 
 afterAll(async () => {
   await db?.close();
-  await t?.stop();
 });
 
 /** A JobContext for a second run of the job `enrollments/<jobId>`, whose lock step waits for `gate`. */

@@ -11,22 +11,19 @@ import { randomUUID } from 'node:crypto';
 import { Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startTestService, type TestService } from '../support/service.js';
-import { COURSE, ORG, enrollOk, newProgram, uniqueKey, waitFor, type ProgramPayload } from '../support/fixtures.js';
+import { useTestService, waitFor } from '../support/service.js';
+import { COURSE, ORG, enrollOk, uniqueKey, useProgram } from '../support/fixtures.js';
 
-let t: TestService;
-let P: ProgramPayload;
+const t = useTestService();
+const P = useProgram(t);
 let redis: Redis;
 
 beforeAll(async () => {
-  t = await startTestService();
-  P = await newProgram(t);
   redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
 });
 
 afterAll(async () => {
   await redis?.quit();
-  await t?.stop();
 });
 
 describe('a job that waited long on a learner-course lock', () => {

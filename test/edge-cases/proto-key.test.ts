@@ -2,21 +2,12 @@
  * CONTRACT "results has one entry per distinct trimmed student_key spelling that was sent".
  * Results are built in plain objects, where the key `__proto__` is the prototype, not an entry.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, type TestService } from '../support/service.js';
-import { enrollOk, newProgram, peOf, uniqueKey, type ProgramPayload } from '../support/fixtures.js';
+import { describe, expect, it } from 'vitest';
+import { useTestService } from '../support/service.js';
+import { enrollOk, peOf, uniqueKey, useProgram } from '../support/fixtures.js';
 
-let t: TestService;
-let P: ProgramPayload;
-
-beforeAll(async () => {
-  t = await startTestService();
-  P = await newProgram(t);
-});
-
-afterAll(async () => {
-  await t?.stop();
-});
+const t = useTestService();
+const P = useProgram(t);
 
 describe('a student key that is also a JavaScript object property', () => {
   it('has its own entry in results and counts', async () => {

@@ -5,19 +5,11 @@
  * they look for the remembered result, so a catalog change in between turns the re-submission into
  * a failed job.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, type TestService } from '../support/service.js';
+import { describe, expect, it } from 'vitest';
+import { useTestService } from '../support/service.js';
 import { COURSE, enrollOk, newProgram, uniqueKey, upsertProgram, type WriteResult } from '../support/fixtures.js';
 
-let t: TestService;
-
-beforeAll(async () => {
-  t = await startTestService();
-});
-
-afterAll(async () => {
-  await t?.stop();
-});
+const t = useTestService();
 
 describe('re-submission after the catalog changed', () => {
   it('a course write re-added under its jobId returns the first result after the course left the program', async () => {

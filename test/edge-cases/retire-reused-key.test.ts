@@ -3,35 +3,28 @@
  * "a later upload of the old key creates a new waiting PE"; that new learner can get an account and
  * ask to be retired too.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, type TestService } from '../support/service.js';
+import { describe, expect, it } from 'vitest';
+import { useTestService } from '../support/service.js';
 import {
   RETIRED_KEY,
   accountCreated,
   completed,
-  courseKey,
-  createProgram,
   newAccount,
+  newCourseKey,
+  newOrg,
+  newProgram,
   token,
   writeCourseEnrollments,
   writeEnrollments,
-} from '../support/lifecycle-fixtures.js';
+} from '../support/fixtures.js';
 
-let t: TestService;
-
-beforeAll(async () => {
-  t = await startTestService();
-});
-
-afterAll(async () => {
-  await t?.stop();
-});
+const t = useTestService();
 
 describe('retire-learner after the key was reused', () => {
   it('retires a second account whose PE and active seat use a key retired before in the same program', async () => {
-    const o = `UoX-${token()}`;
-    const c = courseKey(o);
-    const p = await createProgram(t, { organization_key: o, course_keys: [c] });
+    const o = newOrg();
+    const c = newCourseKey(o);
+    const p = await newProgram(t, { org: o, courses: [c] });
     const key = `reused-${token()}`;
 
     // First person: enrolled, active in the course, linked, retired.

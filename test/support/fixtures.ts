@@ -1,17 +1,46 @@
 /**
- * Shared fixtures for the write-engine tests. Everything here speaks the wire contract
- * (CONTRACT.md): snake_case payloads put on the queues by plain BullMQ producers, and Postgres read
- * back with plain SQL. Nothing here knows how the engine is implemented.
+ * Fixtures shared by the tests: catalog payloads, unique names, jobs added as the Registrar and the
+ * LMS add them, and Postgres read back. Everything here speaks the wire contract (CONTRACT.md):
+ * snake_case payloads put on the queues by plain BullMQ producers, rows read with plain SQL (bigint
+ * columns cast so that they compare as numbers). Nothing here knows how the engine is implemented.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import path from 'node:path';
-import { Job, Queue, type JobsOptions } from 'bullmq';
+import { QueueEvents, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
-import { expect, inject } from 'vitest';
-import { startService, type Service } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
+import type { Fragment } from 'postgres';
+import { beforeAll, expect, inject } from 'vitest';
 import type { FinishedJob, TestService } from './service.js';
+
+// ---------------------------------------------------------------------------------------------
+// Unique names, so that the tests of one file never see each other's learners, courses or accounts.
+
+/** A short random token, for names of one test's own in the file's shared database. */
+export function token(): string {
+  return randomBytes(4).toString('hex');
+}
+
+let counter = 0;
+const run = randomBytes(2).toString('hex');
+/** A student key nobody used before in this process, e.g. `learner-3f2a-17`. */
+export function uniqueKey(label = 'learner'): string {
+  return `${label}-${run}-${++counter}`;
+}
+
+let userCounter = 0;
+const userBase = 1_000_000 + Math.floor(Math.random() * 1_000_000) * 100;
+export function uniqueUserId(): number {
+  return userBase + ++userCounter;
+}
+
+/** An organization of one test's own, e.g. `UoX-1f2e3d4c`. */
+export function newOrg(label = 'UoX'): string {
+  return `${label}-${token()}`;
+}
+
+/** A course key of one test's own in `organization_key`. */
+export function newCourseKey(organization_key: string, label = 'C'): string {
+  return `course-v1:${organization_key}+${label}${token()}+2026`;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Catalog
@@ -35,21 +64,28 @@ export interface ProgramPayload {
   courses: CourseSpec[];
 }
 
-/**
- * An upsert-program payload with fresh uuids. By default one active curriculum holding COURSE
- * (external key COURSE_EXTERNAL) in organization ORG.
- */
-export function programPayload(opts: {
+export interface ProgramOptions {
   org?: string;
-  courses?: CourseSpec[];
+  /** A bare course key is a course without an external key, in the contract's default modes. */
+  courses?: Array<string | CourseSpec>;
   curricula?: { is_active: boolean; course_keys: string[] }[];
-} = {}): ProgramPayload {
-  const courses = opts.courses ?? [{ course_key: COURSE, external_course_key: COURSE_EXTERNAL, modes: COURSE_MODES }];
+  program_uuid?: string;
+}
+
+/**
+ * An upsert-program payload with fresh uuids (but `program_uuid` when given). By default one active
+ * curriculum holds every course, and the courses are COURSE alone (external key COURSE_EXTERNAL),
+ * in organization ORG.
+ */
+export function programPayload(opts: ProgramOptions = {}): ProgramPayload {
+  const courses = (opts.courses ?? [{ course_key: COURSE, external_course_key: COURSE_EXTERNAL, modes: COURSE_MODES }]).map(
+    (c) => (typeof c === 'string' ? { course_key: c } : c),
+  );
   const curricula = (opts.curricula ?? [{ is_active: true, course_keys: courses.map((c) => c.course_key) }]).map((c) => ({
     curriculum_uuid: randomUUID(),
     ...c,
   }));
-  const program_uuid = randomUUID();
+  const program_uuid = opts.program_uuid ?? randomUUID();
   return {
     program_uuid,
     program_key: `program-${program_uuid.slice(0, 8)}`,
@@ -60,32 +96,36 @@ export function programPayload(opts: {
 }
 
 export async function upsertProgram(t: TestService, program: ProgramPayload): Promise<ProgramPayload> {
-  const done = await t.run('enrollments', 'upsert-program', program);
-  expect(done.state, done.failedReason).toBe('completed');
+  completed(await t.run('enrollments', 'upsert-program', program));
   return program;
 }
 
-export async function newProgram(t: TestService, opts: Parameters<typeof programPayload>[0] = {}): Promise<ProgramPayload> {
+export async function newProgram(t: TestService, opts: ProgramOptions = {}): Promise<ProgramPayload> {
   return upsertProgram(t, programPayload(opts));
 }
 
-// ---------------------------------------------------------------------------------------------
-// Unique names, so that the tests of one file never see each other's learners.
-
-let counter = 0;
-const run = randomBytes(2).toString('hex');
-/** A student key nobody used before in this process, e.g. `learner-3f2a-17`. */
-export function uniqueKey(label = 'learner'): string {
-  return `${label}-${run}-${++counter}`;
-}
-let userCounter = 0;
-const userBase = 1_000_000 + Math.floor(Math.random() * 1_000_000) * 100;
-export function uniqueUserId(): number {
-  return userBase + ++userCounter;
+/**
+ * A program for the tests of the enclosing file or describe block: the payload at once, loaded
+ * into the service before those tests run (call it after useTestService).
+ */
+export function useProgram(t: TestService, opts: ProgramOptions = {}): ProgramPayload {
+  const program = programPayload(opts);
+  beforeAll(async () => {
+    await upsertProgram(t, program);
+  });
+  return program;
 }
 
 // ---------------------------------------------------------------------------------------------
-// Write jobs
+// Jobs
+
+/** Fails the test with the job's failed reason unless the job completed; returns its result. */
+export function completed<R>(done: FinishedJob<R>, what = done.job.name): R {
+  if (done.state !== 'completed') {
+    throw new Error(`${what} (job ${done.job.id}) did not complete: ${done.state}: ${done.failedReason}`);
+  }
+  return done.result;
+}
 
 export type Action = 'create' | 'update' | 'create_or_update';
 
@@ -107,16 +147,33 @@ export interface CourseRecord {
   course_staff?: boolean | null;
 }
 
+export interface WriteOptions {
+  action?: Action;
+  requested_by?: string;
+  job?: JobsOptions;
+}
+
+/** Adds a write job for `target` (the program, and the course of a course write) and waits for it. */
+function write(
+  t: TestService,
+  name: 'write-program-enrollments' | 'write-program-course-enrollments',
+  target: { program_uuid: string; course_key?: string },
+  enrollments: ProgramRecord[] | CourseRecord[],
+  opts: WriteOptions,
+): Promise<FinishedJob<WriteResult>> {
+  const data: Record<string, unknown> = { ...target, action: opts.action ?? 'create_or_update', enrollments };
+  if (opts.requested_by !== undefined) data.requested_by = opts.requested_by;
+  return t.run<WriteResult>('enrollments', name, data, opts.job);
+}
+
 /** Adds a write-program-enrollments job and waits for it. */
 export function enroll(
   t: TestService,
   programUuid: string,
   enrollments: ProgramRecord[],
-  opts: { action?: Action; requested_by?: string; job?: JobsOptions } = {},
+  opts: WriteOptions = {},
 ): Promise<FinishedJob<WriteResult>> {
-  const data: Record<string, unknown> = { program_uuid: programUuid, action: opts.action ?? 'create_or_update', enrollments };
-  if (opts.requested_by !== undefined) data.requested_by = opts.requested_by;
-  return t.run<WriteResult>('enrollments', 'write-program-enrollments', data, opts.job);
+  return write(t, 'write-program-enrollments', { program_uuid: programUuid }, enrollments, opts);
 }
 
 /** Adds a write-program-course-enrollments job and waits for it. */
@@ -125,40 +182,87 @@ export function enrollCourse(
   programUuid: string,
   courseKey: string,
   enrollments: CourseRecord[],
-  opts: { action?: Action; requested_by?: string; job?: JobsOptions } = {},
+  opts: WriteOptions = {},
 ): Promise<FinishedJob<WriteResult>> {
-  const data: Record<string, unknown> = {
-    program_uuid: programUuid,
-    course_key: courseKey,
-    action: opts.action ?? 'create_or_update',
-    enrollments,
-  };
-  if (opts.requested_by !== undefined) data.requested_by = opts.requested_by;
-  return t.run<WriteResult>('enrollments', 'write-program-course-enrollments', data, opts.job);
+  return write(t, 'write-program-course-enrollments', { program_uuid: programUuid, course_key: courseKey }, enrollments, opts);
 }
 
-/** Like enroll, but asserts the job completed and returns its result. */
+/** Like enroll, but fails unless the job completed, and returns its result. */
 export async function enrollOk(
   t: TestService,
   programUuid: string,
   enrollments: ProgramRecord[],
-  opts: Parameters<typeof enroll>[3] = {},
+  opts: WriteOptions = {},
 ): Promise<WriteResult> {
-  const done = await enroll(t, programUuid, enrollments, opts);
-  expect(done.state, done.failedReason).toBe('completed');
-  return done.result;
+  return completed(await enroll(t, programUuid, enrollments, opts));
 }
 
+/** Like enrollCourse, but fails unless the job completed, and returns its result. */
 export async function enrollCourseOk(
   t: TestService,
   programUuid: string,
   courseKey: string,
   enrollments: CourseRecord[],
-  opts: Parameters<typeof enrollCourse>[4] = {},
+  opts: WriteOptions = {},
 ): Promise<WriteResult> {
-  const done = await enrollCourse(t, programUuid, courseKey, enrollments, opts);
-  expect(done.state, done.failedReason).toBe('completed');
-  return done.result;
+  return completed(await enrollCourse(t, programUuid, courseKey, enrollments, opts));
+}
+
+type StatusRecord = { student_key: string; status: string };
+
+/** `records`, each bare key read as a record of `status`. */
+function asRecords<R extends StatusRecord>(records: Array<string | R>, status: string): Array<R | StatusRecord> {
+  return records.map((r) => (typeof r === 'string' ? { student_key: r, status } : r));
+}
+
+/** Fails unless the job completed and every learner's result is the status it was sent (key trimmed). */
+function expectStatusesAsSent(done: FinishedJob<WriteResult>, enrollments: StatusRecord[]): FinishedJob<WriteResult> {
+  const result = completed(done);
+  for (const e of enrollments) expect(result.results[e.student_key.trim()], `result of ${e.student_key}`).toBe(e.status);
+  return done;
+}
+
+/**
+ * enroll for a test that only sets the scene: `records` may be bare keys (`enrolled`); fails unless
+ * the job completed and every learner got the status it was sent.
+ */
+export async function writeEnrollments(
+  t: TestService,
+  program: ProgramPayload,
+  records: Array<string | ProgramRecord>,
+  opts: WriteOptions = {},
+): Promise<FinishedJob<WriteResult>> {
+  const enrollments = asRecords(records, 'enrolled');
+  return expectStatusesAsSent(await enroll(t, program.program_uuid, enrollments, opts), enrollments);
+}
+
+/** enrollCourse as writeEnrollments is enroll: bare keys are `active`. */
+export async function writeCourseEnrollments(
+  t: TestService,
+  program: ProgramPayload,
+  courseKey: string,
+  records: Array<string | CourseRecord>,
+  opts: WriteOptions = {},
+): Promise<FinishedJob<WriteResult>> {
+  const enrollments = asRecords(records, 'active');
+  return expectStatusesAsSent(await enrollCourse(t, program.program_uuid, courseKey, enrollments, opts), enrollments);
+}
+
+/**
+ * Adds a write job that may be retried and asserts that it failed at once, without a retry and
+ * writing nothing; returns its failed reason.
+ */
+export async function writeFailsAtOnce(
+  t: TestService,
+  name: 'write-program-enrollments' | 'write-program-course-enrollments',
+  data: unknown,
+): Promise<string> {
+  const before = await dbState(t);
+  const done = await t.run('enrollments', name, data, { attempts: 5, backoff: { type: 'fixed', delay: 10 } });
+  expect(done.state).toBe('failed');
+  expect(done.job.attemptsMade).toBe(1);
+  expect(await dbState(t)).toEqual(before);
+  return done.failedReason!;
 }
 
 /** The counts a result must carry: one entry per result value that occurs. */
@@ -168,24 +272,51 @@ export function tally(results: Record<string, string>): Record<string, number> {
   return counts;
 }
 
-const PROGRAM_STATUSES = new Set(['enrolled', 'pending', 'suspended', 'canceled', 'ended']);
-const COURSE_STATUSES = new Set(['active', 'inactive']);
-/** The Open edX rule for `code`, computed independently from the results. */
-export function expectedCode(results: Record<string, string>, kind: 'program' | 'course'): number {
-  const values = Object.values(results);
-  if (values.length === 0) return 204;
-  const ok = kind === 'program' ? PROGRAM_STATUSES : COURSE_STATUSES;
-  const good = values.filter((v) => ok.has(v)).length;
-  if (good === values.length) return 200;
-  if (good === 0) return 422;
-  return 207;
-}
-
 /** Asserts the whole result envelope: exact results, counts tallied from them, code. */
 export function expectResult(result: WriteResult, results: Record<string, string>, code?: number): void {
   expect(result.results).toEqual(results);
   expect(result.counts).toEqual(tally(results));
   if (code !== undefined) expect(result.code).toBe(code);
+}
+
+/** Adds a link-program-enrollments job and waits for it. */
+export function linkEnrollments(
+  t: TestService,
+  program_uuid: string,
+  links: Array<{ student_key: string; username: string }>,
+): Promise<FinishedJob<{ errors: Record<string, string> }>> {
+  return t.run<{ errors: Record<string, string> }>('enrollments', 'link-program-enrollments', { program_uuid, links });
+}
+
+export interface Progress {
+  done: number;
+  total: number;
+}
+
+export interface ProgressWatch {
+  /** The reports of one job so far, oldest first. */
+  of(jobId: string): Progress[];
+  close(): Promise<void>;
+}
+
+/**
+ * Collects the progress reports of the test service's `enrollments` queue as its event stream
+ * carries them (every report, not only the last one BullMQ keeps on the job). Reports may arrive
+ * before the test learns the job's id, so all are kept and `of` picks a job's afterwards.
+ */
+export async function watchProgress(t: TestService): Promise<ProgressWatch> {
+  const connection = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
+  const events = new QueueEvents('enrollments', { connection, prefix: t.prefix });
+  const reports: Array<{ jobId: string; data: unknown }> = [];
+  events.on('progress', ({ jobId, data }) => reports.push({ jobId, data }));
+  await events.waitUntilReady();
+  return {
+    of: (jobId) => reports.filter((r) => r.jobId === jobId).map((r) => r.data as Progress),
+    async close() {
+      await events.close();
+      await connection.quit();
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -197,31 +328,64 @@ export interface Account {
   email: string;
 }
 
-/** Adds an account-created event for a fresh account with the given identities and waits for it. */
-export async function announceAccount(
-  t: TestService,
-  identities: { organization_key: string; external_user_key: string }[],
-  account: Partial<Account> = {},
-): Promise<Account> {
-  const user_id = account.user_id ?? uniqueUserId();
-  const acc: Account = { user_id, username: account.username ?? `user${user_id}`, email: account.email ?? `user${user_id}@example.org` };
-  const done = await t.run('accounts', 'account-created', { event_id: randomUUID(), ...acc, identities });
-  expect(done.state, done.failedReason).toBe('completed');
-  return acc;
+export interface Identity {
+  organization_key: string;
+  external_user_key: string;
 }
 
-/** An account whose single identity is (org, key). */
+export interface Linked {
+  program_uuid: string;
+  student_key: string;
+  course_keys: string[];
+}
+
+export interface AccountCreatedResult {
+  linked: Linked[];
+}
+
+/** A fresh account, not yet announced to the service. */
+export function newAccount(label = 'learner'): Account {
+  const user_id = uniqueUserId();
+  return { user_id, username: `${label}-${user_id}`, email: `${label}-${user_id}@example.org` };
+}
+
+export function accountCreatedPayload(account: Account, identities: Identity[], event_id: string = randomUUID()) {
+  return { event_id, user_id: account.user_id, username: account.username, email: account.email, identities };
+}
+
+/** Adds an account-created event and waits for it, whatever its outcome. */
+export function accountCreated(
+  t: TestService,
+  account: Account,
+  identities: Identity[],
+  event_id: string = randomUUID(),
+): Promise<FinishedJob<AccountCreatedResult>> {
+  return t.run<AccountCreatedResult>('accounts', 'account-created', accountCreatedPayload(account, identities, event_id));
+}
+
+/** Announces a fresh account with the given identities; fails unless the event completed. */
+export async function announceAccount(t: TestService, identities: Identity[]): Promise<Account> {
+  const account = newAccount();
+  completed(await accountCreated(t, account, identities));
+  return account;
+}
+
+/** Announces a fresh account whose single identity is (org, key). */
 export function announceLearner(t: TestService, key: string, org = ORG): Promise<Account> {
   return announceAccount(t, [{ organization_key: org, external_user_key: key }]);
 }
 
-/** Adds a course-enrollment-changed event (the LMS's word on a CE) and waits for it. */
+/**
+ * Adds a course-enrollment-changed event (the LMS's word on a CE) and waits for it; fails unless
+ * it completed answering the CE as sent.
+ */
 export async function courseEnrollmentChanged(
   t: TestService,
   ce: { user_id: number; course_key: string; mode: string; is_active: boolean },
 ): Promise<void> {
   const done = await t.run('accounts', 'course-enrollment-changed', { event_id: randomUUID(), ...ce });
-  expect(done.state, done.failedReason).toBe('completed');
+  const { course_key, mode, is_active } = ce;
+  expect(completed(done, 'course-enrollment-changed')).toEqual({ course_key, mode, is_active });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -235,6 +399,37 @@ export interface PeRow {
   user_id: number | null;
   curriculum_uuid: string;
   status: string;
+  modified_at: Date;
+}
+
+/** The PEs `where` picks, oldest first. */
+function selectPes(t: TestService, where: Fragment): Promise<PeRow[]> {
+  return t.sql<PeRow[]>`
+    select id::float8 as id, program_uuid::text as program_uuid, organization_key, student_key,
+           user_id::float8 as user_id, curriculum_uuid::text as curriculum_uuid, status, modified_at
+    from program_enrollments where ${where} order by id`;
+}
+
+/** The PE of (program, key), key matched case-insensitively; undefined when there is none. */
+export async function peOf(t: TestService, programUuid: string, key: string): Promise<PeRow | undefined> {
+  const rows = await selectPes(t, t.sql`program_uuid = ${programUuid} and lower(student_key) = lower(${key})`);
+  expect(rows.length, `PEs of ${key} in ${programUuid}`).toBeLessThanOrEqual(1);
+  return rows[0];
+}
+
+/** The PE of (program, key); fails when there is none. */
+export async function getPe(t: TestService, programUuid: string, key: string): Promise<PeRow> {
+  const pe = await peOf(t, programUuid, key);
+  if (!pe) throw new Error(`no PE for ${key} in program ${programUuid}`);
+  return pe;
+}
+
+export function pesOf(t: TestService, programUuid: string): Promise<PeRow[]> {
+  return selectPes(t, t.sql`program_uuid = ${programUuid}`);
+}
+
+export function pesOfUser(t: TestService, userId: number): Promise<PeRow[]> {
+  return selectPes(t, t.sql`user_id = ${userId}`);
 }
 
 export interface PceRow {
@@ -246,6 +441,50 @@ export interface PceRow {
   course_enrollment_id: number | null;
 }
 
+/** The PCEs `where` picks (`pce`, joined to its PE `pe`), by course key, then oldest first. */
+function selectPces(t: TestService, where: Fragment): Promise<PceRow[]> {
+  return t.sql<PceRow[]>`
+    select pce.id::float8 as id, pce.program_enrollment_id::float8 as program_enrollment_id,
+           pe.program_uuid::text as program_uuid, pce.course_key, pce.status,
+           pce.course_enrollment_id::float8 as course_enrollment_id
+    from program_course_enrollments pce join program_enrollments pe on pe.id = pce.program_enrollment_id
+    where ${where} order by pce.course_key, pce.id`;
+}
+
+/** Every PCE of one PE, by course key. */
+export function pcesOfPe(t: TestService, peId: number): Promise<PceRow[]> {
+  return selectPces(t, t.sql`pce.program_enrollment_id = ${peId}`);
+}
+
+/** The PCE of one PE in one course; fails when there is none. */
+export async function getPce(t: TestService, peId: number, courseKey: string): Promise<PceRow> {
+  const [pce] = await selectPces(t, t.sql`pce.program_enrollment_id = ${peId} and pce.course_key = ${courseKey}`);
+  if (!pce) throw new Error(`no PCE in ${courseKey} for PE ${peId}`);
+  return pce;
+}
+
+/** Every PCE of the learner (org, key matched case-insensitively) in the course, across all programs, oldest first. */
+export function pcesOfLearner(t: TestService, key: string, courseKey: string, org = ORG): Promise<PceRow[]> {
+  return selectPces(t, t.sql`lower(pe.student_key) = lower(${key}) and pe.organization_key = ${org} and pce.course_key = ${courseKey}`);
+}
+
+/** The PCE of (program, key, course); undefined when there is none. */
+export async function pceOf(t: TestService, programUuid: string, key: string, courseKey: string): Promise<PceRow | undefined> {
+  const rows = await selectPces(t, t.sql`pe.program_uuid = ${programUuid} and lower(pe.student_key) = lower(${key}) and pce.course_key = ${courseKey}`);
+  expect(rows.length).toBeLessThanOrEqual(1);
+  return rows[0];
+}
+
+/** How many learners hold more than one active PCE in one course: the one-active-seat rule says none. */
+export async function learnersWithTwoActiveSeats(t: TestService): Promise<number> {
+  const [row] = await t.sql<{ n: number }[]>`
+    select count(*)::int as n from (
+      select pe.organization_key, lower(pe.student_key), pce.course_key
+      from program_course_enrollments pce join program_enrollments pe on pe.id = pce.program_enrollment_id
+      where pce.status = 'active' group by 1, 2, 3 having count(*) > 1) x`;
+  return row!.n;
+}
+
 export interface CeRow {
   id: number;
   user_id: number;
@@ -254,7 +493,54 @@ export interface CeRow {
   is_active: boolean;
 }
 
-export interface HistoryRowRead {
+/** The CEs `where` picks, by course key, then oldest first. */
+function selectCes(t: TestService, where: Fragment): Promise<CeRow[]> {
+  return t.sql<CeRow[]>`
+    select id::float8 as id, user_id::float8 as user_id, course_key, mode, is_active
+    from course_enrollments where ${where} order by course_key, id`;
+}
+
+/** Every CE of an account (in one course, when given), by course key. */
+export function cesOf(t: TestService, userId: number, courseKey?: string): Promise<CeRow[]> {
+  return selectCes(t, courseKey === undefined ? t.sql`user_id = ${userId}` : t.sql`user_id = ${userId} and course_key = ${courseKey}`);
+}
+
+/** The CE of (user, course); undefined when there is none. */
+export async function ceOf(t: TestService, userId: number, courseKey: string): Promise<CeRow | undefined> {
+  const rows = await cesOf(t, userId, courseKey);
+  expect(rows.length).toBeLessThanOrEqual(1);
+  return rows[0];
+}
+
+export async function ceById(t: TestService, id: number): Promise<CeRow> {
+  const [ce] = await selectCes(t, t.sql`id = ${id}`);
+  if (!ce) throw new Error(`no CE ${id}`);
+  return ce;
+}
+
+/** The course keys in which the account has a course staff role, sorted. */
+export async function staffRoles(t: TestService, userId: number): Promise<string[]> {
+  const rows = await t.sql<{ course_key: string }[]>`
+    select course_key from course_staff_roles where user_id = ${userId} order by course_key`;
+  return rows.map((r) => r.course_key);
+}
+
+export async function isCourseStaff(t: TestService, userId: number, courseKey: string): Promise<boolean> {
+  return (await staffRoles(t, userId)).includes(courseKey);
+}
+
+/** How many pending role assignments the PCE holds. */
+export async function pendingRoles(t: TestService, pceId: number): Promise<number> {
+  const [row] = await t.sql<{ n: number }[]>`
+    select count(*)::int as n from pending_role_assignments where program_course_enrollment_id = ${pceId}`;
+  return row!.n;
+}
+
+export async function hasPendingStaff(t: TestService, pceId: number): Promise<boolean> {
+  return (await pendingRoles(t, pceId)) > 0;
+}
+
+export interface HistoryRow {
   id: number;
   entity: string;
   entity_id: number;
@@ -265,96 +551,22 @@ export interface HistoryRowRead {
   requested_by: string | null;
 }
 
-const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-
-/** The PE of (program, key), key matched case-insensitively; undefined when there is none. */
-export async function peOf(t: TestService, programUuid: string, key: string): Promise<PeRow | undefined> {
-  const rows = await t.sql`
-    select id, program_uuid::text, organization_key, student_key, user_id, curriculum_uuid::text, status
-    from program_enrollments where program_uuid = ${programUuid} and lower(student_key) = lower(${key})`;
-  expect(rows.length).toBeLessThanOrEqual(1);
-  const r = rows[0];
-  return r ? ({ ...r, id: Number(r.id), user_id: num(r.user_id) } as PeRow) : undefined;
-}
-
-export async function pesOf(t: TestService, programUuid: string): Promise<PeRow[]> {
-  const rows = await t.sql`
-    select id, program_uuid::text, organization_key, student_key, user_id, curriculum_uuid::text, status
-    from program_enrollments where program_uuid = ${programUuid} order by id`;
-  return rows.map((r) => ({ ...r, id: Number(r.id), user_id: num(r.user_id) }) as PeRow);
-}
-
-/** Every PCE of the learner (case-insensitive key) in the course, across all programs. */
-export async function pcesOf(t: TestService, key: string, courseKey: string, org = ORG): Promise<PceRow[]> {
-  const rows = await t.sql`
-    select pce.id, pce.program_enrollment_id, pe.program_uuid::text, pce.course_key, pce.status, pce.course_enrollment_id
-    from program_course_enrollments pce join program_enrollments pe on pe.id = pce.program_enrollment_id
-    where lower(pe.student_key) = lower(${key}) and pe.organization_key = ${org} and pce.course_key = ${courseKey}
-    order by pce.id`;
-  return rows.map(
-    (r) => ({ ...r, id: Number(r.id), program_enrollment_id: Number(r.program_enrollment_id), course_enrollment_id: num(r.course_enrollment_id) }) as PceRow,
-  );
-}
-
-/** The PCE of (program, key, course); undefined when there is none. */
-export async function pceOf(t: TestService, programUuid: string, key: string, courseKey: string): Promise<PceRow | undefined> {
-  const all = await pcesOf(t, key, courseKey, (await t.sql`select organization_key from programs where program_uuid = ${programUuid}`)[0]!.organization_key);
-  const mine = all.filter((p) => p.program_uuid === programUuid);
-  expect(mine.length).toBeLessThanOrEqual(1);
-  return mine[0];
-}
-
-export async function cesOf(t: TestService, userId: number, courseKey?: string): Promise<CeRow[]> {
-  const rows = courseKey === undefined
-    ? await t.sql`select id, user_id, course_key, mode, is_active from course_enrollments where user_id = ${userId} order by id`
-    : await t.sql`select id, user_id, course_key, mode, is_active from course_enrollments where user_id = ${userId} and course_key = ${courseKey} order by id`;
-  return rows.map((r) => ({ ...r, id: Number(r.id), user_id: Number(r.user_id) }) as CeRow);
-}
-
-/** The single CE of (user, course); fails when there are several, undefined when none. */
-export async function ceOf(t: TestService, userId: number, courseKey: string): Promise<CeRow | undefined> {
-  const rows = await cesOf(t, userId, courseKey);
-  expect(rows.length).toBeLessThanOrEqual(1);
-  return rows[0];
-}
-
-export async function isCourseStaff(t: TestService, userId: number, courseKey: string): Promise<boolean> {
-  const rows = await t.sql`select 1 from course_staff_roles where user_id = ${userId} and course_key = ${courseKey}`;
-  return rows.length > 0;
-}
-
-export async function hasPendingStaff(t: TestService, pceId: number): Promise<boolean> {
-  const rows = await t.sql`select role from pending_role_assignments where program_course_enrollment_id = ${pceId}`;
-  return rows.length > 0;
-}
-
-function historyRow(r: Record<string, unknown>): HistoryRowRead {
-  return {
-    id: Number(r.id),
-    entity: r.entity as string,
-    entity_id: Number(r.entity_id),
-    program_enrollment_id: num(r.program_enrollment_id),
-    action: r.action as string,
-    changes: r.changes as Record<string, [unknown, unknown]>,
-    job_id: (r.job_id as string | null) ?? null,
-    requested_by: (r.requested_by as string | null) ?? null,
-  };
+/** The history rows `where` picks, oldest first. */
+function selectHistory(t: TestService, where: Fragment): Promise<HistoryRow[]> {
+  return t.sql<HistoryRow[]>`
+    select id::float8 as id, entity, entity_id::float8 as entity_id,
+           program_enrollment_id::float8 as program_enrollment_id, action, changes, job_id, requested_by
+    from history where ${where} order by id`;
 }
 
 /** History rows of one entity, oldest first. */
-export async function historyOf(t: TestService, entity: string, entityId: number): Promise<HistoryRowRead[]> {
-  const rows = await t.sql`
-    select id, entity, entity_id, program_enrollment_id, action, changes, job_id, requested_by
-    from history where entity = ${entity} and entity_id = ${entityId} order by id`;
-  return rows.map(historyRow);
+export function historyOf(t: TestService, entity: string, entityId: number): Promise<HistoryRow[]> {
+  return selectHistory(t, t.sql`entity = ${entity} and entity_id = ${entityId}`);
 }
 
 /** History rows written by one job, oldest first. */
-export async function historyOfJob(t: TestService, jobId: string): Promise<HistoryRowRead[]> {
-  const rows = await t.sql`
-    select id, entity, entity_id, program_enrollment_id, action, changes, job_id, requested_by
-    from history where job_id = ${jobId} order by id`;
-  return rows.map(historyRow);
+export function historyOfJob(t: TestService, jobId: string): Promise<HistoryRow[]> {
+  return selectHistory(t, t.sql`job_id = ${jobId}`);
 }
 
 /** Row counts of every table the write engine touches. */
@@ -370,6 +582,31 @@ export async function dbState(t: TestService): Promise<Record<string, number>> {
       (select count(*) from program_course_enrollments where status = 'active')::int as active_pces,
       (select count(*) from course_enrollments where is_active)::int as active_ces`;
   return { ...r } as Record<string, number>;
+}
+
+/**
+ * Tables of the data model, read from the database itself so that the checks below cover every
+ * table, whatever the schema calls them. The job ledger (`job_results`, `job_chunks`) is left
+ * out: it remembers each job's result for re-submissions (CONTRACT.md "Idempotent submission"),
+ * and a new job run adds to it by design.
+ */
+async function modelTables(t: TestService): Promise<string[]> {
+  const rows = await t.sql<{ table_name: string }[]>`
+    select table_name from information_schema.tables
+    where table_schema = 'public' and table_type = 'BASE TABLE'
+      and table_name not in ('job_results', 'job_chunks')
+    order by table_name`;
+  return rows.map((r) => r.table_name);
+}
+
+/** Row counts of every table of the data model (see modelTables). */
+export async function tableCounts(t: TestService): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const table of await modelTables(t)) {
+    const rows = await t.sql.unsafe<{ n: number }[]>(`select count(*)::int as n from "${table}"`);
+    out[table] = rows[0]!.n;
+  }
+  return out;
 }
 
 /** Sets a PE's modification time into the past, as if the PE had been left alone for `days`. */
@@ -391,9 +628,7 @@ export async function peAgeSeconds(t: TestService, peId: number): Promise<number
  *  - the replay ends at the row as it is now, for the fields the history format records.
  */
 export async function expectHistoryReplaysToState(t: TestService): Promise<void> {
-  const rows = (await t.sql`
-    select id, entity, entity_id, program_enrollment_id, action, changes, job_id, requested_by
-    from history order by id`).map(historyRow);
+  const rows = await selectHistory(t, t.sql`true`);
   const replay = new Map<string, Record<string, unknown>>();
   for (const h of rows) {
     const id = `${h.entity}#${h.entity_id}`;
@@ -438,100 +673,63 @@ export async function expectHistoryReplaysToState(t: TestService): Promise<void>
 }
 
 // ---------------------------------------------------------------------------------------------
-// Extra services on the test's database
+// Retirement (retire-learner)
 
-/** A service started by the test itself, on the test's database but under a queue prefix of its own. */
-export interface ExtraService {
-  prefix: string;
-  queues: { enrollments: Queue; accounts: Queue };
-  stop(): Promise<void>;
-}
-
-function extraEnv(t: TestService, prefix: string, env: Record<string, string>): Record<string, string> {
-  return {
-    REDIS_URL: inject('redisUrl'),
-    DATABASE_URL: t.databaseUrl,
-    QUEUE_PREFIX: prefix,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-    WORKER_CONCURRENCY: '2',
-    ...env,
-  };
-}
-
-async function producerQueues(prefix: string) {
-  const connection = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
-  const queues = {
-    enrollments: new Queue('enrollments', { connection, prefix }),
-    accounts: new Queue('accounts', { connection, prefix }),
-  };
-  const close = async () => {
-    await Promise.all(Object.values(queues).map((q) => q.close()));
-    let cursor = '0';
-    do {
-      const [next, keys] = await connection.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      if (keys.length) await connection.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-    await connection.quit();
-  };
-  return { queues, close };
-}
-
-/** Producers for a queue prefix no service watches yet. */
-export async function queuesOn(prefix: string) {
-  return producerQueues(prefix);
-}
-
-/** An in-process service (as `npm start` runs it) on the test's database, under `prefix`. */
-export async function startServiceOn(t: TestService, prefix: string, env: Record<string, string> = {}): Promise<Service> {
-  return startService(loadConfig(extraEnv(t, prefix, env)));
-}
+export const RETIRED_KEY = /^retired_[0-9a-f]{64}$/;
 
 /**
- * The service as a real child process (`tsx src/main.ts`), so that a test can kill it with SIGKILL
- * half way through a job: no graceful close, no handing back, its Postgres transactions aborted.
+ * Rows holding `needle` (case-insensitively, anywhere in the row's text, JSON included), per table
+ * of the data model; `history.changes` is also searched on its own as `history_changes`.
  */
-export function spawnServiceProcess(t: TestService, prefix: string, env: Record<string, string> = {}): ChildProcess {
-  const root = path.resolve(import.meta.dirname, '../..');
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], {
-    cwd: root,
-    env: { ...process.env, ...extraEnv(t, prefix, env) },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  child.stderr!.on('data', (d) => {
-    if (process.env.TEST_LOG_LEVEL) process.stderr.write(d);
-  });
-  return child;
-}
-
-export function newPrefix(): string {
-  return `x${randomBytes(5).toString('hex')}`;
-}
-
-/** Waits until `probe` returns a value other than undefined. */
-export async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string, everyMs = 10): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
+export async function traces(t: TestService, needle: string): Promise<Record<string, number>> {
+  const n = needle.toLowerCase();
+  const out: Record<string, number> = {};
+  for (const table of await modelTables(t)) {
+    const rows = await t.sql.unsafe<{ n: number }[]>(
+      `select count(*)::int as n from "${table}" x where position($1 in lower(x::text)) > 0`,
+      [n],
+    );
+    out[table] = rows[0]!.n;
   }
+  const rows = await t.sql<{ n: number }[]>`
+    select count(*)::int as n from history x where position(${n} in lower(x.changes::text)) > 0`;
+  out.history_changes = rows[0]!.n;
+  return out;
 }
 
-/** Waits for a job added through `queue` to complete or fail. */
-export async function waitJob<R = any>(queue: Queue, job: Job, timeoutMs = 120_000): Promise<FinishedJob<R>> {
-  return waitFor(
-    async () => {
-      const state = await job.getState();
-      if (state !== 'completed' && state !== 'failed') return undefined;
-      const fresh = (await Job.fromId(queue, job.id!))!;
-      return { job: fresh, state, result: fresh.returnvalue as R, failedReason: fresh.failedReason } as FinishedJob<R>;
-    },
-    timeoutMs,
-    `job ${job.name} ${job.id}`,
-    25,
-  );
+/** Asserts that `needle` appears nowhere in the data model (see traces). */
+export async function expectNoTrace(t: TestService, needle: string): Promise<void> {
+  const found = await traces(t, needle);
+  expect(Object.keys(found)).toEqual(expect.arrayContaining(['program_enrollments', 'program_course_enrollments', 'history']));
+  const nonZero = Object.fromEntries(Object.entries(found).filter(([, v]) => v !== 0));
+  expect(nonZero, `rows still holding ${needle}`).toEqual({});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orders
+
+/** Sorts like the contract: code-point order of the strings. */
+export function codePointSort<T>(items: T[], key: (item: T) => string): T[] {
+  return [...items].sort((a, b) => {
+    const x = key(a);
+    const y = key(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+}
+
+/** Fisher–Yates with a seeded generator, so that an interleaving is reproducible. */
+export function shuffled<T>(items: T[], seed: number): T[] {
+  const out = [...items];
+  let s = seed >>> 0 || 1;
+  const next = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 2 ** 32;
+  };
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
 }

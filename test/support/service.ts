@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Job, Queue, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import postgres, { type Sql } from 'postgres';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { startService, type Service } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import type { QueueName } from '../../src/queue/queues.js';
@@ -53,46 +53,85 @@ export interface TestService {
   stop(): Promise<void>;
 }
 
+/**
+ * The environment of a service on the test's Redis, on `databaseUrl`, under the queue prefix
+ * `prefix`, listening on a free loopback port and quiet unless TEST_LOG_LEVEL says otherwise.
+ */
+export function serviceEnv(databaseUrl: string, prefix: string): Record<string, string> {
+  return {
+    REDIS_URL: inject('redisUrl'),
+    DATABASE_URL: databaseUrl,
+    QUEUE_PREFIX: prefix,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+  };
+}
+
+/** Producers on the two queues under `prefix`, sharing one connection. */
+export function producerQueues(connection: Redis, prefix: string): Record<QueueName, Queue> {
+  return {
+    enrollments: new Queue('enrollments', { connection, prefix }),
+    accounts: new Queue('accounts', { connection, prefix }),
+  };
+}
+
+/** Deletes every Redis key under `prefix`: what the queues of a test's own prefix left behind. */
+export async function deleteKeysUnder(connection: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await connection.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    if (keys.length) await connection.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+}
+
+/** Waits until `probe` returns a value other than undefined. */
+export async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string, everyMs = 10): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Waits for a job added through `queue` to complete or fail. */
+export async function waitJob<R = any>(queue: Queue, job: Job, timeoutMs = 120_000): Promise<FinishedJob<R>> {
+  return waitFor(
+    async () => {
+      const state = await job.getState();
+      if (state !== 'completed' && state !== 'failed') return undefined;
+      const fresh = (await Job.fromId(queue, job.id!))!;
+      return { job: fresh, state, result: fresh.returnvalue as R, failedReason: fresh.failedReason };
+    },
+    timeoutMs,
+    `job ${job.name} ${job.id}`,
+    15,
+  );
+}
+
 export async function startTestService(env: Record<string, string> = {}): Promise<TestService> {
   const database = await createTestDatabase();
   const prefix = `t${randomBytes(5).toString('hex')}`;
-  const redisUrl = inject('redisUrl');
   const makeConfig = (extra: Record<string, string>) =>
     loadConfig({
-      REDIS_URL: redisUrl,
-      DATABASE_URL: database.url,
-      QUEUE_PREFIX: prefix,
-      PORT: '0',
-      HOST: '127.0.0.1',
+      ...serviceEnv(database.url, prefix),
       API_TOKENS: API_TOKEN,
       ADMIN_USER: ADMIN.user,
       ADMIN_PASSWORD: ADMIN.password,
-      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
       WORKER_CONCURRENCY: '8',
       ...env,
       ...extra,
     });
   const service = await startService(makeConfig({}));
   const peers: Service[] = [];
-  const producer = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  const queues: Record<QueueName, Queue> = {
-    enrollments: new Queue('enrollments', { connection: producer, prefix }),
-    accounts: new Queue('accounts', { connection: producer, prefix }),
-  };
+  const producer = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
+  const queues = producerQueues(producer, prefix);
   const sql = postgres(database.url, { max: 4, onnotice: () => {} });
 
-  const wait = async <R>(job: Job, timeoutMs = 120_000): Promise<FinishedJob<R>> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const state = await job.getState();
-      if (state === 'completed' || state === 'failed') {
-        const fresh = (await Job.fromId(queues[job.queueName as QueueName], job.id!))!;
-        return { job: fresh, state, result: fresh.returnvalue as R, failedReason: fresh.failedReason };
-      }
-      if (Date.now() > deadline) throw new Error(`job ${job.name} ${job.id} still ${state} after ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 15));
-    }
-  };
+  const wait = <R>(job: Job, timeoutMs?: number) => waitJob<R>(queues[job.queueName as QueueName], job, timeoutMs);
 
   const t: TestService = {
     service,
@@ -120,17 +159,29 @@ export async function startTestService(env: Record<string, string> = {}): Promis
       for (const p of peers) await p.stop();
       await service.stop();
       await Promise.all(Object.values(queues).map((q) => q.close()));
-      // Remove this test's keys (its prefix is its own).
-      let cursor = '0';
-      do {
-        const [next, keys] = await producer.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-        if (keys.length) await producer.del(...keys);
-        cursor = next;
-      } while (cursor !== '0');
+      await deleteKeysUnder(producer, prefix);
       await producer.quit();
       await sql.end({ timeout: 5 });
       await database.drop();
     },
   };
+  return t;
+}
+
+/**
+ * The test service of the enclosing file or describe block: started before its tests (with `env`
+ * on top of the defaults) and stopped after them. The object is filled in by that beforeAll hook,
+ * so it may be used in later hooks and in tests, not while the tests are being declared.
+ */
+export function useTestService(env: Record<string, string> = {}): TestService {
+  const t = {} as TestService;
+  let started: TestService | undefined;
+  beforeAll(async () => {
+    started = await startTestService(env);
+    Object.assign(t, started);
+  });
+  afterAll(async () => {
+    await started?.stop();
+  });
   return t;
 }
