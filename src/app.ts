@@ -14,7 +14,7 @@ import { scheduleExpiry } from './queue/schedules.js';
 import { startWorkers, type WorkerSet } from './queue/workers.js';
 import { buildHttpServer } from './http/server.js';
 import { startEmbeddedPostgres, startPrivateRedis, type PrivateService } from './services/embedded.js';
-import { connectRedis, type RedisClient } from './services/redis.js';
+import { connectRedis, untilReady, type RedisClient } from './services/redis.js';
 
 export interface Service {
   /** The HTTP base URL, e.g. http://127.0.0.1:3000 */
@@ -27,18 +27,6 @@ export interface Service {
   log: Logger;
   /** Stops taking jobs, finishes or hands back active ones, closes connections and private services. */
   stop(): Promise<void>;
-}
-
-/** Resolves once the connection is ready (a fail-fast connection refuses commands before that). */
-function untilReady(client: RedisClient, timeoutMs = 30_000): Promise<void> {
-  if (client.status === 'ready') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs);
-    client.once('ready', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 }
 
 export interface StartOptions {

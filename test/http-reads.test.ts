@@ -465,14 +465,14 @@ describe('read API', () => {
       });
     });
 
-    it('answers [] for a known account without any, 404 for an unknown one, 400 for a bad id', async () => {
+    it('answers [] for a known account without any, and 404 for an unknown one or an id that names none', async () => {
       expect(await json('/api/v1/users/44/course_enrollments')).toEqual({ status: 200, body: [] });
       const unknown = await json('/api/v1/users/999/course_enrollments');
       expect(unknown.status).toBe(404);
       expect(unknown.body).toHaveProperty('error');
       for (const id of ['abc', '0', '-1', '1.5', '9007199254740992']) {
         const { status, body } = await json(`/api/v1/users/${id}/course_enrollments`);
-        expect(status, id).toBe(400);
+        expect(status, id).toBe(404);
         expect(body).toHaveProperty('error');
       }
     });

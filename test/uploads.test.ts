@@ -222,7 +222,8 @@ describe('POST /api/v1/programs/{program_uuid}/enrollments/upload', () => {
       ['student_key,status\r\n\r\na,enrolled\r\n   ,enrolled\r\n', 4],
       ['student_key,status\na,enrolled\nshort-row\n', 3],
       ['student_key,status\n"multi\nline",enrolled\n\nc,  \n', 5],
-      ['\n Student_Key,Status\na,enrolled\nb\n', 4],
+      // Blank lines before the header do not count: the header is line 1.
+      ['\n Student_Key,Status\na,enrolled\nb\n', 3],
     ];
     for (const [csv, line] of cases) {
       expect(await programUpload(P.program_uuid, csv), csv).toEqual({ status: 400, body: { error: `CSV is missing data at line ${line}` } });

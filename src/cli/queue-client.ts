@@ -1,7 +1,7 @@
 import { Job, type JobsOptions, type Queue } from 'bullmq';
 import { ConfigError, loadConfig } from '../config.js';
 import { createQueues, QUEUE_NAMES, type QueueName } from '../queue/queues.js';
-import { connectRedis, type RedisClient } from '../services/redis.js';
+import { connectRedis, untilReady, type RedisClient } from '../services/redis.js';
 import { InputError } from './payloads.js';
 
 /** What the CLI reads of the environment; the service's own variables are none of its business. */
@@ -52,7 +52,7 @@ export async function openQueues(env: NodeJS.ProcessEnv, connectTimeoutMs = 10_0
   };
   try {
     await Promise.race([
-      connection.ping(),
+      untilReady(connection, connectTimeoutMs),
       new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${connectTimeoutMs} ms`)), connectTimeoutMs).unref()),
     ]);
   } catch (err) {

@@ -34,3 +34,15 @@ export function connectRedis(target: RedisTarget, options: { forWorker?: boolean
   if (!target.url) throw new Error('no Redis configured');
   return new Redis(target.url, base);
 }
+
+/** Resolves once the connection is ready (a fail-fast connection refuses commands before that). */
+export function untilReady(client: RedisClient, timeoutMs = 30_000): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs);
+    client.once('ready', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

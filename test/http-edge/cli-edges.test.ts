@@ -22,7 +22,7 @@ afterAll(async () => {
 
 function cli(args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const env = { ...process.env, REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: prefix };
+    const env: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: inject("redisUrl"), QUEUE_PREFIX: prefix };
     delete env.REDIS_CLUSTER_NODES;
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
