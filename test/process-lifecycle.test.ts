@@ -2,12 +2,13 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { freePort, postgresDataLocation } from '../src/services/embedded.js';
 import { newPrefix, queuesOn, startServiceOn } from './support/extra-services.js';
 import { newProgram, uniqueKey } from './support/fixtures.js';
-import { createTestDatabase, useTestService, waitJob } from './support/service.js';
+import { createTestDatabase, deleteKeysUnder, useTestService, waitJob } from './support/service.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -73,6 +74,7 @@ describe('npm start', () => {
 
   it('runs on the given Redis and Postgres and exits 0 on SIGTERM', async () => {
     const database = await createTestDatabase();
+    const prefix = newPrefix();
     const port = await freePort();
     const env = {
       ...process.env,
@@ -81,7 +83,7 @@ describe('npm start', () => {
       LOG_LEVEL: 'warn',
       REDIS_URL: inject('redisUrl'),
       DATABASE_URL: database.url,
-      QUEUE_PREFIX: newPrefix(),
+      QUEUE_PREFIX: prefix,
     };
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], { cwd: root, env, stdio: 'ignore' });
     try {
@@ -93,6 +95,9 @@ describe('npm start', () => {
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
       await database.drop();
+      const redis = new Redis(inject('redisUrl'));
+      await deleteKeysUnder(redis, prefix);
+      await redis.quit();
     }
   });
 
