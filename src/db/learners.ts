@@ -116,3 +116,41 @@ export async function linkProgramEnrollments(
   for (const keys of courseKeys.values()) keys.sort(compareCodePoints);
   return courseKeys;
 }
+
+/**
+ * Links this program's waiting PEs of learners whose account is known (`known`, from
+ * `lockLearners`), unless the account already has a PE in the program (that PE stays waiting).
+ */
+export async function linkWaitingOfKnownLearners(
+  tx: Tx,
+  programUuid: string,
+  organizationKey: string,
+  lowers: readonly string[],
+  known: ReadonlyMap<string, number | null>,
+  stamp: JobStamp,
+  log: Logger,
+): Promise<void> {
+  const withAccount = lowers.filter((l) => known.get(learnerId({ organizationKey, studentKeyLower: l })));
+  if (withAccount.length === 0) return;
+  const waiting = await tx<{ id: number; lower: string; taken: boolean }[]>`
+    select pe.id, pe.student_key_lower as lower,
+           exists (select 1 from program_enrollments o
+                   join learners l on l.organization_key = ${organizationKey} and l.student_key_lower = pe.student_key_lower
+                   where o.program_uuid = pe.program_uuid and o.user_id = l.user_id) as taken
+    from unnest(${withAccount}::text[]) as k(lower)
+    join program_enrollments pe on pe.program_uuid = ${programUuid} and pe.student_key_lower = k.lower
+    where pe.user_id is null
+    order by pe.id`;
+  const users = new Set<number>();
+  const links: Array<{ peId: number; userId: number }> = [];
+  for (const pe of waiting) {
+    const userId = known.get(learnerId({ organizationKey, studentKeyLower: pe.lower }))!;
+    if (pe.taken || users.has(userId)) {
+      log.warn({ program: programUuid, pe: pe.id }, 'account already has a PE in the program: this PE stays waiting');
+      continue;
+    }
+    users.add(userId);
+    links.push({ peId: pe.id, userId });
+  }
+  await linkProgramEnrollments(tx, links, stamp, log);
+}

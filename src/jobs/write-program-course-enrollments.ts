@@ -1,7 +1,7 @@
 import type { Tx } from '../db/client.js';
 import { applyCourseEnrollmentEffects } from '../db/course-enrollments.js';
 import { insertHistory, type JobStamp } from '../db/history.js';
-import { lockLearners } from '../db/learners.js';
+import { linkWaitingOfKnownLearners, lockLearners } from '../db/learners.js';
 import { pairKey, type CourseEffect } from '../domain/course-enrollment.js';
 import { planCourseWrites, type CourseRecord } from '../domain/course-enrollment-writes.js';
 import type { HistoryRow } from '../domain/history.js';
@@ -75,7 +75,9 @@ export async function writeCourseEnrollments(ctx: JobContext, write: CourseEnrol
       lockPairs: async (_db, chunk) => chunk.map((r) => ({ organizationKey: org, studentKeyLower: r.lower, courseKey })),
       async applyChunk(tx: Tx, chunk) {
         const chunkLowers = chunk.map((r) => r.lower);
-        await lockLearners(tx, chunk.map((r) => ({ organizationKey: org, studentKey: r.sent, studentKeyLower: r.lower })));
+        const known = await lockLearners(tx, chunk.map((r) => ({ organizationKey: org, studentKey: r.sent, studentKeyLower: r.lower })));
+        // A write to a waiting PE of a learner whose account is now known links it first (SPEC 5).
+        await linkWaitingOfKnownLearners(tx, program.programUuid, org, chunkLowers, known, stamp, ctx.log);
         const rows = await tx<{ lower: string; peId: number; userId: number | null; pceId: number | null; status: CourseStatus | null; ceId: number | null }[]>`
           select pe.student_key_lower as lower, pe.id as "peId", pe.user_id as "userId",
                  pce.id as "pceId", pce.status, pce.course_enrollment_id as "ceId"
