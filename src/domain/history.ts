@@ -25,12 +25,3 @@ export interface HistoryRow {
   action: Action;
   changes: Changes;
 }
-
-/** The fields of `after` that differ from `before`, as `[old, new]` pairs. */
-export function diff<T extends Record<string, unknown>>(before: T, after: Partial<T>): Changes {
-  const changes: Changes = {};
-  for (const [field, value] of Object.entries(after)) {
-    if (value !== undefined && before[field] !== value) changes[field] = [before[field] ?? null, value];
-  }
-  return changes;
-}

@@ -1,15 +1,10 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import type { Config } from '../config.js';
 
 export type RedisClient = Redis | Cluster;
 
 export interface RedisTarget {
   url?: string;
   clusterNodes: string[];
-}
-
-export function redisTarget(config: Config, url: string | undefined): RedisTarget {
-  return { url, clusterNodes: config.REDIS_CLUSTER_NODES };
 }
 
 /**
