@@ -71,7 +71,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
     }
     let databaseUrl = config.DATABASE_URL;
     if (!databaseUrl) {
-      const pg = await startEmbeddedPostgres({ dataDir: path.join(config.DATA_DIR, 'postgres') });
+      const pg = await startEmbeddedPostgres({ dataDir: path.join(config.DATA_DIR, 'postgres'), onNotice: (m) => log.warn(m) });
       privateServices.push(pg);
       databaseUrl = pg.url;
       log.info({ dataDir: path.join(config.DATA_DIR, 'postgres') }, 'DATABASE_URL is unset: started an embedded Postgres');

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { freePort, postgresDataLocation } from '../src/services/embedded.js';
+import { freePort } from '../src/services/embedded.js';
 import { newPrefix, queuesOn, startServiceOn } from './support/extra-services.js';
 import { newProgram, uniqueKey } from './support/fixtures.js';
 import { createTestDatabase, deleteKeysUnder, useTestService, waitJob } from './support/service.js';
@@ -67,7 +67,6 @@ describe('npm start', () => {
       expect(leftovers).toEqual([]);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
-      rmSync(path.dirname(postgresDataLocation(path.join(dataDir, 'postgres'))), { recursive: true, force: true });
       rmSync(dataDir, { recursive: true, force: true });
     }
   });

