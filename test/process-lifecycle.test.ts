@@ -13,16 +13,25 @@ import { createTestDatabase, deleteKeysUnder, useTestService, waitJob } from './
 const root = path.resolve(import.meta.dirname, '..');
 
 /** Descendant process command lines of `pid` (Linux /proc), to prove nothing is left behind. */
-function descendants(pid: number): string[] {
+function descendants(pid: number): Array<{ pid: number; args: string }> {
   const out = spawnSync('ps', ['-e', '-o', 'pid=,ppid=,args='], { encoding: 'utf8' }).stdout;
   const rows = out.trim().split('\n').map((l) => l.trim().match(/^(\d+)\s+(\d+)\s+(.*)$/)!).filter(Boolean);
-  const found: string[] = [];
+  const found: Array<{ pid: number; args: string }> = [];
   const walk = (p: number) => {
-    for (const r of rows) if (Number(r[2]) === p) (found.push(r[3]!), walk(Number(r[1])));
+    for (const r of rows) if (Number(r[2]) === p) (found.push({ pid: Number(r[1]), args: r[3]! }), walk(Number(r[1])));
   };
   walk(pid);
   return found;
 }
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 async function waitReady(url: string, child: ReturnType<typeof spawn>, timeoutMs: number): Promise<number> {
   const started = Date.now();
@@ -56,15 +65,13 @@ describe('npm start', () => {
       const readyMs = await waitReady(`http://127.0.0.1:${port}`, child, 60_000);
       expect(readyMs).toBeLessThan(60_000);
       const children = descendants(child.pid!);
-      expect(children.some((c) => c.startsWith('redis-server'))).toBe(true);
-      expect(children.some((c) => c.includes('postgres'))).toBe(true);
+      expect(children.some((c) => c.args.startsWith('redis-server'))).toBe(true);
+      expect(children.some((c) => c.args.includes('postgres'))).toBe(true);
       const { code, ms } = await stopWithSigterm(child);
       expect(code).toBe(0);
       expect(ms).toBeLessThan(10_000);
-      const leftovers = spawnSync('ps', ['-e', '-o', 'args='], { encoding: 'utf8' }).stdout
-        .split('\n')
-        .filter((l) => l.includes(dataDir) || (l.startsWith('redis-server') && !l.includes(':6379')));
-      expect(leftovers).toEqual([]);
+      // Every process the service started (the private Redis and Postgres among them) is gone.
+      expect(children.filter((c) => alive(c.pid)).map((c) => c.args)).toEqual([]);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
       rmSync(dataDir, { recursive: true, force: true });
