@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
-import { startService, type Service } from '../src/app.js';
+import { type Service, startService } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { runMigrations } from '../src/db/migrate.js';
 import { locatePostgres, locateRedis } from '../src/services/locate.js';
@@ -70,7 +70,9 @@ const onCleanup = (what: string, run: () => Promise<void>) => cleanups.push({ wh
 function cleanUp(): Promise<void> {
   cleaning ??= (async () => {
     for (const c of cleanups.reverse()) {
-      await c.run().catch((err) => console.error(`clean-up: ${c.what}: ${err instanceof Error ? err.message : String(err)}`));
+      await c
+        .run()
+        .catch((err) => console.error(`clean-up: ${c.what}: ${err instanceof Error ? err.message : String(err)}`));
     }
   })();
   return cleaning;
@@ -87,7 +89,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 const status = (line: string) => process.stderr.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const seconds = (ms: number) => `${fmt(ms / 1000, 2)} s`;
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -152,7 +155,10 @@ async function main(): Promise<void> {
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
   onCleanup('admin connection', () => admin.end({ timeout: 5 }));
   await admin.unsafe(`create database ${databaseName}`);
-  onCleanup(`database ${databaseName}`, async () => void (await admin.unsafe(`drop database if exists ${databaseName} with (force)`)));
+  onCleanup(
+    `database ${databaseName}`,
+    async () => void (await admin.unsafe(`drop database if exists ${databaseName} with (force)`)),
+  );
   const dbUrl = new URL(adminUrl);
   dbUrl.pathname = `/${databaseName}`;
   const databaseUrl = dbUrl.toString();
@@ -198,7 +204,13 @@ async function main(): Promise<void> {
   }
   const pgMs = performance.now() - pgStart;
   const pgRate = LEARNERS / (pgMs / 1000);
-  rows.push({ what: `(a) Postgres ceiling: \`insert … select * from unnest\`, ${fmt(PG_BATCH)} rows a statement`, size: `${fmt(LEARNERS)} rows`, time: seconds(pgMs), rate: `${fmt(pgRate)} rows/s`, ratio: '1 (a)' });
+  rows.push({
+    what: `(a) Postgres ceiling: \`insert … select * from unnest\`, ${fmt(PG_BATCH)} rows a statement`,
+    size: `${fmt(LEARNERS)} rows`,
+    time: seconds(pgMs),
+    rate: `${fmt(pgRate)} rows/s`,
+    ratio: '1 (a)',
+  });
   await sql`drop table bench_scratch`;
 
   // (b) BullMQ ceiling
@@ -208,7 +220,9 @@ async function main(): Promise<void> {
   const addStart = performance.now();
   for (let start = 0; start < NOOP_JOBS; start += ADD_BULK_BATCH) {
     const n = Math.min(ADD_BULK_BATCH, NOOP_JOBS - start);
-    await noop.addBulk(Array.from({ length: n }, (_, i) => ({ name: 'noop', data: { i: start + i }, opts: { removeOnComplete: true } })));
+    await noop.addBulk(
+      Array.from({ length: n }, (_, i) => ({ name: 'noop', data: { i: start + i }, opts: { removeOnComplete: true } })),
+    );
   }
   const addMs = performance.now() - addStart;
   let processed = 0;
@@ -216,7 +230,10 @@ async function main(): Promise<void> {
   const drained = new Promise<void>((r) => (allProcessed = r));
   const processStart = performance.now();
   const workerConnection = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  onCleanup('no-op worker connection', async () => void (await workerConnection.quit().catch(() => workerConnection.disconnect())));
+  onCleanup(
+    'no-op worker connection',
+    async () => void (await workerConnection.quit().catch(() => workerConnection.disconnect())),
+  );
   const worker = new Worker('bench-noop', async () => {}, {
     connection: workerConnection,
     prefix,
@@ -230,8 +247,20 @@ async function main(): Promise<void> {
   const processMs = performance.now() - processStart;
   await worker.close();
   const noopRate = NOOP_JOBS / (processMs / 1000);
-  rows.push({ what: `(b) BullMQ ceiling: \`addBulk\`, ${ADD_BULK_BATCH} a call`, size: `${fmt(NOOP_JOBS)} jobs`, time: seconds(addMs), rate: `${fmt(NOOP_JOBS / (addMs / 1000))} jobs/s`, ratio: '' });
-  rows.push({ what: `(b) BullMQ ceiling: no-op Worker, concurrency ${NOOP_CONCURRENCY}`, size: `${fmt(NOOP_JOBS)} jobs`, time: seconds(processMs), rate: `${fmt(noopRate)} jobs/s`, ratio: '1 (b)' });
+  rows.push({
+    what: `(b) BullMQ ceiling: \`addBulk\`, ${ADD_BULK_BATCH} a call`,
+    size: `${fmt(NOOP_JOBS)} jobs`,
+    time: seconds(addMs),
+    rate: `${fmt(NOOP_JOBS / (addMs / 1000))} jobs/s`,
+    ratio: '',
+  });
+  rows.push({
+    what: `(b) BullMQ ceiling: no-op Worker, concurrency ${NOOP_CONCURRENCY}`,
+    size: `${fmt(NOOP_JOBS)} jobs`,
+    time: seconds(processMs),
+    rate: `${fmt(noopRate)} jobs/s`,
+    ratio: '1 (b)',
+  });
 
   // The service, as `npm start` runs it
   const config = loadConfig({
@@ -270,8 +299,16 @@ async function main(): Promise<void> {
     const ms = job.finishedOn! - job.timestamp;
     const rate = LEARNERS / (ms / 1000);
     const result = job.returnvalue as { code: number; counts: Record<string, number> };
-    const counts = Object.entries(result.counts).map(([k, n]) => `${fmt(n)} ${k}`).join(', ');
-    return { what: `(c) ${what} (code ${result.code}: ${counts})`, size: `${fmt(LEARNERS)} learners`, time: seconds(ms), rate: `${fmt(rate)} learners/s`, ratio: `${fmt(rate / pgRate, 2)} × (a)` };
+    const counts = Object.entries(result.counts)
+      .map(([k, n]) => `${fmt(n)} ${k}`)
+      .join(', ');
+    return {
+      what: `(c) ${what} (code ${result.code}: ${counts})`,
+      size: `${fmt(LEARNERS)} learners`,
+      time: seconds(ms),
+      rate: `${fmt(rate)} learners/s`,
+      ratio: `${fmt(rate / pgRate, 2)} × (a)`,
+    };
   };
   const peJob = await bulkWrite('write-program-enrollments', {
     program_uuid: programUuid,
@@ -318,7 +355,10 @@ async function main(): Promise<void> {
     for (const j of batch) if (j) finished.push(j);
   }
   const failed = (await Promise.all(finished.map((j) => j.isFailed()))).filter(Boolean).length;
-  if (failed) throw new Error(`${failed} account-created events failed, e.g. ${finished.find((j) => j.failedReason)?.failedReason}`);
+  if (failed)
+    throw new Error(
+      `${failed} account-created events failed, e.g. ${finished.find((j) => j.failedReason)?.failedReason}`,
+    );
   // With more events than the service keeps, the drain time (20 ms coarser) stands in for the last finish.
   const lastFinish = finished.length === EVENTS ? Math.max(...finished.map((j) => j.finishedOn ?? 0)) : drainedAt;
   const eventsMs = lastFinish - eventsStart;
@@ -361,7 +401,7 @@ let exitCode = 0;
 try {
   await main();
 } catch (err) {
-  console.error(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  console.error(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   exitCode = 1;
 } finally {
   status('cleaning up');

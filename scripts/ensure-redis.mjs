@@ -9,11 +9,16 @@ if (!has('redis-server')) {
   if (isRoot && has('apt-get')) {
     console.log('program-enrollments: installing redis-server from Debian packages');
     try {
-      execSync('apt-get install -y --no-install-recommends redis-server || (apt-get update && apt-get install -y --no-install-recommends redis-server)', { stdio: 'inherit' });
+      execSync(
+        'apt-get install -y --no-install-recommends redis-server || (apt-get update && apt-get install -y --no-install-recommends redis-server)',
+        { stdio: 'inherit' },
+      );
     } catch {
       console.warn('program-enrollments: could not install redis-server; run: sudo apt-get install -y redis-server');
     }
   } else {
-    console.warn('program-enrollments: redis-server is not installed. Install it with: sudo apt-get install -y redis-server (or set REDIS_URL)');
+    console.warn(
+      'program-enrollments: redis-server is not installed. Install it with: sudo apt-get install -y redis-server (or set REDIS_URL)',
+    );
   }
 }

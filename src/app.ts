@@ -1,20 +1,20 @@
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import type { Queue } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { connectDatabase, type Database } from './db/client.js';
 import { runMigrations } from './db/migrate.js';
-import { handlers } from './jobs/index.js';
+import { buildHttpServer } from './http/server.js';
 import type { Services } from './jobs/context.js';
+import { handlers } from './jobs/index.js';
 import { LearnerCourseLocks } from './lock/learner-course-locks.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { createQueues, QUEUE_NAMES, type QueueName } from './queue/queues.js';
 import { scheduleExpiry } from './queue/schedules.js';
 import { startWorkers, type WorkerSet } from './queue/workers.js';
-import { buildHttpServer } from './http/server.js';
-import { startEmbeddedPostgres, startPrivateRedis, type PrivateService } from './services/embedded.js';
-import { connectRedis, untilReady, type RedisClient } from './services/redis.js';
+import { type PrivateService, startEmbeddedPostgres, startPrivateRedis } from './services/embedded.js';
+import { connectRedis, type RedisClient, untilReady } from './services/redis.js';
 
 export interface Service {
   /** The HTTP base URL, e.g. http://127.0.0.1:3000 */
@@ -58,7 +58,8 @@ export async function startService(config: Config, options: StartOptions = {}): 
     await within('closing Redis', Promise.all(redisConnections.map((c) => c.quit())), 1_000);
     for (const c of redisConnections) c.disconnect();
     await database?.close().catch(() => {});
-    for (const s of privateServices.reverse()) await s.stop().catch((err) => log.error({ err: err.message }, 'stopping a private service'));
+    for (const s of privateServices.reverse())
+      await s.stop().catch((err) => log.error({ err: err.message }, 'stopping a private service'));
   };
 
   try {
@@ -71,10 +72,16 @@ export async function startService(config: Config, options: StartOptions = {}): 
     }
     let databaseUrl = config.DATABASE_URL;
     if (!databaseUrl) {
-      const pg = await startEmbeddedPostgres({ dataDir: path.join(config.DATA_DIR, 'postgres'), onNotice: (m) => log.warn(m) });
+      const pg = await startEmbeddedPostgres({
+        dataDir: path.join(config.DATA_DIR, 'postgres'),
+        onNotice: (m) => log.warn(m),
+      });
       privateServices.push(pg);
       databaseUrl = pg.url;
-      log.info({ dataDir: path.join(config.DATA_DIR, 'postgres') }, 'DATABASE_URL is unset: started an embedded Postgres');
+      log.info(
+        { dataDir: path.join(config.DATA_DIR, 'postgres') },
+        'DATABASE_URL is unset: started an embedded Postgres',
+      );
     }
 
     await runMigrations(databaseUrl);
@@ -93,7 +100,8 @@ export async function startService(config: Config, options: StartOptions = {}): 
     const queueConnection = connect('queues', false);
     await Promise.all([untilReady(shared), untilReady(queueConnection)]);
     queues = createQueues(queueConnection, config.QUEUE_PREFIX);
-    for (const q of Object.values(queues)) q.on('error', (err) => log.warn({ queue: q.name, err: err.message }, 'queue error'));
+    for (const q of Object.values(queues))
+      q.on('error', (err) => log.warn({ queue: q.name, err: err.message }, 'queue error'));
 
     const metrics = createMetrics();
     metrics.watchQueues(Object.values(queues));
@@ -102,7 +110,10 @@ export async function startService(config: Config, options: StartOptions = {}): 
       database,
       log,
       metrics,
-      locks: new LearnerCourseLocks(connect('locks'), config.QUEUE_PREFIX, { enabled: config.LEARNER_LOCKS === 'on', ttlMs: 60_000 }),
+      locks: new LearnerCourseLocks(connect('locks'), config.QUEUE_PREFIX, {
+        enabled: config.LEARNER_LOCKS === 'on',
+        ttlMs: 60_000,
+      }),
     };
 
     if (options.workers !== false) {
@@ -124,7 +135,10 @@ export async function startService(config: Config, options: StartOptions = {}): 
     });
     const address = await http.listen({ port: config.PORT, host: config.HOST });
     const url = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1');
-    log.info({ url, workers: options.workers !== false, concurrency: config.WORKER_CONCURRENCY }, 'program-enrollments is running');
+    log.info(
+      { url, workers: options.workers !== false, concurrency: config.WORKER_CONCURRENCY },
+      'program-enrollments is running',
+    );
     return { url, redisUrl, databaseUrl, queues, database, http, log, stop };
   } catch (err) {
     await stop();

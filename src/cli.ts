@@ -1,19 +1,27 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Job } from 'bullmq';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { describeProgress, describeResult, progressView } from './cli/output.js';
 import {
+  checkPayload,
   courseEnrollmentsFromCsv,
   courseEnrollmentsPayload,
-  checkPayload,
   InputError,
   linkPayload,
   programEnrollmentsFromCsv,
   programEnrollmentsPayload,
   type WriteAction,
 } from './cli/payloads.js';
-import { describeProgress, describeResult, progressView } from './cli/output.js';
-import { addJob, findJobs, JobVanishedError, openQueues, readProgress, waitForJob, type QueueClient } from './cli/queue-client.js';
+import {
+  addJob,
+  findJobs,
+  JobVanishedError,
+  openQueues,
+  type QueueClient,
+  readProgress,
+  waitForJob,
+} from './cli/queue-client.js';
 import {
   expireWaitingEnrollmentsPayload,
   retireLearnerPayload,
@@ -78,9 +86,11 @@ async function submit(
   return withQueues(async (client) => {
     const { job, existed } = await addJob(client.queues[queue], name, payload, options.jobId);
     const id = String(job.id);
-    say(existed
-      ? `job ${id} already exists in queue ${queue}: following it instead of adding another`
-      : `added job ${id} to queue ${queue} (${name}${context.what ? `, ${context.what}` : ''})`);
+    say(
+      existed
+        ? `job ${id} already exists in queue ${queue}: following it instead of adding another`
+        : `added job ${id} to queue ${queue} (${name}${context.what ? `, ${context.what}` : ''})`,
+    );
     if (!options.wait) {
       if (options.json) print(JSON.stringify({ job_id: id, queue, name, state: 'added' }));
       else print(id);
@@ -92,7 +102,7 @@ async function submit(
     const interrupted = new AbortController();
     const onSigint = () => interrupted.abort(new Error('interrupted'));
     process.once('SIGINT', onSigint);
-    let finished;
+    let finished: Awaited<ReturnType<typeof waitForJob>>;
     try {
       finished = await waitForJob(client.queues[queue], id, (p) => view.update(p), { signal: interrupted.signal });
     } catch (err) {
@@ -144,7 +154,8 @@ async function readInput(file: string): Promise<string> {
 
 const nonNegativeNumber = (value: string): number => {
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a non-negative number of days');
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0)
+    throw new InvalidArgumentError('must be a non-negative number of days');
   return n;
 };
 
@@ -164,7 +175,11 @@ const jobIdOption = (value: string): string => {
 /** --job-id, --no-wait and --json, shared by every command that adds a job. */
 function followOptions(command: Command): Command {
   return command
-    .option('--job-id <id>', 'BullMQ jobId: adding the same id again applies nothing and returns the first result', jobIdOption)
+    .option(
+      '--job-id <id>',
+      'BullMQ jobId: adding the same id again applies nothing and returns the first result',
+      jobIdOption,
+    )
     .option('--no-wait', 'add the job, print its id and exit')
     .option('--json', 'print one JSON object (job_id, queue, name, state, progress, result, failed_reason) on stdout');
 }
@@ -172,7 +187,11 @@ function followOptions(command: Command): Command {
 function writeOptions(command: Command): Command {
   return followOptions(
     command
-      .addOption(new Option('--action <action>', 'how existing enrollments are treated').choices(writeActions).default('create_or_update'))
+      .addOption(
+        new Option('--action <action>', 'how existing enrollments are treated')
+          .choices(writeActions)
+          .default('create_or_update'),
+      )
       .option('--requested-by <who>', 'recorded in the history rows, e.g. registrar:jdoe'),
   );
 }
@@ -206,9 +225,12 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     async (...args: A): Promise<void> => {
       setExitCode(await action(...args));
     };
-  const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+    .version;
   const program = new Command('program-enrollments')
-    .description('Adds program-enrollments jobs to the service\'s queues and follows them.\nReads REDIS_URL (required) and QUEUE_PREFIX (default bull).')
+    .description(
+      "Adds program-enrollments jobs to the service's queues and follows them.\nReads REDIS_URL (required) and QUEUE_PREFIX (default bull).",
+    )
     .version(version)
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
@@ -219,11 +241,21 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       .description('write-program-enrollments from a CSV with the header student_key,status[,curriculum_uuid]')
       .argument('<program_uuid>')
       .argument('<file.csv>', 'a CSV file, or - for stdin'),
-  ).action(act(async (programUuid: string, file: string, options: WriteCliOptions) => {
-    const { records, lines } = programEnrollmentsFromCsv(await readInput(file));
-    const payload = programEnrollmentsPayload({ programUuid, action: options.action, records, requestedBy: options.requestedBy, lines });
-    return submit('enrollments', 'write-program-enrollments', payload, options, { what: plural(records.length, 'record') });
-  }));
+  ).action(
+    act(async (programUuid: string, file: string, options: WriteCliOptions) => {
+      const { records, lines } = programEnrollmentsFromCsv(await readInput(file));
+      const payload = programEnrollmentsPayload({
+        programUuid,
+        action: options.action,
+        records,
+        requestedBy: options.requestedBy,
+        lines,
+      });
+      return submit('enrollments', 'write-program-enrollments', payload, options, {
+        what: plural(records.length, 'record'),
+      });
+    }),
+  );
 
   writeOptions(
     program
@@ -232,11 +264,22 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       .argument('<program_uuid>')
       .argument('<course_key>', 'the course key or its external key')
       .argument('<file.csv>', 'a CSV file, or - for stdin'),
-  ).action(act(async (programUuid: string, courseKey: string, file: string, options: WriteCliOptions) => {
-    const { records, lines } = courseEnrollmentsFromCsv(await readInput(file));
-    const payload = courseEnrollmentsPayload({ programUuid, courseKey, action: options.action, records, requestedBy: options.requestedBy, lines });
-    return submit('enrollments', 'write-program-course-enrollments', payload, options, { what: plural(records.length, 'record') });
-  }));
+  ).action(
+    act(async (programUuid: string, courseKey: string, file: string, options: WriteCliOptions) => {
+      const { records, lines } = courseEnrollmentsFromCsv(await readInput(file));
+      const payload = courseEnrollmentsPayload({
+        programUuid,
+        courseKey,
+        action: options.action,
+        records,
+        requestedBy: options.requestedBy,
+        lines,
+      });
+      return submit('enrollments', 'write-program-course-enrollments', payload, options, {
+        what: plural(records.length, 'record'),
+      });
+    }),
+  );
 
   followOptions(
     program
@@ -244,73 +287,88 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       .description('link-program-enrollments: link waiting enrollments to LMS accounts (exit 1 when a link fails)')
       .argument('<program_uuid>')
       .argument('<key:username...>', 'external user key and LMS username, e.g. abc1:jdoe'),
-  ).action(act(async (programUuid: string, items: string[], options: FollowOptions) => {
-    const payload = linkPayload(programUuid, items);
-    return submit('enrollments', 'link-program-enrollments', payload, options, { what: plural(items.length, 'link'), links: items.length });
-  }));
+  ).action(
+    act(async (programUuid: string, items: string[], options: FollowOptions) => {
+      const payload = linkPayload(programUuid, items);
+      return submit('enrollments', 'link-program-enrollments', payload, options, {
+        what: plural(items.length, 'link'),
+        links: items.length,
+      });
+    }),
+  );
 
   followOptions(
     program
       .command('expire')
       .description('expire-waiting-enrollments: delete waiting enrollments not modified for N days')
       .option('--days <n>', 'expiration days (the service defaults to 60)', nonNegativeNumber),
-  ).action(act(async (options: FollowOptions & { days?: number }) => {
-    const payload = options.days === undefined ? {} : { expiration_days: options.days };
-    checkPayload(expireWaitingEnrollmentsPayload, payload);
-    return submit('enrollments', 'expire-waiting-enrollments', payload, options);
-  }));
+  ).action(
+    act(async (options: FollowOptions & { days?: number }) => {
+      const payload = options.days === undefined ? {} : { expiration_days: options.days };
+      checkPayload(expireWaitingEnrollmentsPayload, payload);
+      return submit('enrollments', 'expire-waiting-enrollments', payload, options);
+    }),
+  );
 
   followOptions(
     program
       .command('retire')
-      .description('retire-learner: replace the account\'s student keys with retired ones')
+      .description("retire-learner: replace the account's student keys with retired ones")
       .argument('<user_id>', 'LMS user id', positiveInteger),
-  ).action(act(async (userId: number, options: FollowOptions) => {
-    const payload = { user_id: userId };
-    checkPayload(retireLearnerPayload, payload);
-    return submit('enrollments', 'retire-learner', payload, options);
-  }));
+  ).action(
+    act(async (userId: number, options: FollowOptions) => {
+      const payload = { user_id: userId };
+      checkPayload(retireLearnerPayload, payload);
+      return submit('enrollments', 'retire-learner', payload, options);
+    }),
+  );
 
   followOptions(
     program
       .command('upsert-program')
-      .description('upsert-program: load or replace a program\'s catalog entry from a JSON file')
+      .description("upsert-program: load or replace a program's catalog entry from a JSON file")
       .argument('<file.json>', 'a JSON file, or - for stdin'),
-  ).action(act(async (file: string, options: FollowOptions) => {
-    let payload: unknown;
-    try {
-      payload = JSON.parse(await readInput(file));
-    } catch (err) {
-      if (err instanceof InputError) throw err;
-      throw new InputError(`${file} is not JSON: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    checkPayload(upsertProgramPayload, payload);
-    return submit('enrollments', 'upsert-program', payload, options);
-  }));
+  ).action(
+    act(async (file: string, options: FollowOptions) => {
+      let payload: unknown;
+      try {
+        payload = JSON.parse(await readInput(file));
+      } catch (err) {
+        if (err instanceof InputError) throw err;
+        throw new InputError(`${file} is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      checkPayload(upsertProgramPayload, payload);
+      return submit('enrollments', 'upsert-program', payload, options);
+    }),
+  );
 
   program
     .command('status')
-    .description('a job\'s name, state, progress and result or failed reason (searched in both queues)')
+    .description("a job's name, state, progress and result or failed reason (searched in both queues)")
     .argument('<job_id>')
     .addOption(new Option('--queue <name>', 'look in one queue only').choices(QUEUE_NAMES))
     .option('--json', 'print a JSON array of the jobs found')
-    .action(act(async (id: string, options: { queue?: QueueName; json?: boolean }) =>
-      withQueues(async (client) => {
-        const found = await findJobs(client, id, options.queue);
-        if (options.json) print(JSON.stringify(found.map((f) => jobJson(f.queue, f.job, f.state))));
-        if (found.length === 0) {
-          say(`no job ${id} in queue${options.queue ? ` ${options.queue}` : `s ${QUEUE_NAMES.join(', ')}`} (prefix ${client.prefix})`);
-          return EXIT_FAILED;
-        }
-        if (!options.json) {
-          found.forEach((f, i) => {
-            if (i > 0) print('');
-            printStatus(f);
-          });
-        }
-        return EXIT_OK;
-      }),
-    ));
+    .action(
+      act(async (id: string, options: { queue?: QueueName; json?: boolean }) =>
+        withQueues(async (client) => {
+          const found = await findJobs(client, id, options.queue);
+          if (options.json) print(JSON.stringify(found.map((f) => jobJson(f.queue, f.job, f.state))));
+          if (found.length === 0) {
+            say(
+              `no job ${id} in queue${options.queue ? ` ${options.queue}` : `s ${QUEUE_NAMES.join(', ')}`} (prefix ${client.prefix})`,
+            );
+            return EXIT_FAILED;
+          }
+          if (!options.json) {
+            found.forEach((f, i) => {
+              if (i > 0) print('');
+              printStatus(f);
+            });
+          }
+          return EXIT_OK;
+        }),
+      ),
+    );
 
   return program;
 }

@@ -9,7 +9,12 @@ const commaList = z.preprocess(
   z
     .string()
     .optional()
-    .transform((v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
+    .transform((v) =>
+      (v ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
 );
 
 const urlWithScheme = (schemes: string[]) =>
@@ -29,9 +34,7 @@ const positiveInt = (fallback: number) =>
 const envSchema = z
   .object({
     REDIS_URL: urlWithScheme(['redis', 'rediss']),
-    REDIS_CLUSTER_NODES: commaList.pipe(
-      z.array(z.string().regex(/^[^:\s]+:\d{1,5}$/, 'each seed must be host:port')),
-    ),
+    REDIS_CLUSTER_NODES: commaList.pipe(z.array(z.string().regex(/^[^:\s]+:\d{1,5}$/, 'each seed must be host:port'))),
     DATABASE_URL: urlWithScheme(['postgres', 'postgresql']),
     QUEUE_PREFIX: z.preprocess(
       (v) => (v === '' || v === undefined ? 'bull' : v),
@@ -44,12 +47,12 @@ const envSchema = z
     ADMIN_PASSWORD: optionalString,
     WORKER_CONCURRENCY: positiveInt(Math.max(4, os.availableParallelism() * 4)),
     /** Off only in the tests that prove Postgres alone keeps the invariants. */
-    LEARNER_LOCKS: z.preprocess(
-      (v) => (v === '' || v === undefined ? 'on' : v),
-      z.enum(['on', 'off']),
-    ),
+    LEARNER_LOCKS: z.preprocess((v) => (v === '' || v === undefined ? 'on' : v), z.enum(['on', 'off'])),
     /** How long a stopping process lets active jobs finish before handing them back to the queue. */
-    SHUTDOWN_GRACE_MS: z.preprocess((v) => (v === '' || v === undefined ? 6_000 : v), z.coerce.number().int().min(0).max(60_000)),
+    SHUTDOWN_GRACE_MS: z.preprocess(
+      (v) => (v === '' || v === undefined ? 6_000 : v),
+      z.coerce.number().int().min(0).max(60_000),
+    ),
     /** Records per transaction in the bulk write jobs. */
     WRITE_CHUNK_SIZE: positiveInt(1000),
     /** Mixed into the one-way hash of retired keys, so that they cannot be guessed from a list of ids. */

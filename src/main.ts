@@ -1,10 +1,10 @@
+import { type Service, startService } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
-import { startService, type Service } from './app.js';
 import { createLogger } from './log.js';
 
 /** `npm start`: one process with migrations, both queues' workers, the expiry schedule and HTTP. */
 async function main(): Promise<void> {
-  let config;
+  let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig();
   } catch (err) {

@@ -1,5 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Queue } from 'bullmq';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
  * The Prometheus metrics served on /metrics (names listed in the README). Queue depths are read
@@ -53,7 +53,15 @@ export function createMetrics() {
       queueJobs.reset();
       try {
         for (const queue of queues) {
-          const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized', 'waiting-children');
+          const counts = await queue.getJobCounts(
+            'waiting',
+            'active',
+            'delayed',
+            'completed',
+            'failed',
+            'prioritized',
+            'waiting-children',
+          );
           for (const [state, n] of Object.entries(counts)) queueJobs.set({ queue: queue.name, state }, n);
         }
       } catch {

@@ -6,8 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { useTestService, type FinishedJob } from './support/service.js';
 import {
+  type AccountCreatedResult,
   accountCreated,
   accountCreatedPayload,
   ceById,
@@ -19,10 +19,12 @@ import {
   getPce,
   getPe,
   historyOf,
+  type Linked,
   newAccount,
   newCourseKey,
   newOrg,
   newProgram,
+  type ProgramPayload,
   pcesOfPe,
   pendingRoles,
   pesOf,
@@ -30,13 +32,11 @@ import {
   staffRoles,
   tableCounts,
   token,
+  type WriteResult,
   writeCourseEnrollments,
   writeEnrollments,
-  type AccountCreatedResult,
-  type Linked,
-  type ProgramPayload,
-  type WriteResult,
 } from './support/fixtures.js';
+import { type FinishedJob, useTestService } from './support/service.js';
 
 const t = useTestService();
 
@@ -109,8 +109,16 @@ describe('account-created: what gets linked', () => {
     const cc = `course-v1:${o}+C${token()}+2026`;
     const cd = `course-v1:${o}+D${token()}+2026`;
     // Created in the reverse of their sorted order.
-    const high = await newProgram(t, { org: o, courses: [cc, cb, ca], program_uuid: `ffffffff-${token().slice(0, 4)}-4000-8000-${token()}0000` });
-    const low = await newProgram(t, { org: o, courses: [cd], program_uuid: `00000000-${token().slice(0, 4)}-4000-8000-${token()}0000` });
+    const high = await newProgram(t, {
+      org: o,
+      courses: [cc, cb, ca],
+      program_uuid: `ffffffff-${token().slice(0, 4)}-4000-8000-${token()}0000`,
+    });
+    const low = await newProgram(t, {
+      org: o,
+      courses: [cd],
+      program_uuid: `00000000-${token().slice(0, 4)}-4000-8000-${token()}0000`,
+    });
     const key = `sort-${token()}`;
     await writeEnrollments(t, high, [key]);
     await writeEnrollments(t, low, [key]);
@@ -162,7 +170,9 @@ describe('account-created: what gets linked', () => {
     await writeEnrollments(t, p, [key]);
     const account = newAccount();
 
-    const done = await accountCreated(t, account, [{ organization_key: o, external_user_key: `  ${key.toUpperCase()}\t` }]);
+    const done = await accountCreated(t, account, [
+      { organization_key: o, external_user_key: `  ${key.toUpperCase()}\t` },
+    ]);
 
     expect(completed(done).linked).toEqual([{ program_uuid: p.program_uuid, student_key: key, course_keys: [] }]);
     expect((await getPe(t, p.program_uuid, key)).user_id).toBe(account.user_id);
@@ -198,7 +208,9 @@ describe('account-created: what gets linked', () => {
       { organization_key: o, external_user_key: older },
     ]);
 
-    expect(completed(done)).toEqual({ linked: [{ program_uuid: p.program_uuid, student_key: older, course_keys: [] }] });
+    expect(completed(done)).toEqual({
+      linked: [{ program_uuid: p.program_uuid, student_key: older, course_keys: [] }],
+    });
     expect((await getPe(t, p.program_uuid, older)).user_id).toBe(account.user_id);
     expect((await getPe(t, p.program_uuid, younger)).user_id).toBeNull();
   });
@@ -228,10 +240,16 @@ describe('account-created: what gets linked', () => {
 });
 
 describe('account-created: course enrollments, staff roles and history', () => {
-  async function waitingLearner(courses: Array<{ status: 'active' | 'inactive'; course_staff?: boolean }>, modes?: string[]) {
+  async function waitingLearner(
+    courses: Array<{ status: 'active' | 'inactive'; course_staff?: boolean }>,
+    modes?: string[],
+  ) {
     const o = newOrg();
     const keys = courses.map(() => newCourseKey(o));
-    const program = await newProgram(t, { org: o, courses: keys.map((course_key) => (modes ? { course_key, modes } : course_key)) });
+    const program = await newProgram(t, {
+      org: o,
+      courses: keys.map((course_key) => (modes ? { course_key, modes } : course_key)),
+    });
     const key = `learner-${token()}`;
     await writeEnrollments(t, program, [key]);
     for (const [i, c] of courses.entries()) {
@@ -272,12 +290,18 @@ describe('account-created: course enrollments, staff roles and history', () => {
   });
 
   it('realizes every PCE of the PE, active and inactive', async () => {
-    const { o, program, key, courses } = await waitingLearner([{ status: 'active' }, { status: 'inactive' }, { status: 'active' }]);
+    const { o, program, key, courses } = await waitingLearner([
+      { status: 'active' },
+      { status: 'inactive' },
+      { status: 'active' },
+    ]);
     const account = newAccount();
 
     const done = await accountCreated(t, account, [{ organization_key: o, external_user_key: key }]);
 
-    expect(completed(done).linked).toEqual([{ program_uuid: program.program_uuid, student_key: key, course_keys: [...courses].sort() }]);
+    expect(completed(done).linked).toEqual([
+      { program_uuid: program.program_uuid, student_key: key, course_keys: [...courses].sort() },
+    ]);
     const ces = await cesOf(t, account.user_id);
     expect(ces.map((c) => [c.course_key, c.mode, c.is_active])).toEqual(
       codePointSort(
@@ -294,7 +318,10 @@ describe('account-created: course enrollments, staff roles and history', () => {
   });
 
   it('turns a pending staff role into a course staff role and removes the pending one', async () => {
-    const { o, program, key, courses } = await waitingLearner([{ status: 'active', course_staff: true }, { status: 'active' }]);
+    const { o, program, key, courses } = await waitingLearner([
+      { status: 'active', course_staff: true },
+      { status: 'active' },
+    ]);
     const pe = await getPe(t, program.program_uuid, key);
     const staffPce = await getPce(t, pe.id, courses[0]!);
     expect(await pendingRoles(t, staffPce.id)).toBe(1);
@@ -321,20 +348,37 @@ describe('account-created: course enrollments, staff roles and history', () => {
     const { o, program, key, courses } = await waitingLearner([{ status: 'active' }], ['audit', 'masters', 'verified']);
     const account = newAccount();
     // The LMS reports the purchase before announcing the account.
-    await courseEnrollmentChanged(t, { user_id: account.user_id, course_key: courses[0]!, mode: 'verified', is_active: true });
+    await courseEnrollmentChanged(t, {
+      user_id: account.user_id,
+      course_key: courses[0]!,
+      mode: 'verified',
+      is_active: true,
+    });
     const [before] = await cesOf(t, account.user_id);
 
     completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: key }]));
 
     const ces = await cesOf(t, account.user_id);
-    expect(ces).toEqual([{ id: before!.id, user_id: account.user_id, course_key: courses[0], mode: 'verified', is_active: true }]);
-    expect((await getPce(t, (await getPe(t, program.program_uuid, key)).id, courses[0]!)).course_enrollment_id).toBe(before!.id);
+    expect(ces).toEqual([
+      { id: before!.id, user_id: account.user_id, course_key: courses[0], mode: 'verified', is_active: true },
+    ]);
+    expect((await getPce(t, (await getPe(t, program.program_uuid, key)).id, courses[0]!)).course_enrollment_id).toBe(
+      before!.id,
+    );
   });
 
   it('keeps an active verified CE active even for an inactive PCE', async () => {
-    const { o, program, key, courses } = await waitingLearner([{ status: 'inactive' }], ['audit', 'masters', 'verified']);
+    const { o, program, key, courses } = await waitingLearner(
+      [{ status: 'inactive' }],
+      ['audit', 'masters', 'verified'],
+    );
     const account = newAccount();
-    await courseEnrollmentChanged(t, { user_id: account.user_id, course_key: courses[0]!, mode: 'verified', is_active: true });
+    await courseEnrollmentChanged(t, {
+      user_id: account.user_id,
+      course_key: courses[0]!,
+      mode: 'verified',
+      is_active: true,
+    });
 
     completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: key }]));
 
@@ -345,7 +389,12 @@ describe('account-created: course enrollments, staff roles and history', () => {
   it('converts an active audit CE to masters', async () => {
     const { o, key, courses } = await waitingLearner([{ status: 'active' }]);
     const account = newAccount();
-    await courseEnrollmentChanged(t, { user_id: account.user_id, course_key: courses[0]!, mode: 'audit', is_active: true });
+    await courseEnrollmentChanged(t, {
+      user_id: account.user_id,
+      course_key: courses[0]!,
+      mode: 'audit',
+      is_active: true,
+    });
 
     completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: key }]));
 
@@ -353,21 +402,31 @@ describe('account-created: course enrollments, staff roles and history', () => {
     expect(await cesOf(t, account.user_id)).toHaveLength(1);
   });
 
-  it.each(['audit', 'verified'])('reactivates an inactive %s CE as an active masters CE (the same row)', async (mode) => {
-    const { o, program, key, courses } = await waitingLearner([{ status: 'active' }], ['audit', 'masters', 'verified']);
-    const account = newAccount();
-    // Announced first, without identities; the CE follows; then the SSO identity arrives.
-    expect(completed(await accountCreated(t, account, []))).toEqual({ linked: [] });
-    await courseEnrollmentChanged(t, { user_id: account.user_id, course_key: courses[0]!, mode, is_active: false });
-    const [before] = await cesOf(t, account.user_id);
-    expect(before).toMatchObject({ mode, is_active: false });
+  it.each(['audit', 'verified'])(
+    'reactivates an inactive %s CE as an active masters CE (the same row)',
+    async (mode) => {
+      const { o, program, key, courses } = await waitingLearner(
+        [{ status: 'active' }],
+        ['audit', 'masters', 'verified'],
+      );
+      const account = newAccount();
+      // Announced first, without identities; the CE follows; then the SSO identity arrives.
+      expect(completed(await accountCreated(t, account, []))).toEqual({ linked: [] });
+      await courseEnrollmentChanged(t, { user_id: account.user_id, course_key: courses[0]!, mode, is_active: false });
+      const [before] = await cesOf(t, account.user_id);
+      expect(before).toMatchObject({ mode, is_active: false });
 
-    const done = await accountCreated(t, account, [{ organization_key: o, external_user_key: key }]);
+      const done = await accountCreated(t, account, [{ organization_key: o, external_user_key: key }]);
 
-    expect(completed(done).linked).toEqual([{ program_uuid: program.program_uuid, student_key: key, course_keys: courses }]);
-    expect(await cesOf(t, account.user_id)).toEqual([{ ...before!, mode: 'masters', is_active: true }]);
-    expect((await getPce(t, (await getPe(t, program.program_uuid, key)).id, courses[0]!)).course_enrollment_id).toBe(before!.id);
-  });
+      expect(completed(done).linked).toEqual([
+        { program_uuid: program.program_uuid, student_key: key, course_keys: courses },
+      ]);
+      expect(await cesOf(t, account.user_id)).toEqual([{ ...before!, mode: 'masters', is_active: true }]);
+      expect((await getPce(t, (await getPe(t, program.program_uuid, key)).id, courses[0]!)).course_enrollment_id).toBe(
+        before!.id,
+      );
+    },
+  );
 
   /**
    * A learner waiting in two programs of one organization that share a course, with a PCE of
@@ -428,19 +487,24 @@ describe('account-created: course enrollments, staff roles and history', () => {
     const pceRows = (await historyOf(t, 'program_course_enrollment', pce.id)).filter((r) => r.job_id === jobId);
     expect(pceRows).toHaveLength(1);
     expect(pceRows[0]!.changes.course_enrollment_id).toEqual([null, pce.course_enrollment_id]);
-    const ceRows = (await historyOf(t, 'course_enrollment', pce.course_enrollment_id!)).filter((r) => r.job_id === jobId);
+    const ceRows = (await historyOf(t, 'course_enrollment', pce.course_enrollment_id!)).filter(
+      (r) => r.job_id === jobId,
+    );
     expect(ceRows.map((r) => r.action)).toEqual(['created']);
     expect(ceRows[0]!.changes).toMatchObject({ mode: [null, 'masters'], is_active: [null, true] });
   });
 });
 
-describe('account-created: the account\'s course enrollments over HTTP', () => {
+describe("account-created: the account's course enrollments over HTTP", () => {
   it('lists the CEs made by linking, sorted by course_key, with modes, activity and staff roles', async () => {
     const o = newOrg();
     const cA = `course-v1:${o}+A${token()}+2026`;
     const cB = `course-v1:${o}+B${token()}+2026`;
     const cC = `course-v1:${o}+C${token()}+2026`;
-    const p = await newProgram(t, { org: o, courses: [cC, cA, { course_key: cB, modes: ['audit', 'masters', 'verified'] }] });
+    const p = await newProgram(t, {
+      org: o,
+      courses: [cC, cA, { course_key: cB, modes: ['audit', 'masters', 'verified'] }],
+    });
     const key = `http-${token()}`;
     await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p, cC, [{ student_key: key, status: 'active', course_staff: true }]);
@@ -506,7 +570,9 @@ describe('account-created: replays', () => {
     await writeEnrollments(t, p2, [key2]);
     const account = newAccount();
     const event_id = randomUUID();
-    const first = completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: key }], event_id));
+    const first = completed(
+      await accountCreated(t, account, [{ organization_key: o, external_user_key: key }], event_id),
+    );
     expect(first).toEqual({ linked: [{ program_uuid: p.program_uuid, student_key: key, course_keys: [] }] });
     const counts = await tableCounts(t);
 
@@ -561,7 +627,9 @@ describe('account-created: replays', () => {
     const counts = await tableCounts(t);
 
     expect(completed(await accountCreated(t, account, identities))).toEqual({ linked: [] });
-    expect(completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: key.toUpperCase() }]))).toEqual({ linked: [] });
+    expect(
+      completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: key.toUpperCase() }])),
+    ).toEqual({ linked: [] });
     expect(await tableCounts(t)).toEqual(counts);
   });
 });
@@ -573,7 +641,9 @@ describe('account-created: an identity that matches nothing is remembered', () =
     const p = await newProgram(t, { org: o, courses: [c] });
     const known = Array.from({ length: 3 }, () => ({ key: `Known-${token()}`, account: newAccount() }));
     for (const k of known) {
-      expect(completed(await accountCreated(t, k.account, [{ organization_key: o, external_user_key: k.key }]))).toEqual({ linked: [] });
+      expect(
+        completed(await accountCreated(t, k.account, [{ organization_key: o, external_user_key: k.key }])),
+      ).toEqual({ linked: [] });
     }
     const stranger = `stranger-${token()}`;
 
@@ -590,11 +660,18 @@ describe('account-created: an identity that matches nothing is remembered', () =
     }
     expect((await getPe(t, p.program_uuid, stranger)).user_id).toBeNull();
 
-    await writeCourseEnrollments(t, p, c, [...known.map((k) => ({ student_key: k.key, status: 'active', course_staff: true })), stranger]);
+    await writeCourseEnrollments(t, p, c, [
+      ...known.map((k) => ({ student_key: k.key, status: 'active', course_staff: true })),
+      stranger,
+    ]);
     for (const k of known) {
       const pce = await getPce(t, (await getPe(t, p.program_uuid, k.key)).id, c);
       expect(pce.course_enrollment_id).not.toBeNull();
-      expect(await ceById(t, pce.course_enrollment_id!)).toMatchObject({ user_id: k.account.user_id, mode: 'masters', is_active: true });
+      expect(await ceById(t, pce.course_enrollment_id!)).toMatchObject({
+        user_id: k.account.user_id,
+        mode: 'masters',
+        is_active: true,
+      });
       expect(await staffRoles(t, k.account.user_id)).toEqual([c]);
       expect(await pendingRoles(t, pce.id)).toBe(0);
     }
@@ -621,7 +698,9 @@ describe('account-created: an identity that matches nothing is remembered', () =
     const key = `later-${token()}`;
     await writeEnrollments(t, p1, [key]);
     const account = newAccount();
-    expect(completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: key }])).linked).toHaveLength(1);
+    expect(
+      completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: key }])).linked,
+    ).toHaveLength(1);
 
     await writeEnrollments(t, p2, [key]);
 
@@ -675,7 +754,11 @@ describe('account-created: concurrency', () => {
     return [pe, pce];
   };
 
-  async function expectAllLinked(r: Round, events: FinishedJob<AccountCreatedResult>[], writes: FinishedJob<WriteResult>[]) {
+  async function expectAllLinked(
+    r: Round,
+    events: FinishedJob<AccountCreatedResult>[],
+    writes: FinishedJob<WriteResult>[],
+  ) {
     for (const w of writes) {
       const result = completed(w);
       for (const status of Object.values(result.results)) expect(['enrolled', 'active']).toContain(status);
@@ -733,7 +816,10 @@ describe('account-created: concurrency', () => {
   it('links every learner when events and writes alternate', async () => {
     const r = await newRound('alternate');
     const idx = [...Array(LEARNERS).keys()];
-    await race(r, idx.flatMap((i) => (i % 2 ? [eventOf(r, i), writesOf(r, i)] : [writesOf(r, i), eventOf(r, i)])));
+    await race(
+      r,
+      idx.flatMap((i) => (i % 2 ? [eventOf(r, i), writesOf(r, i)] : [writesOf(r, i), eventOf(r, i)])),
+    );
   });
 
   it.each([1, 2, 3])('links every learner in a shuffled interleaving (seed %i)', async (seed) => {
@@ -746,26 +832,29 @@ describe('account-created: concurrency', () => {
     ['before', 30],
     ['around', 15],
     ['after', 0],
-  ] as const)('links every learner when the 30 events race one bulk write of all 30 PEs and then their courses (events %s)', async (where, split) => {
-    const r = await newRound(`bulk-${where}`);
-    const idx = [...Array(LEARNERS).keys()];
-    const bulk = async () => {
-      const pe = await t.run<WriteResult>('enrollments', 'write-program-enrollments', {
-        program_uuid: r.program.program_uuid,
-        action: 'create',
-        enrollments: r.learners.map((l) => ({ student_key: l.key, status: 'enrolled' })),
-      });
-      const pce = await t.run<WriteResult>('enrollments', 'write-program-course-enrollments', {
-        program_uuid: r.program.program_uuid,
-        course_key: r.course,
-        action: 'create',
-        enrollments: r.learners.map((l) => ({ student_key: l.key, status: 'active' })),
-      });
-      return [pe, pce];
-    };
-    const events = shuffled(idx, 4242 + split).map((i) => eventOf(r, i));
-    await race(r, [...events.slice(0, split), bulk, ...events.slice(split)]);
-  });
+  ] as const)(
+    'links every learner when the 30 events race one bulk write of all 30 PEs and then their courses (events %s)',
+    async (where, split) => {
+      const r = await newRound(`bulk-${where}`);
+      const idx = [...Array(LEARNERS).keys()];
+      const bulk = async () => {
+        const pe = await t.run<WriteResult>('enrollments', 'write-program-enrollments', {
+          program_uuid: r.program.program_uuid,
+          action: 'create',
+          enrollments: r.learners.map((l) => ({ student_key: l.key, status: 'enrolled' })),
+        });
+        const pce = await t.run<WriteResult>('enrollments', 'write-program-course-enrollments', {
+          program_uuid: r.program.program_uuid,
+          course_key: r.course,
+          action: 'create',
+          enrollments: r.learners.map((l) => ({ student_key: l.key, status: 'active' })),
+        });
+        return [pe, pce];
+      };
+      const events = shuffled(idx, 4242 + split).map((i) => eventOf(r, i));
+      await race(r, [...events.slice(0, split), bulk, ...events.slice(split)]);
+    },
+  );
 
   it('links every learner when a second process shares the work', async () => {
     await t.startPeer();
@@ -778,9 +867,21 @@ describe('account-created: concurrency', () => {
     const o = newOrg();
     const c = newCourseKey(o);
     const p = await newProgram(t, { org: o, courses: [c] });
-    const learners = Array.from({ length: 50 }, (_, i) => ({ key: `fifty-${i}-${token()}`, account: newAccount('fifty') }));
-    await writeEnrollments(t, p, learners.map((l) => l.key));
-    await writeCourseEnrollments(t, p, c, learners.map((l) => ({ student_key: l.key, status: 'active', course_staff: l.key.startsWith('fifty-1') })));
+    const learners = Array.from({ length: 50 }, (_, i) => ({
+      key: `fifty-${i}-${token()}`,
+      account: newAccount('fifty'),
+    }));
+    await writeEnrollments(
+      t,
+      p,
+      learners.map((l) => l.key),
+    );
+    await writeCourseEnrollments(
+      t,
+      p,
+      c,
+      learners.map((l) => ({ student_key: l.key, status: 'active', course_staff: l.key.startsWith('fifty-1') })),
+    );
 
     const jobs = await t.queues.accounts.addBulk(
       learners.map((l) => ({
@@ -791,13 +892,19 @@ describe('account-created: concurrency', () => {
     const done = await Promise.all(jobs.map((j) => t.wait<AccountCreatedResult>(j)));
 
     for (const [i, d] of done.entries()) {
-      expect(completed(d)).toEqual({ linked: [{ program_uuid: p.program_uuid, student_key: learners[i]!.key, course_keys: [c] }] });
+      expect(completed(d)).toEqual({
+        linked: [{ program_uuid: p.program_uuid, student_key: learners[i]!.key, course_keys: [c] }],
+      });
     }
     for (const l of learners) {
       const pe = await getPe(t, p.program_uuid, l.key);
       expect(pe.user_id).toBe(l.account.user_id);
       const pce = await getPce(t, pe.id, c);
-      expect(await ceById(t, pce.course_enrollment_id!)).toMatchObject({ user_id: l.account.user_id, mode: 'masters', is_active: true });
+      expect(await ceById(t, pce.course_enrollment_id!)).toMatchObject({
+        user_id: l.account.user_id,
+        mode: 'masters',
+        is_active: true,
+      });
       expect(await staffRoles(t, l.account.user_id)).toEqual(l.key.startsWith('fifty-1') ? [c] : []);
       expect(await pendingRoles(t, pce.id)).toBe(0);
     }

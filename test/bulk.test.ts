@@ -4,20 +4,20 @@
  */
 import type { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { useTestService, type FinishedJob } from './support/service.js';
 import {
   COURSE,
-  ORG,
   cesOf,
   newProgram,
+  ORG,
+  type ProgressWatch,
   pcesOfLearner,
   peOf,
   uniqueUserId,
   useProgram,
-  watchProgress,
-  type ProgressWatch,
   type WriteResult,
+  watchProgress,
 } from './support/fixtures.js';
+import { type FinishedJob, useTestService } from './support/service.js';
 
 const N = 100_000;
 const REALIZED = 1_000;
@@ -39,7 +39,12 @@ beforeAll(async () => {
       userOf.set(k, user_id);
       return {
         name: 'account-created',
-        data: { event_id: `bulk-${k}`, user_id, username: `bulk-user-${user_id}`, identities: [{ organization_key: ORG, external_user_key: k }] },
+        data: {
+          event_id: `bulk-${k}`,
+          user_id,
+          username: `bulk-user-${user_id}`,
+          identities: [{ organization_key: ORG, external_user_key: k }],
+        },
       };
     }),
   );
@@ -75,20 +80,27 @@ function expectProgress(done: FinishedJob<WriteResult>): void {
 }
 
 describe('bulk writes of 100,000 learners', () => {
-  it('more than 100,000 records is an invalid payload naming enrollments, and writes nothing', { timeout: TIMEOUT }, async () => {
+  it('more than 100,000 records is an invalid payload naming enrollments, and writes nothing', {
+    timeout: TIMEOUT,
+  }, async () => {
     const other = await newProgram(t);
-    const done = await t.run('enrollments', 'write-program-enrollments', {
-      program_uuid: other.program_uuid,
-      action: 'create',
-      enrollments: Array.from({ length: N + 1 }, (_, i) => ({ student_key: `over-${i}`, status: 'enrolled' })),
-    }, { attempts: 3 });
+    const done = await t.run(
+      'enrollments',
+      'write-program-enrollments',
+      {
+        program_uuid: other.program_uuid,
+        action: 'create',
+        enrollments: Array.from({ length: N + 1 }, (_, i) => ({ student_key: `over-${i}`, status: 'enrolled' })),
+      },
+      { attempts: 3 },
+    );
     expect(done.state).toBe('failed');
     expect(done.failedReason).toMatch(/^invalid payload: enrollments: \S/);
     expect(done.job.attemptsMade).toBe(1);
-    const [{ n }] = (await t.sql`select count(*)::int as n from program_enrollments where program_uuid = ${other.program_uuid}`) as any;
+    const [{ n }] =
+      (await t.sql`select count(*)::int as n from program_enrollments where program_uuid = ${other.program_uuid}`) as any;
     expect(n).toBe(0);
   });
-
 
   it('a 100,000-learner write-program-enrollments job completes', { timeout: TIMEOUT }, async () => {
     const statuses = ['enrolled', 'pending'];
@@ -114,7 +126,8 @@ describe('bulk writes of 100,000 learners', () => {
       select count(*)::int as n, count(user_id)::int as realized, count(distinct lower(student_key))::int as distinct_keys
       from program_enrollments where program_uuid = ${P.program_uuid}`;
     expect({ ...row }).toEqual({ n: N, realized: REALIZED, distinct_keys: N });
-    const [{ h }] = (await t.sql`select count(*)::int as h from history where entity = 'program_enrollment' and job_id = ${done.job.id!}`) as any;
+    const [{ h }] =
+      (await t.sql`select count(*)::int as h from history where entity = 'program_enrollment' and job_id = ${done.job.id!}`) as any;
     expect(h).toBe(N);
     expect((await peOf(t, P.program_uuid, keys[100]!))!.user_id).toBe(userOf.get(keys[100]!));
   });

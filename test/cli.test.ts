@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describeLinkResult, describeWriteResult } from '../src/cli/output.js';
 import {
   courseEnrollmentsFromCsv,
   courseEnrollmentsPayload,
@@ -17,7 +18,6 @@ import {
   programEnrollmentsFromCsv,
   programEnrollmentsPayload,
 } from '../src/cli/payloads.js';
-import { describeLinkResult, describeWriteResult } from '../src/cli/output.js';
 import { useTestService } from './support/service.js';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -25,7 +25,8 @@ const PROGRAM_UUID = '00000000-1111-2222-3333-444444444444';
 
 describe('CSV and arguments to payloads', () => {
   it('trims and case-folds headers, drops extra columns, skips blank lines, keeps quoted fields', () => {
-    const csv = '\uFEFF Student_Key ,STATUS,Notes,curriculum_uuid\r\n\r\nabc1,enrolled,x,\n , ,\n"a,b",pending,,AAAAAAAA-1111-2222-3333-444444444444\n';
+    const csv =
+      '\uFEFF Student_Key ,STATUS,Notes,curriculum_uuid\r\n\r\nabc1,enrolled,x,\n , ,\n"a,b",pending,,AAAAAAAA-1111-2222-3333-444444444444\n';
     const { records, lines } = programEnrollmentsFromCsv(csv);
     expect(records).toEqual([
       { student_key: 'abc1', status: 'enrolled' },
@@ -35,13 +36,19 @@ describe('CSV and arguments to payloads', () => {
   });
 
   it('names missing headers and the line of missing data, as the HTTP upload does', () => {
-    expect(() => programEnrollmentsFromCsv('student_key,state\na,enrolled\n')).toThrow(new InputError('CSV is missing headers [status]'));
+    expect(() => programEnrollmentsFromCsv('student_key,state\na,enrolled\n')).toThrow(
+      new InputError('CSV is missing headers [status]'),
+    );
     expect(() => programEnrollmentsFromCsv('')).toThrow('CSV is missing headers [student_key, status]');
-    expect(() => programEnrollmentsFromCsv('student_key,status\na,enrolled\n\nb,\n')).toThrow('CSV is missing data at line 4');
+    expect(() => programEnrollmentsFromCsv('student_key,status\na,enrolled\n\nb,\n')).toThrow(
+      'CSV is missing data at line 4',
+    );
   });
 
   it('maps course_staff true/false/empty and refuses anything else', () => {
-    const { records } = courseEnrollmentsFromCsv('student_key,status,course_staff\na,active,true\nb,inactive,false\nc,active,\n');
+    const { records } = courseEnrollmentsFromCsv(
+      'student_key,status,course_staff\na,active,true\nb,inactive,false\nc,active,\n',
+    );
     expect(records).toEqual([
       { student_key: 'a', status: 'active', course_staff: true },
       { student_key: 'b', status: 'inactive', course_staff: false },
@@ -54,7 +61,9 @@ describe('CSV and arguments to payloads', () => {
 
   it('builds wire payloads and reports schema problems by CSV line before any job exists', () => {
     const { records, lines } = programEnrollmentsFromCsv('student_key,status\nabc1,enrolled\n');
-    expect(programEnrollmentsPayload({ programUuid: PROGRAM_UUID, action: 'create', records, requestedBy: 'ops:me', lines })).toEqual({
+    expect(
+      programEnrollmentsPayload({ programUuid: PROGRAM_UUID, action: 'create', records, requestedBy: 'ops:me', lines }),
+    ).toEqual({
       program_uuid: PROGRAM_UUID,
       action: 'create',
       enrollments: [{ student_key: 'abc1', status: 'enrolled' }],
@@ -64,9 +73,9 @@ describe('CSV and arguments to payloads', () => {
     expect(() => programEnrollmentsPayload({ programUuid: PROGRAM_UUID, action: 'create', ...long })).toThrow(
       'invalid payload: line 3.student_key: must be at most 255 characters',
     );
-    expect(() => courseEnrollmentsPayload({ programUuid: 'not-a-uuid', courseKey: 'c', action: 'create', records: [] })).toThrow(
-      /^invalid payload: program_uuid: /,
-    );
+    expect(() =>
+      courseEnrollmentsPayload({ programUuid: 'not-a-uuid', courseKey: 'c', action: 'create', records: [] }),
+    ).toThrow(/^invalid payload: program_uuid: /);
   });
 
   it('checks link arguments like the Open edX management command', () => {
@@ -88,7 +97,11 @@ describe('CSV and arguments to payloads', () => {
       '  pending         1',
     ]);
     expect(describeLinkResult({ errors: {} }, 2)).toEqual(['every link held']);
-    expect(describeLinkResult({ errors: { b: 'no', a: 'nope' } }, 3)).toEqual(['2 of 3 links failed', '  a: nope', '  b: no']);
+    expect(describeLinkResult({ errors: { b: 'no', a: 'nope' } }, 3)).toEqual([
+      '2 of 3 links failed',
+      '  a: nope',
+      '  b: no',
+    ]);
   });
 });
 
@@ -103,13 +116,27 @@ describe('the CLI against a running service', () => {
   let dir: string;
   let program: { program_uuid: string; organization_key: string; course_key: string; external_course_key: string };
 
-  const cli = (args: string[], env: Record<string, string | undefined> = {}, entry = 'src/cli.ts', input?: string): Promise<CliRun> =>
+  const cli = (
+    args: string[],
+    env: Record<string, string | undefined> = {},
+    entry = 'src/cli.ts',
+    input?: string,
+  ): Promise<CliRun> =>
     new Promise((resolve, reject) => {
-      const childEnv: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: t.prefix, ...env };
+      const childEnv: NodeJS.ProcessEnv = {
+        ...process.env,
+        REDIS_URL: inject('redisUrl'),
+        QUEUE_PREFIX: t.prefix,
+        ...env,
+      };
       delete childEnv.REDIS_CLUSTER_NODES;
       for (const [k, v] of Object.entries(env)) if (v === undefined) delete childEnv[k];
       const execArgs = entry.endsWith('cli.ts') ? ['--import', 'tsx', entry] : [entry];
-      const child = spawn(process.execPath, [...execArgs, ...args], { cwd: root, env: childEnv, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [...execArgs, ...args], {
+        cwd: root,
+        env: childEnv,
+        stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      });
       if (input !== undefined) child.stdin!.end(input);
       let stdout = '';
       let stderr = '';
@@ -126,9 +153,11 @@ describe('the CLI against a running service', () => {
   };
 
   const peRows = async () =>
-    (await t.sql<{ student_key: string; status: string; user_id: string | null }[]>`
+    (
+      await t.sql<{ student_key: string; status: string; user_id: string | null }[]>`
       select student_key, status, user_id from program_enrollments
-      where program_uuid = ${program.program_uuid} and student_key not like 'cli-bulk-%' order by student_key`).map((r) => ({
+      where program_uuid = ${program.program_uuid} and student_key not like 'cli-bulk-%' order by student_key`
+    ).map((r) => ({
       ...r,
       user_id: r.user_id === null ? null : Number(r.user_id),
     }));
@@ -136,7 +165,12 @@ describe('the CLI against a running service', () => {
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'pe-cli-'));
     const uuid = randomUUID();
-    program = { program_uuid: uuid, organization_key: `UoX-${uuid.slice(0, 6)}`, course_key: `course-v1:UoX+CLI${uuid.slice(0, 4)}+2026`, external_course_key: `CLI-${uuid.slice(0, 4)}` };
+    program = {
+      program_uuid: uuid,
+      organization_key: `UoX-${uuid.slice(0, 6)}`,
+      course_key: `course-v1:UoX+CLI${uuid.slice(0, 4)}+2026`,
+      external_course_key: `CLI-${uuid.slice(0, 4)}`,
+    };
     const done = await t.run('enrollments', 'upsert-program', {
       program_uuid: program.program_uuid,
       organization_key: program.organization_key,
@@ -173,8 +207,17 @@ describe('the CLI against a running service', () => {
     const run = await cli(['enroll', program.program_uuid, csv, '--action', 'update', '--json']);
     expect(run.code, run.stderr).toBe(0);
     const out = JSON.parse(run.stdout);
-    expect(out).toMatchObject({ name: 'write-program-enrollments', state: 'completed', queue: 'enrollments', failed_reason: null });
-    expect(out.result).toEqual({ code: 207, results: { 'cli-a1': 'suspended', 'cli-nobody': 'not-in-program' }, counts: { suspended: 1, 'not-in-program': 1 } });
+    expect(out).toMatchObject({
+      name: 'write-program-enrollments',
+      state: 'completed',
+      queue: 'enrollments',
+      failed_reason: null,
+    });
+    expect(out.result).toEqual({
+      code: 207,
+      results: { 'cli-a1': 'suspended', 'cli-nobody': 'not-in-program' },
+      counts: { suspended: 1, 'not-in-program': 1 },
+    });
     expect((await peRows()).find((r) => r.student_key === 'cli-a1')?.status).toBe('suspended');
   });
 
@@ -186,7 +229,9 @@ describe('the CLI against a running service', () => {
     expect(run.stderr).toContain('progress 2500/2500 (100%)');
     expect(run.stderr).not.toContain('\u001b['); // no bar, no cursor control codes in logs
     expect(run.stdout).toContain('code 200\n  enrolled  2500\n');
-    const [{ n }] = await t.sql<[{ n: number }]>`select count(*)::int as n from program_enrollments where program_uuid = ${program.program_uuid} and student_key like 'cli-bulk-%'`;
+    const [{ n }] = await t.sql<
+      [{ n: number }]
+    >`select count(*)::int as n from program_enrollments where program_uuid = ${program.program_uuid} and student_key like 'cli-bulk-%'`;
     expect(n).toBe(2_500);
   });
 
@@ -207,7 +252,12 @@ describe('the CLI against a running service', () => {
   });
 
   it('reads the CSV from stdin when the file is -', async () => {
-    const run = await cli(['enroll', program.program_uuid, '-'], {}, 'src/cli.ts', 'student_key,status\ncli-stdin,ended\n');
+    const run = await cli(
+      ['enroll', program.program_uuid, '-'],
+      {},
+      'src/cli.ts',
+      'student_key,status\ncli-stdin,ended\n',
+    );
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain('code 200\n  ended  1\n');
     expect((await peRows()).find((r) => r.student_key === 'cli-stdin')?.status).toBe('ended');
@@ -224,13 +274,21 @@ describe('the CLI against a running service', () => {
     const missing = await cli(['enroll', program.program_uuid, file('bad.csv', 'student_key\nabc\n')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('CSV is missing headers [status]');
-    const staff = await cli(['enroll-course', program.program_uuid, program.course_key, file('bad2.csv', 'student_key,status,course_staff\na,active,maybe\n')]);
+    const staff = await cli([
+      'enroll-course',
+      program.program_uuid,
+      program.course_key,
+      file('bad2.csv', 'student_key,status,course_staff\na,active,maybe\n'),
+    ]);
     expect(staff.code).toBe(2);
     expect(staff.stderr).toContain('CSV has an invalid course_staff value at line 2');
-    expect(await t.queues.enrollments.getJobCounts('waiting', 'active', 'failed')).toMatchObject({ waiting: 0, active: 0 });
+    expect(await t.queues.enrollments.getJobCounts('waiting', 'active', 'failed')).toMatchObject({
+      waiting: 0,
+      active: 0,
+    });
   });
 
-  it('link: refuses a badly formatted argument with exit 2 and the management command\'s message', async () => {
+  it("link: refuses a badly formatted argument with exit 2 and the management command's message", async () => {
     const run = await cli(['link', program.program_uuid, 'cli-a1:user1', 'cli-a2-without-username']);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(
@@ -242,7 +300,12 @@ describe('the CLI against a running service', () => {
   it('link: links a waiting enrollment, prints the errors map, exits 1 when a link fails', async () => {
     const userId = 7_000_000 + Math.floor(Math.random() * 1_000_000);
     const username = `cli-user-${userId}`;
-    const account = await t.run('accounts', 'account-created', { event_id: randomUUID(), user_id: userId, username, identities: [] });
+    const account = await t.run('accounts', 'account-created', {
+      event_id: randomUUID(),
+      user_id: userId,
+      username,
+      identities: [],
+    });
     expect(account.state, account.failedReason).toBe('completed');
 
     const ok = await cli(['link', program.program_uuid, `cli-a1:${username}`]);
@@ -254,7 +317,9 @@ describe('the CLI against a running service', () => {
     expect(bad.code).toBe(1);
     expect(bad.stdout).toContain('2 of 2 links failed\n');
     expect(bad.stdout).toContain('  cli-a2: No user found with username nobody-here\n');
-    expect(bad.stdout).toContain(`  cli-ghost: No program enrollment found for program uuid=${program.program_uuid} and external student key=cli-ghost\n`);
+    expect(bad.stdout).toContain(
+      `  cli-ghost: No program enrollment found for program uuid=${program.program_uuid} and external student key=cli-ghost\n`,
+    );
 
     const retire = await cli(['retire', String(userId)]);
     expect(retire.code, retire.stderr).toBe(0);
@@ -290,12 +355,15 @@ describe('the CLI against a running service', () => {
 
   it('upsert-program and expire, through the package bin', async () => {
     const uuid = randomUUID();
-    const json = file('program.json', JSON.stringify({
-      program_uuid: uuid,
-      program_key: 'cli-program',
-      organization_key: 'UoX-cli',
-      curricula: [{ curriculum_uuid: randomUUID(), is_active: true, course_keys: ['course-v1:UoX+CLI2+2026'] }],
-    }));
+    const json = file(
+      'program.json',
+      JSON.stringify({
+        program_uuid: uuid,
+        program_key: 'cli-program',
+        organization_key: 'UoX-cli',
+        curricula: [{ curriculum_uuid: randomUUID(), is_active: true, course_keys: ['course-v1:UoX+CLI2+2026'] }],
+      }),
+    );
     const upsert = await cli(['upsert-program', json], {}, 'bin/program-enrollments.js');
     expect(upsert.code, upsert.stderr).toBe(0);
     expect(upsert.stdout).toContain(`program ${uuid} loaded`);
@@ -305,7 +373,9 @@ describe('the CLI against a running service', () => {
     // Nothing here is 10,000 days old; the count proves the job ran with the given days.
     const expire = await cli(['expire', '--days', '10000', '--json'], {}, 'bin/program-enrollments.js');
     expect(expire.code, expire.stderr).toBe(0);
-    expect(JSON.parse(expire.stdout).result).toEqual({ removed: { program_enrollments: 0, program_course_enrollments: 0 } });
+    expect(JSON.parse(expire.stdout).result).toEqual({
+      removed: { program_enrollments: 0, program_course_enrollments: 0 },
+    });
   });
 
   it('names REDIS_URL when it is unset', async () => {

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { announceAccount, completed, enrollCourseOk, enrollOk, getPe, linkEnrollments, newProgram, uniqueKey } from './support/fixtures.js';
+import {
+  announceAccount,
+  completed,
+  enrollCourseOk,
+  enrollOk,
+  getPe,
+  linkEnrollments,
+  newProgram,
+  uniqueKey,
+} from './support/fixtures.js';
 import { useTestService } from './support/service.js';
 
 /**
@@ -18,7 +27,9 @@ describe('a course write to a waiting PE of a known learner', () => {
     await enrollOk(t, b.program_uuid, [{ student_key: key, status: 'enrolled' }]);
     // An account with no identity yet, then the support tool links it in program a.
     const account = await announceAccount(t, []);
-    expect(completed(await linkEnrollments(t, a.program_uuid, [{ student_key: key, username: account.username }]))).toEqual({ errors: {} });
+    expect(
+      completed(await linkEnrollments(t, a.program_uuid, [{ student_key: key, username: account.username }])),
+    ).toEqual({ errors: {} });
     expect((await getPe(t, b.program_uuid, key)).user_id).toBeNull();
 
     await enrollCourseOk(t, b.program_uuid, b.courses[0]!.course_key, [{ student_key: key, status: 'active' }]);

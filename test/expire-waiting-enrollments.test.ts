@@ -8,7 +8,6 @@
  * the counts a run reports are this test's own.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
-import { useTestService } from './support/service.js';
 import {
   accountCreated,
   ceById,
@@ -19,14 +18,15 @@ import {
   newCourseKey,
   newOrg,
   newProgram,
+  type ProgramPayload,
   pcesOfPe,
   pendingRoles,
   peOf,
   token,
   writeCourseEnrollments,
   writeEnrollments,
-  type ProgramPayload,
 } from './support/fixtures.js';
+import { useTestService } from './support/service.js';
 
 const t = useTestService();
 
@@ -39,7 +39,8 @@ interface Removed {
 }
 
 async function age(peId: number, interval: string): Promise<void> {
-  const rows = await t.sql`update program_enrollments set modified_at = now() - ${interval}::interval where id = ${peId} returning id`;
+  const rows =
+    await t.sql`update program_enrollments set modified_at = now() - ${interval}::interval where id = ${peId} returning id`;
   expect(rows).toHaveLength(1);
 }
 
@@ -52,7 +53,9 @@ async function waiting(program: ProgramPayload, courses: string[], label = 'w') 
   const key = `${label}-${token()}`;
   await writeEnrollments(t, program, [key]);
   for (const [i, c] of courses.entries()) {
-    await writeCourseEnrollments(t, program, c, [{ student_key: key, status: 'active', ...(i === 0 ? { course_staff: true } : {}) }]);
+    await writeCourseEnrollments(t, program, c, [
+      { student_key: key, status: 'active', ...(i === 0 ? { course_staff: true } : {}) },
+    ]);
   }
   const pe = await getPe(t, program.program_uuid, key);
   const pces = await pcesOfPe(t, pe.id);
@@ -104,7 +107,9 @@ describe('expire-waiting-enrollments', () => {
     await age(fresh.pe.id, '61 days');
     await t.sql`update program_enrollments set modified_at = modified_at + interval '10 minutes' where id = ${fresh.pe.id}`;
 
-    expect(await expire({ expiration_days: 61 })).toEqual({ removed: { program_enrollments: 0, program_course_enrollments: 0 } });
+    expect(await expire({ expiration_days: 61 })).toEqual({
+      removed: { program_enrollments: 0, program_course_enrollments: 0 },
+    });
 
     expect((await getPe(t, p.program_uuid, fresh.key)).id).toBe(fresh.pe.id);
     expect(await pcesOfPe(t, fresh.pe.id)).toEqual(fresh.pces);
@@ -117,10 +122,14 @@ describe('expire-waiting-enrollments', () => {
     const p = await newProgram(t, { org: o, courses: [c] });
     const learner = await waiting(p, [c], 'realized');
     const account = newAccount();
-    expect(completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: learner.key }])).linked).toHaveLength(1);
+    expect(
+      completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: learner.key }])).linked,
+    ).toHaveLength(1);
     await age(learner.pe.id, '3650 days');
 
-    expect(await expire({ expiration_days: 60 })).toEqual({ removed: { program_enrollments: 0, program_course_enrollments: 0 } });
+    expect(await expire({ expiration_days: 60 })).toEqual({
+      removed: { program_enrollments: 0, program_course_enrollments: 0 },
+    });
 
     const pe = await getPe(t, p.program_uuid, learner.key);
     expect(pe.user_id).toBe(account.user_id);
@@ -136,14 +145,24 @@ describe('expire-waiting-enrollments', () => {
     const fresh = await waiting(p, [c], 'fresh');
     const oldPceIds = old.pces.map((x) => x.id);
     expect(await historyCount(old.pe.id, oldPceIds)).toBeGreaterThanOrEqual(2);
-    const freshHistory = await historyCount(fresh.pe.id, fresh.pces.map((x) => x.id));
+    const freshHistory = await historyCount(
+      fresh.pe.id,
+      fresh.pces.map((x) => x.id),
+    );
     expect(freshHistory).toBeGreaterThanOrEqual(2);
     await age(old.pe.id, '90 days');
 
-    expect(await expire({ expiration_days: 60 })).toEqual({ removed: { program_enrollments: 1, program_course_enrollments: 1 } });
+    expect(await expire({ expiration_days: 60 })).toEqual({
+      removed: { program_enrollments: 1, program_course_enrollments: 1 },
+    });
 
     expect(await historyCount(old.pe.id, oldPceIds)).toBe(0);
-    expect(await historyCount(fresh.pe.id, fresh.pces.map((x) => x.id))).toBe(freshHistory);
+    expect(
+      await historyCount(
+        fresh.pe.id,
+        fresh.pces.map((x) => x.id),
+      ),
+    ).toBe(freshHistory);
   });
 
   it('makes the history endpoint answer 404 for what it removed', async () => {
@@ -157,7 +176,9 @@ describe('expire-waiting-enrollments', () => {
     expect(((await before.json()) as unknown[]).length).toBeGreaterThanOrEqual(2);
     await age(old.pe.id, '90 days');
 
-    expect(await expire({ expiration_days: 60 })).toEqual({ removed: { program_enrollments: 1, program_course_enrollments: 1 } });
+    expect(await expire({ expiration_days: 60 })).toEqual({
+      removed: { program_enrollments: 1, program_course_enrollments: 1 },
+    });
 
     expect((await t.api(path)).status).toBe(404);
   });
@@ -185,13 +206,15 @@ describe('expire-waiting-enrollments', () => {
     await age(older.pe.id, '12 hours');
     await age(younger.pe.id, '11 hours 50 minutes');
 
-    expect(await expire({ expiration_days: 0.5 })).toEqual({ removed: { program_enrollments: 1, program_course_enrollments: 0 } });
+    expect(await expire({ expiration_days: 0.5 })).toEqual({
+      removed: { program_enrollments: 1, program_course_enrollments: 0 },
+    });
 
     expect(await peOf(t, p.program_uuid, older.key)).toBeUndefined();
     expect(await peOf(t, p.program_uuid, younger.key)).toBeDefined();
   });
 
-  it('counts on the PE\'s own modification time: a program write refreshes it, a course write does not', async () => {
+  it("counts on the PE's own modification time: a program write refreshes it, a course write does not", async () => {
     const o = newOrg();
     const [c1, c2] = [newCourseKey(o), newCourseKey(o)];
     const p = await newProgram(t, { org: o, courses: [c1!, c2!] });
@@ -205,7 +228,9 @@ describe('expire-waiting-enrollments', () => {
     await writeCourseEnrollments(t, p, c2!, [courseOnly.key]);
     await writeCourseEnrollments(t, p, c1!, [{ student_key: courseOnly.key, status: 'inactive' }]);
 
-    expect(await expire({ expiration_days: 60 })).toEqual({ removed: { program_enrollments: 1, program_course_enrollments: 2 } });
+    expect(await expire({ expiration_days: 60 })).toEqual({
+      removed: { program_enrollments: 1, program_course_enrollments: 2 },
+    });
 
     expect(await peOf(t, p.program_uuid, rewritten.key)).toBeDefined();
     expect(await peOf(t, p.program_uuid, courseOnly.key)).toBeUndefined();
@@ -217,8 +242,12 @@ describe('expire-waiting-enrollments', () => {
     const old = await waiting(p, [], 'twice');
     await age(old.pe.id, '100 days');
 
-    expect(await expire({ expiration_days: 60 })).toEqual({ removed: { program_enrollments: 1, program_course_enrollments: 0 } });
-    expect(await expire({ expiration_days: 60 })).toEqual({ removed: { program_enrollments: 0, program_course_enrollments: 0 } });
+    expect(await expire({ expiration_days: 60 })).toEqual({
+      removed: { program_enrollments: 1, program_course_enrollments: 0 },
+    });
+    expect(await expire({ expiration_days: 60 })).toEqual({
+      removed: { program_enrollments: 0, program_course_enrollments: 0 },
+    });
   });
 
   it('with expiration_days 0 removes every waiting PE and no realized one', async () => {

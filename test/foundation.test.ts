@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
 import postgres from 'postgres';
-import { loadConfig, ConfigError } from '../src/config.js';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
 import { runMigrations } from '../src/db/migrate.js';
 import { EXPIRY_SCHEDULER_ID } from '../src/queue/schedules.js';
 import { ADMIN, createTestDatabase, startTestService, useTestService } from './support/service.js';
@@ -10,9 +10,19 @@ const PROGRAM = {
   program_key: 'masters-in-cs',
   organization_key: 'UoX',
   curricula: [
-    { curriculum_uuid: 'aaaaaaaa-1111-2222-3333-444444444444', is_active: true, course_keys: ['course-v1:UoX+CS101+2026'] },
+    {
+      curriculum_uuid: 'aaaaaaaa-1111-2222-3333-444444444444',
+      is_active: true,
+      course_keys: ['course-v1:UoX+CS101+2026'],
+    },
   ],
-  courses: [{ course_key: 'course-v1:UoX+CS101+2026', external_course_key: 'CS101-F26', modes: ['audit', 'masters', 'verified'] }],
+  courses: [
+    {
+      course_key: 'course-v1:UoX+CS101+2026',
+      external_course_key: 'CS101-F26',
+      modes: ['audit', 'masters', 'verified'],
+    },
+  ],
 };
 
 describe('service foundation', () => {
@@ -29,10 +39,18 @@ describe('service foundation', () => {
     const done = await t.run('enrollments', 'upsert-program', PROGRAM);
     expect(done.state).toBe('completed');
     expect(done.result).toEqual({ program_uuid: PROGRAM.program_uuid });
-    const [program] = await t.sql`select program_key, organization_key from programs where program_uuid = ${PROGRAM.program_uuid}`;
+    const [program] =
+      await t.sql`select program_key, organization_key from programs where program_uuid = ${PROGRAM.program_uuid}`;
     expect(program).toEqual({ program_key: 'masters-in-cs', organization_key: 'UoX' });
-    const curricula = await t.sql`select curriculum_uuid, is_active, course_keys from curricula where program_uuid = ${PROGRAM.program_uuid}`;
-    expect(curricula).toEqual([{ curriculum_uuid: PROGRAM.curricula[0]!.curriculum_uuid, is_active: true, course_keys: ['course-v1:UoX+CS101+2026'] }]);
+    const curricula =
+      await t.sql`select curriculum_uuid, is_active, course_keys from curricula where program_uuid = ${PROGRAM.program_uuid}`;
+    expect(curricula).toEqual([
+      {
+        curriculum_uuid: PROGRAM.curricula[0]!.curriculum_uuid,
+        is_active: true,
+        course_keys: ['course-v1:UoX+CS101+2026'],
+      },
+    ]);
     const [course] = await t.sql`select modes from courses where course_key = 'course-v1:UoX+CS101+2026'`;
     expect(course!.modes).toEqual(['audit', 'masters', 'verified']);
   });
@@ -58,7 +76,8 @@ describe('service foundation', () => {
     expect(done.failedReason).toContain('organization_key: ');
     expect(done.failedReason).toContain('curricula.0.is_active: ');
     expect(done.job.attemptsMade).toBe(1);
-    const [{ n }] = (await t.sql`select count(*)::int as n from curricula where curriculum_uuid = 'aaaaaaaa-1111-2222-3333-555555555555'`) as any;
+    const [{ n }] =
+      (await t.sql`select count(*)::int as n from curricula where curriculum_uuid = 'aaaaaaaa-1111-2222-3333-555555555555'`) as any;
     expect(n).toBe(0);
   });
 
@@ -100,7 +119,9 @@ describe('service foundation', () => {
     expect(res.status).toBe(200);
     const text = await res.text();
     expect(text).toContain('program_enrollments_queue_jobs{queue="enrollments",state="completed"}');
-    expect(text).toMatch(/program_enrollments_jobs_total\{queue="enrollments",name="upsert-program",outcome="completed"\} \d+/);
+    expect(text).toMatch(
+      /program_enrollments_jobs_total\{queue="enrollments",name="upsert-program",outcome="completed"\} \d+/,
+    );
   });
 
   it('schedules the daily expiry once however many processes start', async () => {
@@ -163,7 +184,11 @@ describe('migrations', () => {
 
 describe('Redis Cluster settings', () => {
   it('require a hash tag in QUEUE_PREFIX', () => {
-    expect(() => loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7000' })).toThrow(/QUEUE_PREFIX: must contain a hash tag/);
-    expect(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000', QUEUE_PREFIX: '{enroll}' }).REDIS_CLUSTER_NODES).toEqual(['10.0.0.1:7000']);
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7000' })).toThrow(
+      /QUEUE_PREFIX: must contain a hash tag/,
+    );
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000', QUEUE_PREFIX: '{enroll}' }).REDIS_CLUSTER_NODES).toEqual([
+      '10.0.0.1:7000',
+    ]);
   });
 });

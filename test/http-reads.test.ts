@@ -1,14 +1,13 @@
 import http from 'node:http';
-import { Worker, type Job } from 'bullmq';
+import { type Job, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
-import { startService, type Service } from '../src/app.js';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type Service, startService } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
+import { compareCodePoints } from '../src/domain/order.js';
 import { csvField } from '../src/http/csv.js';
 import { jobStatusState } from '../src/http/job-status.js';
-import { compareCodePoints } from '../src/domain/order.js';
-import { newPrefix, queuesOn, type PrefixQueues } from './support/extra-services.js';
+import { newPrefix, type PrefixQueues, queuesOn } from './support/extra-services.js';
 import { API_TOKEN, createTestDatabase, serviceEnv, useTestService } from './support/service.js';
 
 const ORG = 'UoX';
@@ -56,7 +55,13 @@ describe('read API', () => {
     await t.sql`insert into accounts (user_id, username, email) values (${userId}, ${username}, ${email})`;
   }
 
-  async function insertPe(programUuid: string, studentKey: string, curriculum: string, status: string, userId: number | null) {
+  async function insertPe(
+    programUuid: string,
+    studentKey: string,
+    curriculum: string,
+    status: string,
+    userId: number | null,
+  ) {
     const [row] = await t.sql<{ id: number }[]>`
       insert into program_enrollments (program_uuid, organization_key, student_key, user_id, curriculum_uuid, status)
       values (${programUuid}, ${ORG}, ${studentKey}, ${userId}, ${curriculum}, ${status})
@@ -98,7 +103,8 @@ describe('read API', () => {
   }
 
   beforeAll(async () => {
-    const upsert = async (payload: unknown) => expect((await t.run('enrollments', 'upsert-program', payload)).state).toBe('completed');
+    const upsert = async (payload: unknown) =>
+      expect((await t.run('enrollments', 'upsert-program', payload)).state).toBe('completed');
     await upsert({
       program_uuid: PROGRAM,
       organization_key: ORG,
@@ -112,8 +118,16 @@ describe('read API', () => {
         { course_key: CS999, external_course_key: 'CS999-F26' },
       ],
     });
-    await upsert({ program_uuid: PAGED, organization_key: ORG, curricula: [{ curriculum_uuid: PAGED_CURRICULUM, is_active: true, course_keys: [CS101] }] });
-    await upsert({ program_uuid: BIG, organization_key: ORG, curricula: [{ curriculum_uuid: BIG_CURRICULUM, is_active: true, course_keys: [] }] });
+    await upsert({
+      program_uuid: PAGED,
+      organization_key: ORG,
+      curricula: [{ curriculum_uuid: PAGED_CURRICULUM, is_active: true, course_keys: [CS101] }],
+    });
+    await upsert({
+      program_uuid: BIG,
+      organization_key: ORG,
+      curricula: [{ curriculum_uuid: BIG_CURRICULUM, is_active: true, course_keys: [] }],
+    });
 
     await insertAccount(42, 'jdoe', 'jdoe@example.org');
     await insertAccount(43, 'nomail', null);
@@ -151,15 +165,60 @@ describe('read API', () => {
       from generate_series(1, 1005) i`;
 
     // History of Learner-A, interleaved with another learner's rows and a CE row that names the PE.
-    await insertHistory(a, 'program_enrollment', 'created',
+    await insertHistory(
+      a,
+      'program_enrollment',
+      'created',
       { student_key: [null, 'Learner-A'], status: [null, 'enrolled'], curriculum_uuid: [null, CURRICULUM] },
-      '2026-01-02T03:04:05.678Z', 'job-1', 'registrar:jdoe');
-    await insertHistory(b, 'program_enrollment', 'created', { student_key: [null, 'learner-b'] }, '2026-01-02T03:04:05.700Z', 'job-1', null);
-    await insertHistory(a, 'program_course_enrollment', 'created',
-      { course_key: [null, CS101], status: [null, 'active'] }, '2026-01-02T03:04:06.000Z', 'job-2', null);
-    await insertHistory(a, 'course_enrollment', 'created', { mode: [null, 'masters'] }, '2026-01-02T03:04:06.500Z', 'job-2', null);
-    await insertHistory(a, 'program_enrollment', 'changed', { status: ['enrolled', 'suspended'] }, '2026-01-03T00:00:00.001Z', 'job-3', 'support:amy');
-    await insertHistory(d, 'program_enrollment', 'created', { student_key: [null, 'learner/d e'] }, '2026-01-04T00:00:00.000Z', 'job-4', null);
+      '2026-01-02T03:04:05.678Z',
+      'job-1',
+      'registrar:jdoe',
+    );
+    await insertHistory(
+      b,
+      'program_enrollment',
+      'created',
+      { student_key: [null, 'learner-b'] },
+      '2026-01-02T03:04:05.700Z',
+      'job-1',
+      null,
+    );
+    await insertHistory(
+      a,
+      'program_course_enrollment',
+      'created',
+      { course_key: [null, CS101], status: [null, 'active'] },
+      '2026-01-02T03:04:06.000Z',
+      'job-2',
+      null,
+    );
+    await insertHistory(
+      a,
+      'course_enrollment',
+      'created',
+      { mode: [null, 'masters'] },
+      '2026-01-02T03:04:06.500Z',
+      'job-2',
+      null,
+    );
+    await insertHistory(
+      a,
+      'program_enrollment',
+      'changed',
+      { status: ['enrolled', 'suspended'] },
+      '2026-01-03T00:00:00.001Z',
+      'job-3',
+      'support:amy',
+    );
+    await insertHistory(
+      d,
+      'program_enrollment',
+      'created',
+      { student_key: [null, 'learner/d e'] },
+      '2026-01-04T00:00:00.000Z',
+      'job-4',
+      null,
+    );
 
     // Account 45's course enrollments, in an order that neither insertion nor locale sorting gives.
     for (const key of ['x\u{1F600}', 'course-v1:UoX+b', 'x\uFF5E', 'course-v1:UoX+a', 'course-v1:UoX+B']) {
@@ -176,10 +235,38 @@ describe('read API', () => {
         next: null,
         previous: null,
         results: [
-          { student_key: 'Learner-A', status: 'enrolled', account_exists: false, curriculum_uuid: CURRICULUM, username: '', email: '' },
-          { student_key: 'learner-b', status: 'enrolled', account_exists: true, curriculum_uuid: CURRICULUM, username: 'jdoe', email: 'jdoe@example.org' },
-          { student_key: 'learner-c', status: 'pending', account_exists: true, curriculum_uuid: OLD_CURRICULUM, username: 'nomail', email: '' },
-          { student_key: 'learner/d e', status: 'suspended', account_exists: false, curriculum_uuid: CURRICULUM, username: '', email: '' },
+          {
+            student_key: 'Learner-A',
+            status: 'enrolled',
+            account_exists: false,
+            curriculum_uuid: CURRICULUM,
+            username: '',
+            email: '',
+          },
+          {
+            student_key: 'learner-b',
+            status: 'enrolled',
+            account_exists: true,
+            curriculum_uuid: CURRICULUM,
+            username: 'jdoe',
+            email: 'jdoe@example.org',
+          },
+          {
+            student_key: 'learner-c',
+            status: 'pending',
+            account_exists: true,
+            curriculum_uuid: OLD_CURRICULUM,
+            username: 'nomail',
+            email: '',
+          },
+          {
+            student_key: 'learner/d e',
+            status: 'suspended',
+            account_exists: false,
+            curriculum_uuid: CURRICULUM,
+            username: '',
+            email: '',
+          },
         ],
       });
     });
@@ -250,7 +337,9 @@ describe('read API', () => {
         insert into program_enrollments (program_uuid, organization_key, student_key, curriculum_uuid, status)
         select ${shrink}, ${ORG}, 'shrink-' || i, 'dddddddd-1111-2222-3333-444444444444', 'enrolled'
         from generate_series(1, 6) i`;
-      const first = (await json<Envelope<{ student_key: string }>>(`/api/v1/programs/${shrink}/enrollments?page_size=3`)).body;
+      const first = (
+        await json<Envelope<{ student_key: string }>>(`/api/v1/programs/${shrink}/enrollments?page_size=3`)
+      ).body;
       await t.sql`delete from program_enrollments where student_key in ('shrink-1', 'shrink-2', 'shrink-3')`;
       const second = await follow<{ student_key: string }>(first.next!);
       expect(second.results.map((r) => r.student_key)).toEqual(['shrink-4', 'shrink-5', 'shrink-6']);
@@ -272,7 +361,13 @@ describe('read API', () => {
       expect(capped.results.at(-1)!.student_key).toBe('big-1000');
       expect(new URL(capped.next!).searchParams.get('page_size')).toBe('1000');
       const rest = await follow<{ student_key: string }>(capped.next!);
-      expect(rest.results.map((r) => r.student_key)).toEqual(['big-1001', 'big-1002', 'big-1003', 'big-1004', 'big-1005']);
+      expect(rest.results.map((r) => r.student_key)).toEqual([
+        'big-1001',
+        'big-1002',
+        'big-1003',
+        'big-1004',
+        'big-1005',
+      ]);
       expect(rest.next).toBeNull();
     });
 
@@ -284,7 +379,14 @@ describe('read API', () => {
         expect(body).toEqual({ error: expect.stringContaining('page_size') });
       }
       const forged = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
-      for (const cursor of ['garbage!', 'bm90IGpzb24', forged({ id: 'x', dir: 'next' }), forged({ id: 3, dir: 'up' }), forged({ id: -1, dir: 'next' }), '']) {
+      for (const cursor of [
+        'garbage!',
+        'bm90IGpzb24',
+        forged({ id: 'x', dir: 'next' }),
+        forged({ id: 3, dir: 'up' }),
+        forged({ id: -1, dir: 'next' }),
+        '',
+      ]) {
         const { status, body } = await json(`${path}?cursor=${enc(cursor)}`);
         expect(status, `cursor=${cursor}`).toBe(400);
         expect(body).toEqual({ error: 'invalid cursor' });
@@ -306,9 +408,15 @@ describe('read API', () => {
         );
         request.on('error', reject);
       });
-      expect(plain.next).toMatch(new RegExp(`^http://registrar\\.example\\.org:8443/api/v1/programs/${PAGED}/enrollments\\?page_size=10&cursor=`));
+      expect(plain.next).toMatch(
+        new RegExp(
+          `^http://registrar\\.example\\.org:8443/api/v1/programs/${PAGED}/enrollments\\?page_size=10&cursor=`,
+        ),
+      );
       const proxied = (await json<Envelope<unknown>>(path, { headers: { 'x-forwarded-proto': 'https' } })).body;
-      expect(proxied.next!.startsWith(`https://${new URL(t.url).host}/api/v1/programs/${PAGED}/enrollments?`)).toBe(true);
+      expect(proxied.next!.startsWith(`https://${new URL(t.url).host}/api/v1/programs/${PAGED}/enrollments?`)).toBe(
+        true,
+      );
       const second = await follow(proxied.next!);
       expect(second.previous).toMatch(/^http:\/\//);
     });
@@ -316,10 +424,34 @@ describe('read API', () => {
 
   describe('GET /api/v1/programs/{program_uuid}/courses/{course_key}/enrollments', () => {
     const expectedCs101 = [
-      { student_key: 'Learner-A', status: 'active', account_exists: false, curriculum_uuid: CURRICULUM, course_staff: true },
-      { student_key: 'learner-b', status: 'active', account_exists: true, curriculum_uuid: CURRICULUM, course_staff: true },
-      { student_key: 'learner-c', status: 'inactive', account_exists: true, curriculum_uuid: OLD_CURRICULUM, course_staff: false },
-      { student_key: 'learner/d e', status: 'active', account_exists: false, curriculum_uuid: CURRICULUM, course_staff: false },
+      {
+        student_key: 'Learner-A',
+        status: 'active',
+        account_exists: false,
+        curriculum_uuid: CURRICULUM,
+        course_staff: true,
+      },
+      {
+        student_key: 'learner-b',
+        status: 'active',
+        account_exists: true,
+        curriculum_uuid: CURRICULUM,
+        course_staff: true,
+      },
+      {
+        student_key: 'learner-c',
+        status: 'inactive',
+        account_exists: true,
+        curriculum_uuid: OLD_CURRICULUM,
+        course_staff: false,
+      },
+      {
+        student_key: 'learner/d e',
+        status: 'active',
+        account_exists: false,
+        curriculum_uuid: CURRICULUM,
+        course_staff: false,
+      },
     ];
 
     it('lists the PCEs with course_staff from pending roles (waiting) and granted roles (realized)', async () => {
@@ -335,14 +467,22 @@ describe('read API', () => {
       const legacy = await json(`/api/v1/programs/${PROGRAM}/courses/${enc(CS102)}/enrollments`);
       expect(legacy.status).toBe(200);
       expect(legacy.body.results).toEqual([
-        { student_key: 'learner-b', status: 'active', account_exists: true, curriculum_uuid: CURRICULUM, course_staff: false },
+        {
+          student_key: 'learner-b',
+          status: 'active',
+          account_exists: true,
+          curriculum_uuid: CURRICULUM,
+          course_staff: false,
+        },
       ]);
       const legacyExternal = await json(`/api/v1/programs/${PROGRAM}/courses/${enc('CS102:F26')}/enrollments`);
       expect(legacyExternal.body.results).toEqual(legacy.body.results);
     });
 
     it('answers 404 for an unknown program and a course outside the program', async () => {
-      const unknownProgram = await json(`/api/v1/programs/99999999-2222-3333-4444-555555555555/courses/${enc(CS101)}/enrollments`);
+      const unknownProgram = await json(
+        `/api/v1/programs/99999999-2222-3333-4444-555555555555/courses/${enc(CS101)}/enrollments`,
+      );
       expect(unknownProgram.status).toBe(404);
       expect(unknownProgram.body).toEqual({ error: expect.stringContaining('unknown program') });
       for (const key of [CS999, 'CS999-F26', 'course-v1:UoX+NOPE+2026']) {
@@ -359,7 +499,13 @@ describe('read API', () => {
       const keys = (page: Envelope<{ student_key: string }>) => page.results.map((r) => r.student_key);
       const first = (await json<Envelope<{ student_key: string }>>(`${path}?page_size=20`)).body;
       expect(first.results).toHaveLength(20);
-      expect(first.results[0]).toEqual({ student_key: 'paged-01', status: 'inactive', account_exists: false, curriculum_uuid: PAGED_CURRICULUM, course_staff: false });
+      expect(first.results[0]).toEqual({
+        student_key: 'paged-01',
+        status: 'inactive',
+        account_exists: false,
+        curriculum_uuid: PAGED_CURRICULUM,
+        course_staff: false,
+      });
       expect(first.next).toContain(`/courses/${enc(CS101)}/enrollments?page_size=20&cursor=`);
       const last = await follow<{ student_key: string }>(first.next!);
       expect(keys(last)).toEqual(['paged-21', 'paged-22', 'paged-23', 'paged-24', 'paged-25']);
@@ -370,7 +516,9 @@ describe('read API', () => {
     });
 
     it('answers 400 for a bad page_size here too', async () => {
-      expect((await json(`/api/v1/programs/${PROGRAM}/courses/${enc(CS101)}/enrollments?page_size=0`)).status).toBe(400);
+      expect((await json(`/api/v1/programs/${PROGRAM}/courses/${enc(CS101)}/enrollments?page_size=0`)).status).toBe(
+        400,
+      );
     });
   });
 
@@ -383,7 +531,11 @@ describe('read API', () => {
           at: '2026-01-02T03:04:05.678Z',
           entity: 'program_enrollment',
           action: 'created',
-          changes: { student_key: [null, 'Learner-A'], status: [null, 'enrolled'], curriculum_uuid: [null, CURRICULUM] },
+          changes: {
+            student_key: [null, 'Learner-A'],
+            status: [null, 'enrolled'],
+            curriculum_uuid: [null, CURRICULUM],
+          },
           job_id: 'job-1',
           requested_by: 'registrar:jdoe',
         },
@@ -407,7 +559,9 @@ describe('read API', () => {
     });
 
     it('takes a percent-encoded key with a slash and a space', async () => {
-      const { status, body } = await json(`/api/v1/programs/${PROGRAM.toUpperCase()}/enrollments/${enc('LEARNER/D E')}/history`);
+      const { status, body } = await json(
+        `/api/v1/programs/${PROGRAM.toUpperCase()}/enrollments/${enc('LEARNER/D E')}/history`,
+      );
       expect(status).toBe(200);
       expect(body).toEqual([expect.objectContaining({ entity: 'program_enrollment', job_id: 'job-4' })]);
     });
@@ -415,7 +569,15 @@ describe('read API', () => {
     it('takes a key of 255 characters', async () => {
       const key = 'k'.repeat(254) + '\u00e9';
       const peId = await insertPe(PAGED, key, PAGED_CURRICULUM, 'enrolled', null);
-      await insertHistory(peId, 'program_enrollment', 'created', { student_key: [null, key] }, '2026-02-01T00:00:00.000Z', null, null);
+      await insertHistory(
+        peId,
+        'program_enrollment',
+        'created',
+        { student_key: [null, key] },
+        '2026-02-01T00:00:00.000Z',
+        null,
+        null,
+      );
       const { status, body } = await json(`/api/v1/programs/${PAGED}/enrollments/${enc(key.toUpperCase())}/history`);
       expect(status).toBe(200);
       expect(body).toHaveLength(1);
@@ -507,14 +669,25 @@ describe('read API', () => {
       expect(done.state).toBe('failed');
       const { status, body } = await json('/api/v1/jobs/bad-upsert');
       expect(status).toBe(200);
-      expect(body).toMatchObject({ job_id: 'bad-upsert', name: 'upsert-program', state: 'Failed', result: null, text: null });
+      expect(body).toMatchObject({
+        job_id: 'bad-upsert',
+        name: 'upsert-program',
+        state: 'Failed',
+        result: null,
+        text: null,
+      });
       expect(body.error).toMatch(/^invalid payload: /);
       expect(body.error).toBe(done.failedReason);
       expect((await t.api('/api/v1/jobs/bad-upsert/result.csv')).status).toBe(404);
     });
 
     it('shows a job that has not run yet as Pending', async () => {
-      const job = await t.add('enrollments', 'upsert-program', { program_uuid: PAGED }, { jobId: 'later', delay: 60_000 });
+      const job = await t.add(
+        'enrollments',
+        'upsert-program',
+        { program_uuid: PAGED },
+        { jobId: 'later', delay: 60_000 },
+      );
       const { body } = await json('/api/v1/jobs/later');
       expect(body).toEqual({
         job_id: 'later',
@@ -568,7 +741,7 @@ describe('job API over running, retried and write-result jobs', () => {
       'line\nbreak': 'invalid-status',
       'x\u{1F600}': 'enrolled',
       'x\uFF5E': 'enrolled',
-      'Ä': 'canceled',
+      Ä: 'canceled',
     },
     counts: { enrolled: 3, pending: 1, conflict: 1, duplicated: 1, 'invalid-status': 1, canceled: 1 },
   };
@@ -586,10 +759,9 @@ describe('job API over running, retried and write-result jobs', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase();
-    service = await startService(
-      loadConfig({ ...serviceEnv(database.url, prefix), API_TOKENS: API_TOKEN }),
-      { workers: false },
-    );
+    service = await startService(loadConfig({ ...serviceEnv(database.url, prefix), API_TOKENS: API_TOKEN }), {
+      workers: false,
+    });
     producers = await queuesOn(prefix);
     queues = producers.queues;
     worker = new Worker(
@@ -648,17 +820,33 @@ describe('job API over running, retried and write-result jobs', () => {
     const job = await queues.enrollments.add('block', {}, { jobId: 'running' });
     await until(job, 'active');
     const res = await api('/api/v1/jobs/running');
-    expect(await res.json()).toMatchObject({ job_id: 'running', state: 'In Progress', result: null, text: null, error: null });
+    expect(await res.json()).toMatchObject({
+      job_id: 'running',
+      state: 'In Progress',
+      result: null,
+      text: null,
+      error: null,
+    });
     expect((await api('/api/v1/jobs/running/result.csv')).status).toBe(404);
     release();
     await until(job, 'completed');
   });
 
   it('shows a job waiting for its next attempt as Retrying', async () => {
-    const job = await queues.enrollments.add('flaky', {}, { jobId: 'flaky', attempts: 2, backoff: { type: 'fixed', delay: 60_000 } });
+    const job = await queues.enrollments.add(
+      'flaky',
+      {},
+      { jobId: 'flaky', attempts: 2, backoff: { type: 'fixed', delay: 60_000 } },
+    );
     await until(job, 'delayed');
     const res = await api('/api/v1/jobs/flaky');
-    expect(await res.json()).toMatchObject({ job_id: 'flaky', state: 'Retrying', result: null, text: null, error: null });
+    expect(await res.json()).toMatchObject({
+      job_id: 'flaky',
+      state: 'Retrying',
+      result: null,
+      text: null,
+      error: null,
+    });
   });
 
   it('finds jobs of the accounts queue too', async () => {

@@ -30,16 +30,22 @@ describe('a record that cannot be applied', () => {
   it('gets internal-error while the other records of its chunk and job apply', async () => {
     const keys = Array.from({ length: 120 }, (_, i) => `learner-${i}`);
     keys.splice(70, 0, 'poison');
-    const done = await t.run('enrollments', 'write-program-enrollments', {
-      program_uuid: PROGRAM,
-      action: 'create',
-      enrollments: keys.map((k) => ({ student_key: k, status: 'enrolled' })),
-    }, { attempts: 1 });
+    const done = await t.run(
+      'enrollments',
+      'write-program-enrollments',
+      {
+        program_uuid: PROGRAM,
+        action: 'create',
+        enrollments: keys.map((k) => ({ student_key: k, status: 'enrolled' })),
+      },
+      { attempts: 1 },
+    );
     expect(done.state).toBe('completed');
     expect(done.result.results.poison).toBe('internal-error');
     expect(done.result.counts).toEqual({ enrolled: 120, 'internal-error': 1 });
     expect(done.result.code).toBe(207);
-    const [{ n }] = (await t.sql`select count(*)::int as n from program_enrollments where program_uuid = ${PROGRAM}`) as any;
+    const [{ n }] =
+      (await t.sql`select count(*)::int as n from program_enrollments where program_uuid = ${PROGRAM}`) as any;
     expect(n).toBe(120);
     const [{ h }] = (await t.sql`select count(*)::int as h from history where entity = 'program_enrollment'`) as any;
     expect(h).toBe(120);
@@ -49,7 +55,10 @@ describe('a record that cannot be applied', () => {
     const done = await t.run('enrollments', 'write-program-enrollments', {
       program_uuid: PROGRAM,
       action: 'create',
-      enrollments: [{ student_key: 'ok', status: 'enrolled' }, { student_key: 'a\u0000b', status: 'enrolled' }],
+      enrollments: [
+        { student_key: 'ok', status: 'enrolled' },
+        { student_key: 'a\u0000b', status: 'enrolled' },
+      ],
     });
     expect(done.state).toBe('failed');
     expect(done.failedReason).toBe('invalid payload: enrollments.1.student_key: must not contain NUL characters');

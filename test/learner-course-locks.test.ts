@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { LearnerCourseLocks, type LearnerCourse } from '../src/lock/learner-course-locks.js';
+import { type LearnerCourse, LearnerCourseLocks } from '../src/lock/learner-course-locks.js';
 
 const pair = (key: string, course = 'course-v1:UoX+CS101+2026'): LearnerCourse => ({
   organizationKey: 'UoX',

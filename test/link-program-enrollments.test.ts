@@ -2,10 +2,11 @@
  * link-program-enrollments (queue `enrollments`): the support tool's explicit linking.
  * CONTRACT.md "link-program-enrollments" and "Explicit linking"; SPEC.md rules 5, 6, 8, 10, 12.
  */
-import { describe, expect, it } from 'vitest';
+
 import { randomUUID } from 'node:crypto';
-import { useTestService } from './support/service.js';
+import { describe, expect, it } from 'vitest';
 import {
+  type Account,
   accountCreated,
   ceById,
   ceOf,
@@ -25,8 +26,8 @@ import {
   token,
   writeCourseEnrollments,
   writeEnrollments,
-  type Account,
 } from './support/fixtures.js';
+import { useTestService } from './support/service.js';
 
 const t = useTestService();
 
@@ -38,7 +39,8 @@ async function knownAccount(label = 'acct'): Promise<Account> {
 }
 
 const noUser = (u: string) => `No user found with username ${u}`;
-const noPe = (p: string, k: string) => `No program enrollment found for program uuid=${p} and external student key=${k}`;
+const noPe = (p: string, k: string) =>
+  `No program enrollment found for program uuid=${p} and external student key=${k}`;
 const alreadyLinked = (k: string, u: string) =>
   `Program enrollment with external_student_key=${k} is already linked to target account username=${u}`;
 const hasPe = (u: string, p: string) => `User ${u} already has a program enrollment in program uuid=${p}`;
@@ -88,8 +90,12 @@ describe('link-program-enrollments: linking', () => {
     const peRows = (await historyOf(t, 'program_enrollment', pe.id)).filter((r) => r.job_id === jobId);
     expect(peRows.map((r) => [r.action, r.changes.user_id])).toEqual([['changed', [null, account.user_id]]]);
     const pceRows = (await historyOf(t, 'program_course_enrollment', pce.id)).filter((r) => r.job_id === jobId);
-    expect(pceRows.map((r) => [r.action, r.changes.course_enrollment_id])).toEqual([['changed', [null, pce.course_enrollment_id]]]);
-    const ceRows = (await historyOf(t, 'course_enrollment', pce.course_enrollment_id!)).filter((r) => r.job_id === jobId);
+    expect(pceRows.map((r) => [r.action, r.changes.course_enrollment_id])).toEqual([
+      ['changed', [null, pce.course_enrollment_id]],
+    ]);
+    const ceRows = (await historyOf(t, 'course_enrollment', pce.course_enrollment_id!)).filter(
+      (r) => r.job_id === jobId,
+    );
     expect(ceRows.map((r) => r.action)).toEqual(['created']);
   });
 
@@ -100,7 +106,9 @@ describe('link-program-enrollments: linking', () => {
     await writeEnrollments(t, p, [key]);
     const account = await knownAccount();
 
-    const done = await linkEnrollments(t, p.program_uuid, [{ student_key: `  ${key.toUpperCase()}\t`, username: `  ${account.username} ` }]);
+    const done = await linkEnrollments(t, p.program_uuid, [
+      { student_key: `  ${key.toUpperCase()}\t`, username: `  ${account.username} ` },
+    ]);
 
     expect(completed(done)).toEqual({ errors: {} });
     expect(await getPe(t, p.program_uuid, key)).toMatchObject({ student_key: key, user_id: account.user_id });
@@ -115,7 +123,9 @@ describe('link-program-enrollments: linking', () => {
     await writeCourseEnrollments(t, p, c, [{ student_key: key, status: 'inactive' }]);
     const account = await knownAccount();
 
-    expect(completed(await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: account.username }]))).toEqual({ errors: {} });
+    expect(
+      completed(await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: account.username }])),
+    ).toEqual({ errors: {} });
 
     expect(await ceOf(t, account.user_id, c)).toMatchObject({ mode: 'masters', is_active: false });
   });
@@ -137,7 +147,9 @@ describe('link-program-enrollments: linking', () => {
     });
     completed(changed);
 
-    expect(completed(await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: account.username }]))).toEqual({ errors: {} });
+    expect(
+      completed(await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: account.username }])),
+    ).toEqual({ errors: {} });
 
     const ces = await cesOf(t, account.user_id);
     expect(ces.map((x) => [x.course_key, x.mode, x.is_active])).toEqual([[c, 'verified', true]]);
@@ -189,7 +201,9 @@ describe('link-program-enrollments: error messages', () => {
     await writeEnrollments(t, p, [key]);
     const account = await knownAccount('CasedName');
 
-    const done = await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: account.username.toUpperCase() }]);
+    const done = await linkEnrollments(t, p.program_uuid, [
+      { student_key: key, username: account.username.toUpperCase() },
+    ]);
 
     expect(completed(done)).toEqual({ errors: { [key]: noUser(account.username.toUpperCase()) } });
   });
@@ -216,7 +230,9 @@ describe('link-program-enrollments: error messages', () => {
     await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p, c, [key]);
     const account = await knownAccount();
-    expect(completed(await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: account.username }]))).toEqual({ errors: {} });
+    expect(
+      completed(await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: account.username }])),
+    ).toEqual({ errors: {} });
     const counts = await tableCounts(t);
     const sent = key.toUpperCase();
 
@@ -234,7 +250,9 @@ describe('link-program-enrollments: error messages', () => {
     const second = `second-${token()}`;
     await writeEnrollments(t, p, [first, second]);
     const account = await knownAccount();
-    expect(completed(await linkEnrollments(t, p.program_uuid, [{ student_key: first, username: account.username }]))).toEqual({ errors: {} });
+    expect(
+      completed(await linkEnrollments(t, p.program_uuid, [{ student_key: first, username: account.username }])),
+    ).toEqual({ errors: {} });
 
     const done = await linkEnrollments(t, p.program_uuid, [{ student_key: second, username: account.username }]);
 
@@ -307,7 +325,9 @@ describe('link-program-enrollments: error messages', () => {
     const enrolled = `enrolled-${token()}`;
     await writeEnrollments(t, p, [enrolled]);
     const account = await knownAccount();
-    expect(completed(await linkEnrollments(t, p.program_uuid, [{ student_key: enrolled, username: account.username }]))).toEqual({ errors: {} });
+    expect(
+      completed(await linkEnrollments(t, p.program_uuid, [{ student_key: enrolled, username: account.username }])),
+    ).toEqual({ errors: {} });
     const missing = `missing-${token()}`;
 
     const done = await linkEnrollments(t, p.program_uuid, [{ student_key: missing, username: account.username }]);
@@ -333,7 +353,10 @@ describe('link-program-enrollments: error messages', () => {
     ]);
 
     expect(completed(done)).toEqual({ errors: { [k2!]: noPe(p.program_uuid, k2!), [k3!]: noUser(ghost) } });
-    for (const [k, u] of [[k1!, u1], [k4!, u4]] as const) {
+    for (const [k, u] of [
+      [k1!, u1],
+      [k4!, u4],
+    ] as const) {
       const pe = await getPe(t, p.program_uuid, k);
       expect(pe.user_id).toBe(u.user_id);
       expect((await getPce(t, pe.id, c)).course_enrollment_id).not.toBeNull();
@@ -348,15 +371,23 @@ describe('link-program-enrollments: relinking to another account', () => {
     const o = newOrg();
     const withAudit = newCourseKey(o, 'Audit');
     const noAudit = newCourseKey(o, 'NoAudit');
-    const p = await newProgram(t, { org: o, courses: [withAudit, { course_key: noAudit, modes: ['masters', 'verified'] }] });
+    const p = await newProgram(t, {
+      org: o,
+      courses: [withAudit, { course_key: noAudit, modes: ['masters', 'verified'] }],
+    });
     const key = `relink-${token()}`;
     await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p, withAudit, [key]);
     await writeCourseEnrollments(t, p, noAudit, [key]);
     const oldAccount = newAccount('old');
-    expect(completed(await accountCreated(t, oldAccount, [{ organization_key: o, external_user_key: key }])).linked).toHaveLength(1);
+    expect(
+      completed(await accountCreated(t, oldAccount, [{ organization_key: o, external_user_key: key }])).linked,
+    ).toHaveLength(1);
     const oldCes = await cesOf(t, oldAccount.user_id);
-    expect(oldCes.map((x) => [x.mode, x.is_active])).toEqual([['masters', true], ['masters', true]]);
+    expect(oldCes.map((x) => [x.mode, x.is_active])).toEqual([
+      ['masters', true],
+      ['masters', true],
+    ]);
     const newAcc = await knownAccount('new');
 
     const done = await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: newAcc.username }]);
@@ -364,11 +395,22 @@ describe('link-program-enrollments: relinking to another account', () => {
     expect(completed(done)).toEqual({ errors: {} });
     const pe = await getPe(t, p.program_uuid, key);
     expect(pe.user_id).toBe(newAcc.user_id);
-    expect(await ceOf(t, oldAccount.user_id, withAudit)).toMatchObject({ id: oldCes.find((x) => x.course_key === withAudit)!.id, mode: 'audit', is_active: false });
-    expect(await ceOf(t, oldAccount.user_id, noAudit)).toMatchObject({ id: oldCes.find((x) => x.course_key === noAudit)!.id, mode: 'masters', is_active: false });
+    expect(await ceOf(t, oldAccount.user_id, withAudit)).toMatchObject({
+      id: oldCes.find((x) => x.course_key === withAudit)!.id,
+      mode: 'audit',
+      is_active: false,
+    });
+    expect(await ceOf(t, oldAccount.user_id, noAudit)).toMatchObject({
+      id: oldCes.find((x) => x.course_key === noAudit)!.id,
+      mode: 'masters',
+      is_active: false,
+    });
     const newCes = await cesOf(t, newAcc.user_id);
     expect(newCes.map((x) => [x.course_key, x.mode, x.is_active]).sort()).toEqual(
-      [[withAudit, 'masters', true], [noAudit, 'masters', true]].sort(),
+      [
+        [withAudit, 'masters', true],
+        [noAudit, 'masters', true],
+      ].sort(),
     );
     for (const c of [withAudit, noAudit]) {
       expect((await getPce(t, pe.id, c)).course_enrollment_id).toBe(newCes.find((x) => x.course_key === c)!.id);
@@ -387,7 +429,9 @@ describe('link-program-enrollments: relinking to another account', () => {
     await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p, c, [key]);
     const oldAccount = await knownAccount('old');
-    expect(completed(await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: oldAccount.username }]))).toEqual({ errors: {} });
+    expect(
+      completed(await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: oldAccount.username }])),
+    ).toEqual({ errors: {} });
     const oldCe = (await ceOf(t, oldAccount.user_id, c))!;
     const newAcc = await knownAccount('new');
 
@@ -421,7 +465,9 @@ describe('link-program-enrollments: relinking to another account', () => {
     await writeEnrollments(t, p2, [key]);
     await writeCourseEnrollments(t, p2, c, [{ student_key: key, status: 'active' }]);
     const oldAccount = newAccount('old');
-    expect(completed(await accountCreated(t, oldAccount, [{ organization_key: o, external_user_key: key }])).linked).toHaveLength(2);
+    expect(
+      completed(await accountCreated(t, oldAccount, [{ organization_key: o, external_user_key: key }])).linked,
+    ).toHaveLength(2);
     const [shared] = await cesOf(t, oldAccount.user_id);
     expect(shared).toMatchObject({ mode: 'masters', is_active: true });
     const newAcc = await knownAccount('new');
@@ -433,7 +479,11 @@ describe('link-program-enrollments: relinking to another account', () => {
     const pce2 = await getPce(t, (await getPe(t, p2.program_uuid, key)).id, c);
     expect(pce2.course_enrollment_id).toBe(shared!.id);
     const pce1 = await getPce(t, (await getPe(t, p1.program_uuid, key)).id, c);
-    expect(await ceById(t, pce1.course_enrollment_id!)).toMatchObject({ user_id: newAcc.user_id, mode: 'masters', is_active: false });
+    expect(await ceById(t, pce1.course_enrollment_id!)).toMatchObject({
+      user_id: newAcc.user_id,
+      mode: 'masters',
+      is_active: false,
+    });
   });
 
   it('relinks back and forth: the account linked last holds an active masters CE, the other an inactive audit one', async () => {
@@ -445,11 +495,17 @@ describe('link-program-enrollments: relinking to another account', () => {
     await writeCourseEnrollments(t, p, c, [key]);
     const oldAccount = await knownAccount('old');
     const newAcc = await knownAccount('new');
-    expect(completed(await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: oldAccount.username }]))).toEqual({ errors: {} });
+    expect(
+      completed(await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: oldAccount.username }])),
+    ).toEqual({ errors: {} });
 
     // Relinking back and forth works each time.
-    expect(completed(await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: newAcc.username }]))).toEqual({ errors: {} });
-    expect(completed(await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: oldAccount.username }]))).toEqual({ errors: {} });
+    expect(
+      completed(await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: newAcc.username }])),
+    ).toEqual({ errors: {} });
+    expect(
+      completed(await linkEnrollments(t, p.program_uuid, [{ student_key: key, username: oldAccount.username }])),
+    ).toEqual({ errors: {} });
 
     const pe = await getPe(t, p.program_uuid, key);
     expect(pe.user_id).toBe(oldAccount.user_id);
@@ -471,7 +527,9 @@ describe('link-program-enrollments: the account becomes known', () => {
     const key = `known-${token()}`;
     await writeEnrollments(t, p1, [key]);
     const account = await knownAccount();
-    expect(completed(await linkEnrollments(t, p1.program_uuid, [{ student_key: key, username: account.username }]))).toEqual({ errors: {} });
+    expect(
+      completed(await linkEnrollments(t, p1.program_uuid, [{ student_key: key, username: account.username }])),
+    ).toEqual({ errors: {} });
 
     await writeEnrollments(t, p2, [key.toUpperCase()]);
     await writeCourseEnrollments(t, p2, c, [key]);
@@ -479,11 +537,15 @@ describe('link-program-enrollments: the account becomes known', () => {
 
     const pe2 = await getPe(t, p2.program_uuid, key);
     expect(pe2.user_id).toBe(account.user_id);
-    expect(await ceById(t, (await getPce(t, pe2.id, c)).course_enrollment_id!)).toMatchObject({ user_id: account.user_id, mode: 'masters', is_active: true });
+    expect(await ceById(t, (await getPce(t, pe2.id, c)).course_enrollment_id!)).toMatchObject({
+      user_id: account.user_id,
+      mode: 'masters',
+      is_active: true,
+    });
     expect((await getPe(t, elsewhere.program_uuid, key)).user_id).toBeNull();
   });
 
-  it('does not touch the learner\'s waiting PEs in other programs', async () => {
+  it("does not touch the learner's waiting PEs in other programs", async () => {
     const o = newOrg();
     const c = newCourseKey(o);
     const p1 = await newProgram(t, { org: o, courses: [] });
@@ -495,7 +557,9 @@ describe('link-program-enrollments: the account becomes known', () => {
     const account = await knownAccount();
     const waiting = await getPe(t, p2.program_uuid, key);
 
-    expect(completed(await linkEnrollments(t, p1.program_uuid, [{ student_key: key, username: account.username }]))).toEqual({ errors: {} });
+    expect(
+      completed(await linkEnrollments(t, p1.program_uuid, [{ student_key: key, username: account.username }])),
+    ).toEqual({ errors: {} });
 
     expect((await getPe(t, p1.program_uuid, key)).user_id).toBe(account.user_id);
     expect(await getPe(t, p2.program_uuid, key)).toEqual(waiting);
@@ -513,7 +577,9 @@ describe('link-program-enrollments: the account becomes known', () => {
     await writeEnrollments(t, p1, [key]);
     await writeEnrollments(t, p2, [key]);
     const account = await knownAccount();
-    expect(completed(await linkEnrollments(t, p1.program_uuid, [{ student_key: key, username: account.username }]))).toEqual({ errors: {} });
+    expect(
+      completed(await linkEnrollments(t, p1.program_uuid, [{ student_key: key, username: account.username }])),
+    ).toEqual({ errors: {} });
     expect((await getPe(t, p2.program_uuid, key)).user_id).toBeNull();
 
     await writeEnrollments(t, p2, [{ student_key: key, status: 'pending' }]);
@@ -531,7 +597,9 @@ describe('link-program-enrollments: the account becomes known', () => {
     await writeEnrollments(t, p2, [key]);
     await writeCourseEnrollments(t, p2, c, [{ student_key: key, status: 'active', course_staff: true }]);
     const account = await knownAccount();
-    expect(completed(await linkEnrollments(t, p1.program_uuid, [{ student_key: key, username: account.username }]))).toEqual({ errors: {} });
+    expect(
+      completed(await linkEnrollments(t, p1.program_uuid, [{ student_key: key, username: account.username }])),
+    ).toEqual({ errors: {} });
 
     await writeEnrollments(t, p2, [key]);
 
@@ -539,7 +607,11 @@ describe('link-program-enrollments: the account becomes known', () => {
     expect(pe.user_id).toBe(account.user_id);
     const pce = await getPce(t, pe.id, c);
     expect(pce.course_enrollment_id).not.toBeNull();
-    expect(await ceById(t, pce.course_enrollment_id!)).toMatchObject({ user_id: account.user_id, mode: 'masters', is_active: true });
+    expect(await ceById(t, pce.course_enrollment_id!)).toMatchObject({
+      user_id: account.user_id,
+      mode: 'masters',
+      is_active: true,
+    });
     expect(await staffRoles(t, account.user_id)).toEqual([c]);
     expect(await pendingRoles(t, pce.id)).toBe(0);
   });

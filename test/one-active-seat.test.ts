@@ -6,23 +6,23 @@
  * and off: the locks only make the jobs wait; Postgres alone must keep the rule.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useTestService, type FinishedJob } from './support/service.js';
 import {
-  COURSE,
   announceLearner,
+  COURSE,
   cesOf,
   enrollCourseOk,
   enrollOk,
   expectHistoryReplaysToState,
   learnersWithTwoActiveSeats,
+  type ProgramPayload,
   pcesOfLearner,
   peOf,
   programPayload,
   uniqueKey,
   upsertProgram,
-  type ProgramPayload,
   type WriteResult,
 } from './support/fixtures.js';
+import { type FinishedJob, useTestService } from './support/service.js';
 
 const PROGRAMS = 20;
 
@@ -40,7 +40,11 @@ for (const locks of ['on', 'off'] as const) {
     /** Enrolls the learners in every program (one job per program). */
     async function enrollEverywhere(keys: string[]): Promise<void> {
       for (const p of programs) {
-        await enrollOk(t, p.program_uuid, keys.map((k) => ({ student_key: k, status: 'enrolled' })));
+        await enrollOk(
+          t,
+          p.program_uuid,
+          keys.map((k) => ({ student_key: k, status: 'enrolled' })),
+        );
       }
     }
 
@@ -82,7 +86,10 @@ for (const locks of ['on', 'off'] as const) {
       const key = uniqueKey('seat-w');
       await enrollEverywhere([key]);
       const done = await race(() => [{ student_key: key, status: 'active' }]);
-      const winner = expectOneWinner(singleResults(done, () => key), done);
+      const winner = expectOneWinner(
+        singleResults(done, () => key),
+        done,
+      );
       const pces = await pcesOfLearner(t, key, COURSE);
       // The 19 conflicts changed nothing: the winner's PCE is the only one.
       expect(pces.map((p) => [p.program_uuid, p.status])).toEqual([[programs[winner]!.program_uuid, 'active']]);
@@ -95,7 +102,10 @@ for (const locks of ['on', 'off'] as const) {
       await enrollEverywhere([key]);
       for (const p of programs) expect((await peOf(t, p.program_uuid, key))!.user_id).toBe(acc.user_id);
       const done = await race(() => [{ student_key: key, status: 'active' }]);
-      const winner = expectOneWinner(singleResults(done, () => key), done);
+      const winner = expectOneWinner(
+        singleResults(done, () => key),
+        done,
+      );
       const ces = await cesOf(t, acc.user_id, COURSE);
       expect(ces).toHaveLength(1);
       expect(ces[0]).toMatchObject({ mode: 'masters', is_active: true });
@@ -108,10 +118,11 @@ for (const locks of ['on', 'off'] as const) {
       expect(n).toBe(1);
     });
 
-    it('each job spelling the key its own way: one active, the conflicts answered in each job\'s spelling', async () => {
+    it("each job spelling the key its own way: one active, the conflicts answered in each job's spelling", async () => {
       const key = uniqueKey('Seat-Case');
       await enrollEverywhere([key]);
-      const spell = (i: number) => (i % 3 === 0 ? key.toUpperCase() : i % 3 === 1 ? key.toLowerCase() : ` ${key} `.trim());
+      const spell = (i: number) =>
+        i % 3 === 0 ? key.toUpperCase() : i % 3 === 1 ? key.toLowerCase() : ` ${key} `.trim();
       const done = await race((i) => [{ student_key: spell(i), status: 'active' }]);
       expectOneWinner(singleResults(done, spell), done);
       expect((await pcesOfLearner(t, key, COURSE)).filter((p) => p.status === 'active')).toHaveLength(1);
@@ -121,14 +132,20 @@ for (const locks of ['on', 'off'] as const) {
       const key = uniqueKey('seat-u');
       const acc = await announceLearner(t, key);
       await enrollEverywhere([key]);
-      for (const p of programs) await enrollCourseOk(t, p.program_uuid, COURSE, [{ student_key: key, status: 'inactive' }]);
+      for (const p of programs)
+        await enrollCourseOk(t, p.program_uuid, COURSE, [{ student_key: key, status: 'inactive' }]);
       const ce = (await cesOf(t, acc.user_id, COURSE))[0]!;
       expect(ce).toMatchObject({ mode: 'masters', is_active: false });
       const done = await race(() => [{ student_key: key, status: 'active' }], 'update');
-      const winner = expectOneWinner(singleResults(done, () => key), done);
+      const winner = expectOneWinner(
+        singleResults(done, () => key),
+        done,
+      );
       const pces = await pcesOfLearner(t, key, COURSE);
       expect(pces).toHaveLength(PROGRAMS);
-      expect(pces.filter((p) => p.status === 'active').map((p) => p.program_uuid)).toEqual([programs[winner]!.program_uuid]);
+      expect(pces.filter((p) => p.status === 'active').map((p) => p.program_uuid)).toEqual([
+        programs[winner]!.program_uuid,
+      ]);
       expect(pces.every((p) => p.course_enrollment_id === ce.id)).toBe(true);
       expect(await cesOf(t, acc.user_id, COURSE)).toEqual([{ ...ce, mode: 'masters', is_active: true }]);
       const [{ n }] = (await t.sql`
@@ -196,7 +213,7 @@ for (const locks of ['on', 'off'] as const) {
       expect(pces.filter((p) => p.status === 'inactive')).toHaveLength(PROGRAMS / 2);
     });
 
-    it('account-created racing with the writes that create the learners\' PEs: every PE ends linked (SPEC rules 5 and 9)', async () => {
+    it("account-created racing with the writes that create the learners' PEs: every PE ends linked (SPEC rules 5 and 9)", async () => {
       const keys = Array.from({ length: 20 }, () => uniqueKey('race-acc'));
       const users = keys.map((_, i) => 7_000_000 + Math.floor(Math.random() * 1_000_000) * 100 + i);
       const adds = keys.flatMap((k, i) => [

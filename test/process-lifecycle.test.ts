@@ -3,8 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { freePort } from '../src/services/embedded.js';
 import { newPrefix, queuesOn, startServiceOn } from './support/extra-services.js';
 import { newProgram, uniqueKey } from './support/fixtures.js';
@@ -15,10 +14,14 @@ const root = path.resolve(import.meta.dirname, '..');
 /** Descendant process command lines of `pid` (Linux /proc), to prove nothing is left behind. */
 function descendants(pid: number): Array<{ pid: number; args: string }> {
   const out = spawnSync('ps', ['-e', '-o', 'pid=,ppid=,args='], { encoding: 'utf8' }).stdout;
-  const rows = out.trim().split('\n').map((l) => l.trim().match(/^(\d+)\s+(\d+)\s+(.*)$/)!).filter(Boolean);
+  const rows = out
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().match(/^(\d+)\s+(\d+)\s+(.*)$/)!)
+    .filter(Boolean);
   const found: Array<{ pid: number; args: string }> = [];
   const walk = (p: number) => {
-    for (const r of rows) if (Number(r[2]) === p) (found.push({ pid: Number(r[1]), args: r[3]! }), walk(Number(r[1])));
+    for (const r of rows) if (Number(r[2]) === p) found.push({ pid: Number(r[1]), args: r[3]! }), walk(Number(r[1]));
   };
   walk(pid);
   return found;
@@ -37,7 +40,10 @@ async function waitReady(url: string, child: ReturnType<typeof spawn>, timeoutMs
   const started = Date.now();
   for (;;) {
     if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode}`);
-    const status = await fetch(`${url}/readyz`).then((r) => r.status, () => 0);
+    const status = await fetch(`${url}/readyz`).then(
+      (r) => r.status,
+      () => 0,
+    );
     if (status === 200) return Date.now() - started;
     if (Date.now() - started > timeoutMs) throw new Error(`/readyz not 200 after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 200));
@@ -56,7 +62,13 @@ describe('npm start', () => {
   it('starts its own Redis and Postgres when REDIS_URL and DATABASE_URL are unset, and leaves nothing behind on SIGTERM', async () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'pe-start-'));
     const port = await freePort();
-    const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+    };
     delete env.REDIS_URL;
     delete env.DATABASE_URL;
     // `npm start` itself: npm must pass SIGTERM on to the service (its script execs node for that).
@@ -92,7 +104,11 @@ describe('npm start', () => {
       DATABASE_URL: database.url,
       QUEUE_PREFIX: prefix,
     };
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], { cwd: root, env, stdio: 'ignore' });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], {
+      cwd: root,
+      env,
+      stdio: 'ignore',
+    });
     try {
       await waitReady(`http://127.0.0.1:${port}`, child, 60_000);
       expect(descendants(child.pid!)).toEqual([]);
@@ -133,14 +149,17 @@ describe('graceful shutdown during a long job', () => {
       enrollments: keys.map((k) => ({ student_key: k, status: 'enrolled' })),
     });
     for (;;) {
-      const progress = (await job.getState(), (await queues.enrollments.getJob(job.id!))!.progress) as { done?: number };
+      const progress = (await job.getState(), (await queues.enrollments.getJob(job.id!))!.progress) as {
+        done?: number;
+      };
       if (progress && typeof progress === 'object' && (progress.done ?? 0) > 0) break;
       await new Promise((r) => setTimeout(r, 20));
     }
     const started = Date.now();
     await first.stop();
     expect(Date.now() - started).toBeLessThan(10_000);
-    const partial = await t.sql`select count(*)::int as n from program_enrollments where program_uuid = ${program.program_uuid}`;
+    const partial =
+      await t.sql`select count(*)::int as n from program_enrollments where program_uuid = ${program.program_uuid}`;
     expect(partial[0]!.n).toBeLessThan(30_000);
 
     const second = await startServiceOn(t, prefix);
@@ -148,7 +167,8 @@ describe('graceful shutdown during a long job', () => {
       const done = await waitJob(queues.enrollments, job, 120_000);
       expect(done.state).toBe('completed');
       expect(done.result.counts).toEqual({ enrolled: 30_000 });
-      const [{ n }] = (await t.sql`select count(*)::int as n from program_enrollments where program_uuid = ${program.program_uuid}`) as any;
+      const [{ n }] =
+        (await t.sql`select count(*)::int as n from program_enrollments where program_uuid = ${program.program_uuid}`) as any;
       expect(n).toBe(30_000);
       const [{ h }] = (await t.sql`
         select count(*)::int as h from history h join program_enrollments pe on pe.id = h.entity_id

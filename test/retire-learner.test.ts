@@ -3,9 +3,8 @@
  * CONTRACT.md "retire-learner", "Retired keys"; SPEC.md rule 12.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useTestService, type FinishedJob } from './support/service.js';
 import {
-  RETIRED_KEY,
+  type Account,
   accountCreated,
   completed,
   expectNoTrace,
@@ -16,17 +15,18 @@ import {
   newCourseKey,
   newOrg,
   newProgram,
+  type ProgramPayload,
   pcesOfPe,
   peOf,
   pesOfUser,
+  RETIRED_KEY,
   tableCounts,
   token,
   traces,
   writeCourseEnrollments,
   writeEnrollments,
-  type Account,
-  type ProgramPayload,
 } from './support/fixtures.js';
+import { type FinishedJob, useTestService } from './support/service.js';
 
 const t = useTestService();
 
@@ -105,7 +105,7 @@ describe('retire-learner: an account with PEs in two organizations', () => {
     }
   });
 
-  it('records the new key in each PE\'s history, naming the job', async () => {
+  it("records the new key in each PE's history, naming the job", async () => {
     const jobId = String(s.done.job.id);
     for (const id of s.peIds) {
       const [pe] = await t.sql<{ student_key: string }[]>`select student_key from program_enrollments where id = ${id}`;
@@ -117,9 +117,11 @@ describe('retire-learner: an account with PEs in two organizations', () => {
     }
   });
 
-  it('leaves the PEs\' statuses, PCEs and course enrollments as they were', async () => {
+  it("leaves the PEs' statuses, PCEs and course enrollments as they were", async () => {
     for (const id of s.peIds) expect(await pcesOfPe(t, id)).toEqual(s.pceBefore.get(id));
-    const pe1 = (await t.sql<{ status: string }[]>`select status from program_enrollments where id = ${s.peIds[0]!}`)[0]!;
+    const pe1 = (
+      await t.sql<{ status: string }[]>`select status from program_enrollments where id = ${s.peIds[0]!}`
+    )[0]!;
     expect(pe1.status).toBe('pending');
   });
 
@@ -130,12 +132,15 @@ describe('retire-learner: an account with PEs in two organizations', () => {
 
   it('answers { retired: 0 } on a second run and changes nothing', async () => {
     const counts = await tableCounts(t);
-    const keys = await t.sql`select id, student_key from program_enrollments where id = any(${s.peIds}::bigint[]) order by id`;
+    const keys =
+      await t.sql`select id, student_key from program_enrollments where id = any(${s.peIds}::bigint[]) order by id`;
 
     expect(completed(await retire(s.account.user_id))).toEqual({ retired: 0 });
 
     expect(await tableCounts(t)).toEqual(counts);
-    expect(await t.sql`select id, student_key from program_enrollments where id = any(${s.peIds}::bigint[]) order by id`).toEqual(keys);
+    expect(
+      await t.sql`select id, student_key from program_enrollments where id = any(${s.peIds}::bigint[]) order by id`,
+    ).toEqual(keys);
   });
 
   it('lets a later upload of the old key create a new waiting PE', async () => {
@@ -159,7 +164,7 @@ describe('retire-learner: an account with PEs in two organizations', () => {
     expect((await getPe(t, s.p3.program_uuid, s.keyB)).user_id).toBeNull();
   });
 
-  it('forgets the account\'s identities: a later write in another program of the organization creates a waiting PE', async () => {
+  it("forgets the account's identities: a later write in another program of the organization creates a waiting PE", async () => {
     const p4 = await newProgram(t, { org: s.orgA, courses: [] });
     await writeEnrollments(t, p4, [s.keyA.toLowerCase()]);
     expect((await getPe(t, p4.program_uuid, s.keyA)).user_id).toBeNull();
@@ -196,7 +201,9 @@ describe('retire-learner: other cases', () => {
     await writeEnrollments(t, p, [key]);
     await writeEnrollments(t, pOther, [key]);
     const account = newAccount();
-    expect(completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: key }])).linked).toHaveLength(1);
+    expect(
+      completed(await accountCreated(t, account, [{ organization_key: o, external_user_key: key }])).linked,
+    ).toHaveLength(1);
     const other = await getPe(t, pOther.program_uuid, key);
     const otherHistory = await historyOf(t, 'program_enrollment', other.id);
 

@@ -24,11 +24,16 @@ describe('transient faults', () => {
     let job!: Job;
     await t.sql.begin(async (tx) => {
       await tx`lock table program_enrollments in access exclusive mode`;
-      job = await t.add('enrollments', 'write-program-enrollments', {
-        program_uuid: program.program_uuid,
-        action: 'create',
-        enrollments: keys.map((k) => ({ student_key: k, status: 'enrolled' })),
-      }, { attempts: 1 });
+      job = await t.add(
+        'enrollments',
+        'write-program-enrollments',
+        {
+          program_uuid: program.program_uuid,
+          action: 'create',
+          enrollments: keys.map((k) => ({ student_key: k, status: 'enrolled' })),
+        },
+        { attempts: 1 },
+      );
       // Long enough for the job to meet the lock and be retried at least once.
       await new Promise((r) => setTimeout(r, 1_500));
     });
@@ -36,9 +41,12 @@ describe('transient faults', () => {
     const done = await t.wait(job, 120_000);
     expect(done.state).toBe('completed');
     expect(done.result.counts).toEqual({ enrolled: 5_000 });
-    const [{ n }] = (await t.sql`select count(*)::int as n from program_enrollments where program_uuid = ${program.program_uuid}`) as any;
+    const [{ n }] =
+      (await t.sql`select count(*)::int as n from program_enrollments where program_uuid = ${program.program_uuid}`) as any;
     expect(n).toBe(5_000);
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
-    expect(metrics).toMatch(/program_enrollments_jobs_total\{queue="enrollments",name="write-program-enrollments",outcome="retried"\} [1-9]/);
+    expect(metrics).toMatch(
+      /program_enrollments_jobs_total\{queue="enrollments",name="write-program-enrollments",outcome="retried"\} [1-9]/,
+    );
   });
 });

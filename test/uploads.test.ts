@@ -4,22 +4,22 @@
  * "Details that callers rely on" → "Uploads", "Jobs over HTTP", "History rows".
  */
 import { describe, expect, it } from 'vitest';
-import { useTestService } from './support/service.js';
 import {
+  announceLearner,
   COURSE,
   COURSE_EXTERNAL,
   COURSE_MODES,
-  announceLearner,
   hasPendingStaff,
   historyOfJob,
   isCourseStaff,
   newProgram,
+  type ProgramPayload,
   pceOf,
   peOf,
   pesOf,
   watchProgress,
-  type ProgramPayload,
 } from './support/fixtures.js';
+import { useTestService } from './support/service.js';
 
 const COURSE2 = 'course-v1:UoX+CS102+2026';
 const COURSE2_EXTERNAL = 'CS102-F26';
@@ -86,7 +86,12 @@ async function resultCsv(jobId: string): Promise<string> {
 }
 
 /** Uploads, expects 202, waits for success and returns the job id and its result CSV. */
-async function uploadOk(kind: 'program' | 'course', programUuid: string, csv: string, text: string): Promise<{ jobId: string; csv: string }> {
+async function uploadOk(
+  kind: 'program' | 'course',
+  programUuid: string,
+  csv: string,
+  text: string,
+): Promise<{ jobId: string; csv: string }> {
   const accepted = kind === 'program' ? await programUpload(programUuid, csv) : await courseUpload(programUuid, csv);
   expect(accepted.status, JSON.stringify(accepted.body)).toBe(202);
   const jobId = accepted.body.job_id as string;
@@ -97,7 +102,14 @@ async function uploadOk(kind: 'program' | 'course', programUuid: string, csv: st
 
 /** Every job the enrollments queue holds, in any state: a refused upload must add none. */
 async function enrollmentJobCount(): Promise<number> {
-  const counts = await t.queues.enrollments.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
+  const counts = await t.queues.enrollments.getJobCounts(
+    'waiting',
+    'active',
+    'delayed',
+    'completed',
+    'failed',
+    'prioritized',
+  );
   return Object.values(counts).reduce((a, b) => a + b, 0);
 }
 
@@ -141,8 +153,15 @@ describe('POST /api/v1/programs/{program_uuid}/enrollments/upload', () => {
 
     // The PEs, with the program's default curriculum; nothing for the refused learners.
     const curriculum = P.curricula[0]!.curriculum_uuid;
-    expect(await peOf(t, P.program_uuid, 'learner-b')).toMatchObject({ student_key: 'learner-b', status: 'enrolled', curriculum_uuid: curriculum });
-    expect(await peOf(t, P.program_uuid, 'key,with comma')).toMatchObject({ status: 'pending', curriculum_uuid: curriculum });
+    expect(await peOf(t, P.program_uuid, 'learner-b')).toMatchObject({
+      student_key: 'learner-b',
+      status: 'enrolled',
+      curriculum_uuid: curriculum,
+    });
+    expect(await peOf(t, P.program_uuid, 'key,with comma')).toMatchObject({
+      status: 'pending',
+      curriculum_uuid: curriculum,
+    });
     expect(await peOf(t, P.program_uuid, 'quote"d')).toMatchObject({ status: 'enrolled' });
     expect(await peOf(t, P.program_uuid, 'learner-a')).toBeUndefined();
     expect(await peOf(t, P.program_uuid, 'learner-dup')).toBeUndefined();
@@ -155,7 +174,9 @@ describe('POST /api/v1/programs/{program_uuid}/enrollments/upload', () => {
       ['program_enrollment', 'created', 'quote"d'],
     ]);
     expect(rows.every((r) => r.job_id === jobId && r.requested_by === null)).toBe(true);
-    const history = await t.api(`/api/v1/programs/${P.program_uuid}/enrollments/${encodeURIComponent('key,with comma')}/history`);
+    const history = await t.api(
+      `/api/v1/programs/${P.program_uuid}/enrollments/${encodeURIComponent('key,with comma')}/history`,
+    );
     expect(((await history.json()) as Array<{ job_id: string }>).map((h) => h.job_id)).toEqual([jobId]);
   });
 
@@ -226,7 +247,10 @@ describe('POST /api/v1/programs/{program_uuid}/enrollments/upload', () => {
       ['\n Student_Key,Status\na,enrolled\nb\n', 3],
     ];
     for (const [csv, line] of cases) {
-      expect(await programUpload(P.program_uuid, csv), csv).toEqual({ status: 400, body: { error: `CSV is missing data at line ${line}` } });
+      expect(await programUpload(P.program_uuid, csv), csv).toEqual({
+        status: 400,
+        body: { error: `CSV is missing data at line ${line}` },
+      });
     }
     expect(await enrollmentJobCount()).toBe(before);
     expect(await pesOf(t, P.program_uuid)).toEqual([]);
@@ -234,14 +258,19 @@ describe('POST /api/v1/programs/{program_uuid}/enrollments/upload', () => {
 
   it('refuses a student_key longer than 255 characters and a file that is not CSV, naming the line', async () => {
     const P = await newProgram(t);
-    expect(await programUpload(P.program_uuid, `student_key,status\nok,enrolled\n${'k'.repeat(256)},enrolled\n`)).toEqual({
+    expect(
+      await programUpload(P.program_uuid, `student_key,status\nok,enrolled\n${'k'.repeat(256)},enrolled\n`),
+    ).toEqual({
       status: 400,
       body: { error: 'invalid payload: line 3.student_key: must be at most 255 characters' },
     });
     const unclosed = await programUpload(P.program_uuid, 'student_key,status\n"open,enrolled\n');
     expect(unclosed.status).toBe(400);
     expect(unclosed.body.error).toMatch(/^CSV could not be read: /);
-    const latin1 = await programUpload(P.program_uuid, new Blob([Buffer.from('student_key,status\nM\xfcller,enrolled\n', 'latin1')]));
+    const latin1 = await programUpload(
+      P.program_uuid,
+      new Blob([Buffer.from('student_key,status\nM\xfcller,enrolled\n', 'latin1')]),
+    );
     expect(latin1).toEqual({ status: 400, body: { error: 'CSV is not valid UTF-8' } });
   });
 
@@ -253,7 +282,9 @@ describe('POST /api/v1/programs/{program_uuid}/enrollments/upload', () => {
     const textField = new FormData();
     textField.append('file', 'student_key,status\na,enrolled\n');
     expect(await post(path, textField)).toEqual({ status: 400, body: { error: 'No file content uploaded' } });
-    const json = await post(path, JSON.stringify({ file: 'student_key,status' }), { 'content-type': 'application/json' });
+    const json = await post(path, JSON.stringify({ file: 'student_key,status' }), {
+      'content-type': 'application/json',
+    });
     expect(json).toEqual({ status: 400, body: { error: 'No file content uploaded' } });
   });
 
@@ -278,7 +309,10 @@ describe('POST /api/v1/programs/{program_uuid}/enrollments/upload', () => {
 
   it('takes the URL with a trailing slash, as Open edX clients send it', async () => {
     const P = await newProgram(t);
-    const accepted = await post(`/api/v1/programs/${P.program_uuid.toUpperCase()}/enrollments/upload/`, csvForm('student_key,status\nslash1,enrolled\n'));
+    const accepted = await post(
+      `/api/v1/programs/${P.program_uuid.toUpperCase()}/enrollments/upload/`,
+      csvForm('student_key,status\nslash1,enrolled\n'),
+    );
     expect(accepted.status).toBe(202);
     expect((await finished(accepted.body.job_id)).state).toBe('Succeeded');
     expect(await peOf(t, P.program_uuid, 'slash1')).toMatchObject({ status: 'enrolled' });
@@ -318,9 +352,16 @@ describe('POST /api/v1/programs/{program_uuid}/enrollments/upload', () => {
 
   it('answers 401 without a valid bearer token', async () => {
     const P = await newProgram(t);
-    for (const path of [`/api/v1/programs/${P.program_uuid}/enrollments/upload`, `/api/v1/programs/${P.program_uuid}/course_enrollments/upload`]) {
+    for (const path of [
+      `/api/v1/programs/${P.program_uuid}/enrollments/upload`,
+      `/api/v1/programs/${P.program_uuid}/course_enrollments/upload`,
+    ]) {
       for (const headers of [{}, { authorization: 'Bearer wrong' }] as Array<Record<string, string>>) {
-        const res = await fetch(`${t.url}${path}`, { method: 'POST', body: csvForm('student_key,status\na,enrolled\n'), headers });
+        const res = await fetch(`${t.url}${path}`, {
+          method: 'POST',
+          body: csvForm('student_key,status\na,enrolled\n'),
+          headers,
+        });
         expect(res.status, path).toBe(401);
         expect(await res.json()).toHaveProperty('error');
       }
@@ -333,7 +374,12 @@ describe('POST /api/v1/programs/{program_uuid}/enrollments/upload', () => {
     const accepted = await programUpload(P.program_uuid, 'student_key,status\na,enrolled\n');
     expect(accepted.status).toBe(202);
     const status = await finished(accepted.body.job_id);
-    expect(status).toMatchObject({ state: 'Failed', result: null, text: null, error: `program ${P.program_uuid} has no active curriculum` });
+    expect(status).toMatchObject({
+      state: 'Failed',
+      result: null,
+      text: null,
+      error: `program ${P.program_uuid} has no active curriculum`,
+    });
     expect((await t.api(`/api/v1/jobs/${accepted.body.job_id}/result.csv`)).status).toBe(404);
   });
 });
@@ -418,23 +464,43 @@ describe('POST /api/v1/programs/{program_uuid}/course_enrollments/upload', () =>
     ]);
     expect(rows.every((r) => r.job_id === jobId)).toBe(true);
     const history = await t.api(`/api/v1/programs/${P.program_uuid}/enrollments/w1/history`);
-    expect(((await history.json()) as Array<{ entity: string; job_id: string }>).filter((h) => h.entity === 'program_course_enrollment'))
-      .toEqual([expect.objectContaining({ job_id: jobId })]);
+    expect(
+      ((await history.json()) as Array<{ entity: string; job_id: string }>).filter(
+        (h) => h.entity === 'program_course_enrollment',
+      ),
+    ).toEqual([expect.objectContaining({ job_id: jobId })]);
   });
 
   it('prints no course_staff column when the upload had none, and revokes with false', async () => {
     const P = await twoCourseProgram();
     const staff = await announceLearner(t, 's1');
     await uploadOk('program', P.program_uuid, 'student_key,status\ns1,enrolled\n', '200');
-    await uploadOk('course', P.program_uuid, `student_key,course_id,status,course_staff\ns1,${COURSE},active,true\n`, '200');
+    await uploadOk(
+      'course',
+      P.program_uuid,
+      `student_key,course_id,status,course_staff\ns1,${COURSE},active,true\n`,
+      '200',
+    );
     expect(await isCourseStaff(t, staff.user_id, COURSE)).toBe(true);
 
-    const plain = await uploadOk('course', P.program_uuid, `course_id,student_key,status\n${COURSE},s1,inactive\nCS101-F26,nobody,active\n`, '207');
-    expect(plain.csv).toBe(`course_id,student_key,status\r\nCS101-F26,nobody,not-in-program\r\n${COURSE},s1,inactive\r\n`);
+    const plain = await uploadOk(
+      'course',
+      P.program_uuid,
+      `course_id,student_key,status\n${COURSE},s1,inactive\nCS101-F26,nobody,active\n`,
+      '207',
+    );
+    expect(plain.csv).toBe(
+      `course_id,student_key,status\r\nCS101-F26,nobody,not-in-program\r\n${COURSE},s1,inactive\r\n`,
+    );
     // Without the column the role is left alone.
     expect(await isCourseStaff(t, staff.user_id, COURSE)).toBe(true);
 
-    const revoke = await uploadOk('course', P.program_uuid, `student_key,course_id,status,course_staff\ns1,${COURSE},active,false\n`, '200');
+    const revoke = await uploadOk(
+      'course',
+      P.program_uuid,
+      `student_key,course_id,status,course_staff\ns1,${COURSE},active,false\n`,
+      '200',
+    );
     expect(revoke.csv).toBe(`course_id,student_key,status,course_staff\r\n${COURSE},s1,active,false\r\n`);
     expect(await isCourseStaff(t, staff.user_id, COURSE)).toBe(false);
 
@@ -462,8 +528,15 @@ describe('POST /api/v1/programs/{program_uuid}/course_enrollments/upload', () =>
 
   it('answers 422 as the text when every course_id is unknown', async () => {
     const P = await twoCourseProgram();
-    const { csv } = await uploadOk('course', P.program_uuid, `student_key,course_id,status\na,${UNKNOWN_COURSE},active\nb,CS999,active\n`, '422');
-    expect(csv).toBe(`course_id,student_key,status\r\nCS999,b,course-not-found\r\n${UNKNOWN_COURSE},a,course-not-found\r\n`);
+    const { csv } = await uploadOk(
+      'course',
+      P.program_uuid,
+      `student_key,course_id,status\na,${UNKNOWN_COURSE},active\nb,CS999,active\n`,
+      '422',
+    );
+    expect(csv).toBe(
+      `course_id,student_key,status\r\nCS999,b,course-not-found\r\n${UNKNOWN_COURSE},a,course-not-found\r\n`,
+    );
   });
 
   it('refuses missing headers, missing data and course_staff values other than true, false or empty', async () => {
@@ -473,9 +546,18 @@ describe('POST /api/v1/programs/{program_uuid}/course_enrollments/upload', () =>
       ['student_key,status\na,active\n', 'CSV is missing headers [course_id]'],
       ['course,learner,state\n', 'CSV is missing headers [student_key, course_id, status]'],
       [`student_key,course_id,status\na,${COURSE},active\n\nb,,active\n`, 'CSV is missing data at line 4'],
-      [`student_key,course_id,status,course_staff\na,${COURSE},active,true\nb,${COURSE},active,yes\n`, 'CSV has an invalid course_staff value at line 3'],
-      [`student_key,course_id,status,course_staff\n\na,${COURSE},active,TRUE\n`, 'CSV has an invalid course_staff value at line 3'],
-      [`student_key,course_id,status,course_staff\na,${COURSE},active,1\n`, 'CSV has an invalid course_staff value at line 2'],
+      [
+        `student_key,course_id,status,course_staff\na,${COURSE},active,true\nb,${COURSE},active,yes\n`,
+        'CSV has an invalid course_staff value at line 3',
+      ],
+      [
+        `student_key,course_id,status,course_staff\n\na,${COURSE},active,TRUE\n`,
+        'CSV has an invalid course_staff value at line 3',
+      ],
+      [
+        `student_key,course_id,status,course_staff\na,${COURSE},active,1\n`,
+        'CSV has an invalid course_staff value at line 2',
+      ],
     ];
     for (const [csv, error] of refusals) {
       expect(await courseUpload(P.program_uuid, csv), csv).toEqual({ status: 400, body: { error } });
@@ -504,7 +586,10 @@ describe('POST /api/v1/programs/{program_uuid}/course_enrollments/upload', () =>
       expect(await finished(jobId)).toMatchObject({ state: 'Succeeded', text: '422' });
       const job = (await t.queues.enrollments.getJob(jobId))!;
       expect(job.progress).toEqual({ done: 2_600, total: 2_600 });
-      expect((job.returnvalue as { counts: unknown }).counts).toEqual({ 'not-in-program': 2_400, 'course-not-found': 200 });
+      expect((job.returnvalue as { counts: unknown }).counts).toEqual({
+        'not-in-program': 2_400,
+        'course-not-found': 200,
+      });
 
       await new Promise((r) => setTimeout(r, 200));
       const progress = reports.of(jobId);
@@ -542,7 +627,12 @@ describe('POST /api/v1/programs/{program_uuid}/course_enrollments/upload', () =>
     await first.job.remove();
 
     // The same job id again after BullMQ forgot it, even with other rows: the first result, nothing applied.
-    const again = await t.run('enrollments', 'write-program-course-enrollments-upload', { ...payload, enrollments: payload.enrollments.slice(0, 1) }, { jobId });
+    const again = await t.run(
+      'enrollments',
+      'write-program-course-enrollments-upload',
+      { ...payload, enrollments: payload.enrollments.slice(0, 1) },
+      { jobId },
+    );
     expect(again.state, again.failedReason).toBe('completed');
     expect(again.result).toEqual(first.result);
     expect((await historyOfJob(t, jobId)).length).toBe(historyRows);
@@ -556,7 +646,9 @@ describe('POST /api/v1/programs/{program_uuid}/course_enrollments/upload', () =>
       enrollments: [{ course_id: COURSE, student_key: ' ', status: 'active', course_staff: 'yes' }],
     });
     expect(done.state).toBe('failed');
-    expect(done.failedReason).toMatch(/^invalid payload: enrollments\.0\.student_key: must not be empty; enrollments\.0\.course_staff: /);
+    expect(done.failedReason).toMatch(
+      /^invalid payload: enrollments\.0\.student_key: must not be empty; enrollments\.0\.course_staff: /,
+    );
     const unknown = await t.run('enrollments', 'write-program-course-enrollments-upload', {
       program_uuid: '99999999-8888-7777-6666-555555555555',
       enrollments: [],

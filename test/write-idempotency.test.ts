@@ -9,12 +9,10 @@
 import { Job, type Queue } from 'bullmq';
 import { describe, expect, it } from 'vitest';
 import { newPrefix, queuesOn, spawnServiceProcess, startServiceOn } from './support/extra-services.js';
-import { useTestService, waitFor, waitJob, type FinishedJob } from './support/service.js';
 import {
-  COURSE,
-  ORG,
   announceAccount,
   announceLearner,
+  COURSE,
   ceOf,
   courseEnrollmentChanged,
   dbState,
@@ -24,13 +22,15 @@ import {
   expectHistoryReplaysToState,
   isCourseStaff,
   newProgram,
+  ORG,
+  type ProgramPayload,
   pceOf,
   peOf,
   uniqueKey,
   useProgram,
-  type ProgramPayload,
   type WriteResult,
 } from './support/fixtures.js';
+import { type FinishedJob, useTestService, waitFor, waitJob } from './support/service.js';
 
 const t = useTestService({ WRITE_CHUNK_SIZE: '500' });
 const P = useProgram(t);
@@ -57,12 +57,20 @@ describe('re-submission under the same jobId', () => {
     };
     const first = await t.run<WriteResult>('enrollments', 'write-program-enrollments', data, { jobId: 'reg-batch-1' });
     expect(first.state, first.failedReason).toBe('completed');
-    expect(first.result.results).toEqual({ [a]: 'enrolled', [b]: 'pending', [c]: 'invalid-status', [d]: 'duplicated', [d.toLowerCase()]: 'duplicated' });
+    expect(first.result.results).toEqual({
+      [a]: 'enrolled',
+      [b]: 'pending',
+      [c]: 'invalid-status',
+      [d]: 'duplicated',
+      [d.toLowerCase()]: 'duplicated',
+    });
     await first.job.remove();
     expect(await t.queues.enrollments.getJob('reg-batch-1')).toBeUndefined();
 
     // Meanwhile another job changes a learner the batch wrote.
-    expect((await enrollOk(t, P.program_uuid, [{ student_key: a, status: 'canceled' }], { action: 'update' })).results).toEqual({ [a]: 'canceled' });
+    expect(
+      (await enrollOk(t, P.program_uuid, [{ student_key: a, status: 'canceled' }], { action: 'update' })).results,
+    ).toEqual({ [a]: 'canceled' });
     const before = await dbState(t);
     const rowsOfBatch = await historyCountOfJob('reg-batch-1');
     expect(rowsOfBatch).toBe(2);
@@ -86,7 +94,9 @@ describe('re-submission under the same jobId', () => {
       action: 'create',
       enrollments: [{ student_key: key, status: 'active', course_staff: true }],
     };
-    const first = await t.run<WriteResult>('enrollments', 'write-program-course-enrollments', data, { jobId: 'reg-course-1' });
+    const first = await t.run<WriteResult>('enrollments', 'write-program-course-enrollments', data, {
+      jobId: 'reg-course-1',
+    });
     expect(first.state, first.failedReason).toBe('completed');
     expect(first.result).toEqual({ code: 200, results: { [key]: 'active' }, counts: { active: 1 } });
     expect(await isCourseStaff(t, acc.user_id, COURSE)).toBe(true);
@@ -96,7 +106,9 @@ describe('re-submission under the same jobId', () => {
     expect(await ceOf(t, acc.user_id, COURSE)).toMatchObject({ mode: 'masters', is_active: false });
     const before = await dbState(t);
 
-    const second = await t.run<WriteResult>('enrollments', 'write-program-course-enrollments', data, { jobId: 'reg-course-1' });
+    const second = await t.run<WriteResult>('enrollments', 'write-program-course-enrollments', data, {
+      jobId: 'reg-course-1',
+    });
     expect(second.state, second.failedReason).toBe('completed');
     expect(second.result).toEqual(first.result);
     expect((await pceOf(t, P.program_uuid, key, COURSE))!.status).toBe('inactive');
@@ -107,17 +119,38 @@ describe('re-submission under the same jobId', () => {
 
   it('a job completed with removeOnComplete: true, re-added under its jobId, returns the first result', async () => {
     const [a, b] = [uniqueKey(), uniqueKey()];
-    const data = { program_uuid: P.program_uuid, action: 'create', enrollments: [{ student_key: a, status: 'enrolled' }, { student_key: b, status: 'ended' }] };
+    const data = {
+      program_uuid: P.program_uuid,
+      action: 'create',
+      enrollments: [
+        { student_key: a, status: 'enrolled' },
+        { student_key: b, status: 'ended' },
+      ],
+    };
     await t.add('enrollments', 'write-program-enrollments', data, { jobId: 'reg-batch-gone', removeOnComplete: true });
     // BullMQ forgets the job as it completes; watch Postgres and the queue instead.
-    await waitFor(async () => ((await peOf(t, P.program_uuid, b)) ? true : undefined), 60_000, 'the batch to be applied');
-    await waitFor(async () => ((await t.queues.enrollments.getJob('reg-batch-gone')) ? undefined : true), 60_000, 'BullMQ to remove the job');
+    await waitFor(
+      async () => ((await peOf(t, P.program_uuid, b)) ? true : undefined),
+      60_000,
+      'the batch to be applied',
+    );
+    await waitFor(
+      async () => ((await t.queues.enrollments.getJob('reg-batch-gone')) ? undefined : true),
+      60_000,
+      'BullMQ to remove the job',
+    );
     await enrollOk(t, P.program_uuid, [{ student_key: b, status: 'enrolled' }], { action: 'update' });
     const before = await dbState(t);
-    const again = await t.run<WriteResult>('enrollments', 'write-program-enrollments', data, { jobId: 'reg-batch-gone' });
+    const again = await t.run<WriteResult>('enrollments', 'write-program-enrollments', data, {
+      jobId: 'reg-batch-gone',
+    });
     expect(again.state, again.failedReason).toBe('completed');
     // Run afresh, action create would answer conflict for both; the first result is the creation.
-    expect(again.result).toEqual({ code: 200, results: { [a]: 'enrolled', [b]: 'ended' }, counts: { enrolled: 1, ended: 1 } });
+    expect(again.result).toEqual({
+      code: 200,
+      results: { [a]: 'enrolled', [b]: 'ended' },
+      counts: { enrolled: 1, ended: 1 },
+    });
     expect((await peOf(t, P.program_uuid, b))!.status).toBe('enrolled');
     expect(await dbState(t)).toEqual(before);
   });
@@ -125,18 +158,28 @@ describe('re-submission under the same jobId', () => {
   it('a re-submitted job of more than 1,000 records still ends with progress done == total', async () => {
     const records = Array.from({ length: 1_500 }, () => ({ student_key: uniqueKey('prog'), status: 'enrolled' }));
     const data = { program_uuid: P.program_uuid, action: 'create', enrollments: records };
-    const first = await t.run<WriteResult>('enrollments', 'write-program-enrollments', data, { jobId: 'reg-batch-progress' });
+    const first = await t.run<WriteResult>('enrollments', 'write-program-enrollments', data, {
+      jobId: 'reg-batch-progress',
+    });
     expect(first.job.progress).toEqual({ done: 1_500, total: 1_500 });
     await first.job.remove();
-    const second = await t.run<WriteResult>('enrollments', 'write-program-enrollments', data, { jobId: 'reg-batch-progress' });
+    const second = await t.run<WriteResult>('enrollments', 'write-program-enrollments', data, {
+      jobId: 'reg-batch-progress',
+    });
     expect(second.result).toEqual(first.result);
     expect(second.job.progress).toEqual({ done: 1_500, total: 1_500 });
   });
 
   it('while the first is still known to BullMQ, the same jobId adds nothing and runs nothing', async () => {
     const k = uniqueKey();
-    const data = { program_uuid: P.program_uuid, action: 'create', enrollments: [{ student_key: k, status: 'enrolled' }] };
-    const first = await t.run<WriteResult>('enrollments', 'write-program-enrollments', data, { jobId: 'reg-batch-kept' });
+    const data = {
+      program_uuid: P.program_uuid,
+      action: 'create',
+      enrollments: [{ student_key: k, status: 'enrolled' }],
+    };
+    const first = await t.run<WriteResult>('enrollments', 'write-program-enrollments', data, {
+      jobId: 'reg-batch-kept',
+    });
     const before = await dbState(t);
     const dup = await t.add('enrollments', 'write-program-enrollments', data, { jobId: 'reg-batch-kept' });
     expect(dup.id).toBe('reg-batch-kept');
@@ -146,9 +189,13 @@ describe('re-submission under the same jobId', () => {
     expect(await dbState(t)).toEqual(before);
   });
 
-  it('another jobId with the same payload is another job: it runs and sees the first one\'s effects', async () => {
+  it("another jobId with the same payload is another job: it runs and sees the first one's effects", async () => {
     const k = uniqueKey();
-    const data = { program_uuid: P.program_uuid, action: 'create', enrollments: [{ student_key: k, status: 'enrolled' }] };
+    const data = {
+      program_uuid: P.program_uuid,
+      action: 'create',
+      enrollments: [{ student_key: k, status: 'enrolled' }],
+    };
     const first = await t.run<WriteResult>('enrollments', 'write-program-enrollments', data, { jobId: 'reg-batch-a' });
     const second = await t.run<WriteResult>('enrollments', 'write-program-enrollments', data, { jobId: 'reg-batch-b' });
     expect(first.result.results).toEqual({ [k]: 'enrolled' });
@@ -175,7 +222,10 @@ function bulkProgramRecords(prefix: string) {
   const records: { student_key: string; status: string }[] = [];
   for (let i = 0; i < TOTAL - 10; i++) {
     const key = `${prefix}-${i}`;
-    records.push({ student_key: i % 7 === 0 ? key.toUpperCase() : key, status: i % 997 === 0 ? 'bogus' : statuses[i % 5]! });
+    records.push({
+      student_key: i % 7 === 0 ? key.toUpperCase() : key,
+      status: i % 997 === 0 ? 'bogus' : statuses[i % 5]!,
+    });
   }
   // The last chunk repeats keys of the first one, in another case: duplicated, in both chunks.
   for (let i = 5; i < 15; i++) records.push({ student_key: capitalized(`${prefix}-${i}`), status: 'enrolled' });
@@ -244,7 +294,9 @@ async function normalizedHistory(programUuid: string, names: Record<string, stri
     const changes = Object.fromEntries(
       Object.entries(r.changes as Record<string, [unknown, unknown]>).map(([field, pair]) => [
         field,
-        pair.map((v) => (typeof v === 'string' && v in names ? names[v] : field === 'course_enrollment_id' && v !== null ? 'CE' : v)),
+        pair.map((v) =>
+          typeof v === 'string' && v in names ? names[v] : field === 'course_enrollment_id' && v !== null ? 'CE' : v,
+        ),
       ]),
     );
     const line = JSON.stringify([r.entity, r.action, changes, r.requested_by]);
@@ -254,21 +306,34 @@ async function normalizedHistory(programUuid: string, names: Record<string, stri
 }
 
 describe('a bulk program write killed half way and run again', () => {
-  it('returns the same results as a clean run of the same payload, with no duplicate rows or history', { timeout: 400_000 }, async () => {
+  it('returns the same results as a clean run of the same payload, with no duplicate rows or history', {
+    timeout: 400_000,
+  }, async () => {
     const R = await newProgram(t); // the reference twin
     const X = await newProgram(t); // the interrupted one
     const prefix = uniqueKey('bulk');
     const records = bulkProgramRecords(prefix);
     // Learners 0-399 already exist (pending) in both programs; 400-499 have accounts.
     for (const program of [R, X]) {
-      await enrollOk(t, program.program_uuid, records.slice(0, 400).map((r) => ({ student_key: r.student_key, status: 'pending' })));
+      await enrollOk(
+        t,
+        program.program_uuid,
+        records.slice(0, 400).map((r) => ({ student_key: r.student_key, status: 'pending' })),
+      );
     }
     for (let i = 400; i < 500; i += 25) {
       await Promise.all(records.slice(i, i + 25).map((r) => announceLearner(t, r.student_key)));
     }
 
-    const data = (p: ProgramPayload) => ({ program_uuid: p.program_uuid, action: 'create', enrollments: records, requested_by: 'registrar:bulk' });
-    const reference = await t.run<WriteResult>('enrollments', 'write-program-enrollments', data(R), {}).then((d) => (expect(d.state, d.failedReason).toBe('completed'), d));
+    const data = (p: ProgramPayload) => ({
+      program_uuid: p.program_uuid,
+      action: 'create',
+      enrollments: records,
+      requested_by: 'registrar:bulk',
+    });
+    const reference = await t
+      .run<WriteResult>('enrollments', 'write-program-enrollments', data(R), {})
+      .then((d) => (expect(d.state, d.failedReason).toBe('completed'), d));
     expect(Object.keys(reference.result.results)).toHaveLength(TOTAL);
     expect(reference.result.counts['duplicated']).toBe(20);
     expect(reference.result.counts['invalid-status']).toBe(11);
@@ -276,15 +341,28 @@ describe('a bulk program write killed half way and run again', () => {
     expect(reference.result.counts['conflict']).toBe(389);
 
     const historyOfX = async () =>
-      Number((await t.sql`select count(*) as n from history h join program_enrollments pe on pe.id = h.program_enrollment_id where pe.program_uuid = ${X.program_uuid}`)[0]!.n);
-    const { done, doneAtKill, committedAtKill } = await runKilledHalfWay('write-program-enrollments', data(X), 2_500, historyOfX);
-    console.log(`program bulk: killed after ${doneAtKill} of ${TOTAL} records reported, ${committedAtKill} history rows committed; the recovered run was attempt ${done.job.attemptsStarted}`);
+      Number(
+        (
+          await t.sql`select count(*) as n from history h join program_enrollments pe on pe.id = h.program_enrollment_id where pe.program_uuid = ${X.program_uuid}`
+        )[0]!.n,
+      );
+    const { done, doneAtKill, committedAtKill } = await runKilledHalfWay(
+      'write-program-enrollments',
+      data(X),
+      2_500,
+      historyOfX,
+    );
+    console.log(
+      `program bulk: killed after ${doneAtKill} of ${TOTAL} records reported, ${committedAtKill} history rows committed; the recovered run was attempt ${done.job.attemptsStarted}`,
+    );
     expect(done.state, done.failedReason).toBe('completed');
     expect(done.result).toEqual(reference.result);
     expect(done.job.progress).toEqual({ done: TOTAL, total: TOTAL });
 
     const peState = async (p: ProgramPayload) =>
-      (await t.sql`select lower(student_key) as k, student_key, status, user_id from program_enrollments where program_uuid = ${p.program_uuid} order by 1`).map((r) => ({ ...r }));
+      (
+        await t.sql`select lower(student_key) as k, student_key, status, user_id from program_enrollments where program_uuid = ${p.program_uuid} order by 1`
+      ).map((r) => ({ ...r }));
     const xState = await peState(X);
     expect(xState).toEqual(await peState(R));
     // 9,990 distinct learners, less the 10 new ones whose status was invalid.
@@ -302,28 +380,46 @@ describe('a bulk program write killed half way and run again', () => {
 });
 
 describe('a bulk course write killed half way and run again', () => {
-  it('returns the same results as a clean run of the same payload, with no duplicate rows, CEs, roles or history', { timeout: 400_000 }, async () => {
+  it('returns the same results as a clean run of the same payload, with no duplicate rows, CEs, roles or history', {
+    timeout: 400_000,
+  }, async () => {
     // Twin programs with twin courses, so that the twins' learners never compete for a seat.
     const C1 = 'course-v1:UoX+TWIN1+2026';
     const C2 = 'course-v1:UoX+TWIN2+2026';
-    const R = await newProgram(t, { courses: [{ course_key: C1, external_course_key: 'TWIN', modes: ['audit', 'masters', 'verified'] }] });
-    const X = await newProgram(t, { courses: [{ course_key: C2, external_course_key: 'TWIN', modes: ['audit', 'masters', 'verified'] }] });
+    const R = await newProgram(t, {
+      courses: [{ course_key: C1, external_course_key: 'TWIN', modes: ['audit', 'masters', 'verified'] }],
+    });
+    const X = await newProgram(t, {
+      courses: [{ course_key: C2, external_course_key: 'TWIN', modes: ['audit', 'masters', 'verified'] }],
+    });
     const prefix = uniqueKey('cbulk');
     const keys = Array.from({ length: TOTAL - 60 }, (_, i) => `${prefix}-${i}`);
     // 200 learners have accounts (some with a verified or audit CE in both courses), then PEs in both programs.
     const accounts: number[] = [];
     for (let i = 0; i < 200; i += 25) {
-      const batch = await Promise.all(keys.slice(i, i + 25).map((k) => announceAccount(t, [{ organization_key: ORG, external_user_key: k }])));
+      const batch = await Promise.all(
+        keys.slice(i, i + 25).map((k) => announceAccount(t, [{ organization_key: ORG, external_user_key: k }])),
+      );
       accounts.push(...batch.map((a) => a.user_id));
     }
     for (let i = 0; i < 200; i += 5) {
       const mode = i % 10 === 0 ? 'verified' : 'audit';
-      for (const course_key of [C1, C2]) await courseEnrollmentChanged(t, { user_id: accounts[i]!, course_key, mode, is_active: i % 20 !== 15 });
+      for (const course_key of [C1, C2])
+        await courseEnrollmentChanged(t, { user_id: accounts[i]!, course_key, mode, is_active: i % 20 !== 15 });
     }
     for (const program of [R, X]) {
-      await enrollOk(t, program.program_uuid, keys.slice(0, TOTAL - 100).map((k) => ({ student_key: k, status: 'enrolled' })));
+      await enrollOk(
+        t,
+        program.program_uuid,
+        keys.slice(0, TOTAL - 100).map((k) => ({ student_key: k, status: 'enrolled' })),
+      );
       // 300 learners already have a PCE (active) in the program's course.
-      await enrollCourseOk(t, program.program_uuid, 'TWIN', keys.slice(100, 400).map((k) => ({ student_key: k, status: 'active', course_staff: true })));
+      await enrollCourseOk(
+        t,
+        program.program_uuid,
+        'TWIN',
+        keys.slice(100, 400).map((k) => ({ student_key: k, status: 'active', course_staff: true })),
+      );
     }
     const records: { student_key: string; status: string; course_staff?: boolean }[] = keys.map((k, i) => ({
       student_key: i % 9 === 0 ? k.toUpperCase() : k,
@@ -334,7 +430,10 @@ describe('a bulk course write killed half way and run again', () => {
     for (let i = 0; i < 30; i++) records.push({ student_key: `${prefix}-nope-${i}`, status: 'active' }); // not-in-program
 
     const data = { course_key: 'TWIN', action: 'create', enrollments: records };
-    const reference = await t.run<WriteResult>('enrollments', 'write-program-course-enrollments', { ...data, program_uuid: R.program_uuid });
+    const reference = await t.run<WriteResult>('enrollments', 'write-program-course-enrollments', {
+      ...data,
+      program_uuid: R.program_uuid,
+    });
     expect(reference.state, reference.failedReason).toBe('completed');
     expect(Object.keys(reference.result.results)).toHaveLength(TOTAL);
     expect(reference.result.counts['duplicated']).toBe(60);
@@ -342,15 +441,27 @@ describe('a bulk course write killed half way and run again', () => {
     expect(reference.result.counts['conflict']).toBe(300); // learners 100-399 had a PCE
 
     const pcesOfX = async () =>
-      Number((await t.sql`select count(*) as n from program_course_enrollments pce join program_enrollments pe on pe.id = pce.program_enrollment_id where pe.program_uuid = ${X.program_uuid}`)[0]!.n);
-    const { done, doneAtKill, committedAtKill } = await runKilledHalfWay('write-program-course-enrollments', { ...data, program_uuid: X.program_uuid }, 2_500, pcesOfX);
-    console.log(`course bulk: killed after ${doneAtKill} of ${TOTAL} records reported, ${committedAtKill} PCEs committed; the recovered run was attempt ${done.job.attemptsStarted}`);
+      Number(
+        (
+          await t.sql`select count(*) as n from program_course_enrollments pce join program_enrollments pe on pe.id = pce.program_enrollment_id where pe.program_uuid = ${X.program_uuid}`
+        )[0]!.n,
+      );
+    const { done, doneAtKill, committedAtKill } = await runKilledHalfWay(
+      'write-program-course-enrollments',
+      { ...data, program_uuid: X.program_uuid },
+      2_500,
+      pcesOfX,
+    );
+    console.log(
+      `course bulk: killed after ${doneAtKill} of ${TOTAL} records reported, ${committedAtKill} PCEs committed; the recovered run was attempt ${done.job.attemptsStarted}`,
+    );
     expect(done.state, done.failedReason).toBe('completed');
     expect(done.result).toEqual(reference.result);
     expect(done.job.progress).toEqual({ done: TOTAL, total: TOTAL });
 
     const pceState = async (p: ProgramPayload) =>
-      (await t.sql`
+      (
+        await t.sql`
         select lower(pe.student_key) as k, pce.status, pce.course_enrollment_id is not null as realized,
                ce.mode, ce.is_active, ce.user_id,
                exists (select 1 from pending_role_assignments pra where pra.program_course_enrollment_id = pce.id) as pending_staff,
@@ -358,7 +469,8 @@ describe('a bulk course write killed half way and run again', () => {
         from program_course_enrollments pce
         join program_enrollments pe on pe.id = pce.program_enrollment_id
         left join course_enrollments ce on ce.id = pce.course_enrollment_id
-        where pe.program_uuid = ${p.program_uuid} order by 1`).map((r) => ({ ...r }));
+        where pe.program_uuid = ${p.program_uuid} order by 1`
+      ).map((r) => ({ ...r }));
     const xState = await pceState(X);
     expect(xState).toEqual(await pceState(R));
     const [counts] = await t.sql`
@@ -377,8 +489,10 @@ describe('a bulk course write killed half way and run again', () => {
     expect(counts!.staff2).toBe(counts!.staff1);
     expect(counts!.cehist2).toBe(counts!.cehist1);
     const names = {
-      [R.curricula[0]!.curriculum_uuid]: 'CURRICULUM', [X.curricula[0]!.curriculum_uuid]: 'CURRICULUM',
-      [C1]: 'COURSE', [C2]: 'COURSE',
+      [R.curricula[0]!.curriculum_uuid]: 'CURRICULUM',
+      [X.curricula[0]!.curriculum_uuid]: 'CURRICULUM',
+      [C1]: 'COURSE',
+      [C2]: 'COURSE',
     };
     expect(await normalizedHistory(X.program_uuid, names)).toEqual(await normalizedHistory(R.program_uuid, names));
     await expectHistoryReplaysToState(t);

@@ -5,13 +5,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { useTestService } from './support/service.js';
 import {
+  type Account,
+  agePe,
+  announceLearner,
   COURSE,
   COURSE_EXTERNAL,
   COURSE_MODES,
-  agePe,
-  announceLearner,
   ceOf,
   cesOf,
   courseEnrollmentChanged,
@@ -27,6 +27,7 @@ import {
   isCourseStaff,
   learnersWithTwoActiveSeats,
   newProgram,
+  type ProgramPayload,
   pceOf,
   pcesOfLearner,
   peAgeSeconds,
@@ -34,9 +35,8 @@ import {
   uniqueKey,
   useProgram,
   writeFailsAtOnce,
-  type Account,
-  type ProgramPayload,
 } from './support/fixtures.js';
+import { useTestService } from './support/service.js';
 
 const t = useTestService();
 const RETIRED_COURSE = 'course-v1:UoX+OLD100+2020';
@@ -56,7 +56,11 @@ const P = useProgram(t, {
 /** Waiting PEs in `program` for fresh keys. */
 async function waitingLearners(program: ProgramPayload, n: number, label = 'w'): Promise<string[]> {
   const keys = Array.from({ length: n }, () => uniqueKey(label));
-  await enrollOk(t, program.program_uuid, keys.map((k) => ({ student_key: k, status: 'enrolled' })));
+  await enrollOk(
+    t,
+    program.program_uuid,
+    keys.map((k) => ({ student_key: k, status: 'enrolled' })),
+  );
   return keys;
 }
 
@@ -81,29 +85,62 @@ describe('results and the statuses of course writes', () => {
   it('creates waiting PCEs with the status sent and no course enrollment, 200', async () => {
     const [a, b] = await waitingLearners(P, 2);
     const before = await dbState(t);
-    const r = await enrollCourseOk(t, P.program_uuid, COURSE, [
-      { student_key: a!, status: 'active' },
-      { student_key: b!, status: 'inactive' },
-    ], { action: 'create' });
+    const r = await enrollCourseOk(
+      t,
+      P.program_uuid,
+      COURSE,
+      [
+        { student_key: a!, status: 'active' },
+        { student_key: b!, status: 'inactive' },
+      ],
+      { action: 'create' },
+    );
     expectResult(r, { [a!]: 'active', [b!]: 'inactive' }, 200);
-    expect(await pceOf(t, P.program_uuid, a!, COURSE)).toMatchObject({ status: 'active', course_enrollment_id: null, course_key: COURSE });
-    expect(await pceOf(t, P.program_uuid, b!, COURSE)).toMatchObject({ status: 'inactive', course_enrollment_id: null });
+    expect(await pceOf(t, P.program_uuid, a!, COURSE)).toMatchObject({
+      status: 'active',
+      course_enrollment_id: null,
+      course_key: COURSE,
+    });
+    expect(await pceOf(t, P.program_uuid, b!, COURSE)).toMatchObject({
+      status: 'inactive',
+      course_enrollment_id: null,
+    });
     expect((await dbState(t)).course_enrollments).toBe(before.course_enrollments);
   });
 
   it('update changes the status of an existing PCE both ways', async () => {
     const [k] = await waitingLearners(P, 1);
     await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k!, status: 'active' }], { action: 'create' });
-    expectResult(await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k!, status: 'inactive' }], { action: 'update' }), { [k!]: 'inactive' }, 200);
+    expectResult(
+      await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k!, status: 'inactive' }], { action: 'update' }),
+      { [k!]: 'inactive' },
+      200,
+    );
     expect((await pceOf(t, P.program_uuid, k!, COURSE))!.status).toBe('inactive');
-    expectResult(await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k!, status: 'active' }], { action: 'update' }), { [k!]: 'active' }, 200);
+    expectResult(
+      await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k!, status: 'active' }], { action: 'update' }),
+      { [k!]: 'active' },
+      200,
+    );
     expect((await pceOf(t, P.program_uuid, k!, COURSE))!.status).toBe('active');
   });
 
   it('create on an existing PCE, whatever its status, gives conflict and changes nothing', async () => {
     const [a, b] = await waitingLearners(P, 2);
-    await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: a!, status: 'active' }, { student_key: b!, status: 'inactive' }]);
-    const r = await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: a!, status: 'inactive' }, { student_key: b!, status: 'active' }], { action: 'create' });
+    await enrollCourseOk(t, P.program_uuid, COURSE, [
+      { student_key: a!, status: 'active' },
+      { student_key: b!, status: 'inactive' },
+    ]);
+    const r = await enrollCourseOk(
+      t,
+      P.program_uuid,
+      COURSE,
+      [
+        { student_key: a!, status: 'inactive' },
+        { student_key: b!, status: 'active' },
+      ],
+      { action: 'create' },
+    );
     expectResult(r, { [a!]: 'conflict', [b!]: 'conflict' }, 422);
     expect((await pceOf(t, P.program_uuid, a!, COURSE))!.status).toBe('active');
     expect((await pceOf(t, P.program_uuid, b!, COURSE))!.status).toBe('inactive');
@@ -111,7 +148,9 @@ describe('results and the statuses of course writes', () => {
 
   it('update of a missing PCE (the PE exists) gives not-found and creates nothing', async () => {
     const [k] = await waitingLearners(P, 1);
-    const r = await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k!, status: 'active' }], { action: 'update' });
+    const r = await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k!, status: 'active' }], {
+      action: 'update',
+    });
     expectResult(r, { [k!]: 'not-found' }, 422);
     expect(await pceOf(t, P.program_uuid, k!, COURSE)).toBeUndefined();
   });
@@ -156,16 +195,20 @@ describe('results and the statuses of course writes', () => {
   it('writes each course on its own: a PCE in one course does not make one in another', async () => {
     const [k] = await waitingLearners(P, 1);
     await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k!, status: 'active' }]);
-    const r = await enrollCourseOk(t, P.program_uuid, OTHER_COURSE, [{ student_key: k!, status: 'inactive' }], { action: 'update' });
+    const r = await enrollCourseOk(t, P.program_uuid, OTHER_COURSE, [{ student_key: k!, status: 'inactive' }], {
+      action: 'update',
+    });
     expectResult(r, { [k!]: 'not-found' }, 422);
-    const r2 = await enrollCourseOk(t, P.program_uuid, OTHER_COURSE, [{ student_key: k!, status: 'active' }], { action: 'create' });
+    const r2 = await enrollCourseOk(t, P.program_uuid, OTHER_COURSE, [{ student_key: k!, status: 'active' }], {
+      action: 'create',
+    });
     expectResult(r2, { [k!]: 'active' }, 200);
     expect((await pceOf(t, P.program_uuid, k!, COURSE))!.status).toBe('active');
   });
 });
 
 describe('course keys', () => {
-  it('accepts the external course key; the PCE and its history use the course\'s own key', async () => {
+  it("accepts the external course key; the PCE and its history use the course's own key", async () => {
     const [k] = await waitingLearners(P, 1);
     const done = await enrollCourse(t, P.program_uuid, COURSE_EXTERNAL, [{ student_key: k!, status: 'active' }]);
     expect(done.state, done.failedReason).toBe('completed');
@@ -175,9 +218,12 @@ describe('course keys', () => {
     const rows = await historyOf(t, 'program_course_enrollment', pce.id);
     expect(rows[0]!.changes.course_key).toEqual([null, COURSE]);
     // The own key and the external key name the same PCE.
-    const again = await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k!, status: 'inactive' }], { action: 'update' });
+    const again = await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k!, status: 'inactive' }], {
+      action: 'update',
+    });
     expectResult(again, { [k!]: 'inactive' }, 200);
-    const [{ n }] = (await t.sql`select count(*)::int as n from program_course_enrollments where course_key = ${COURSE_EXTERNAL}`) as any;
+    const [{ n }] =
+      (await t.sql`select count(*)::int as n from program_course_enrollments where course_key = ${COURSE_EXTERNAL}`) as any;
     expect(n).toBe(0);
   });
 
@@ -197,7 +243,9 @@ describe('course keys', () => {
   });
 
   it('the external key of a course of another program is outside this one', async () => {
-    const other = await newProgram(t, { courses: [{ course_key: 'course-v1:UoX+ELSE+2026', external_course_key: 'ELSE-1' }] });
+    const other = await newProgram(t, {
+      courses: [{ course_key: 'course-v1:UoX+ELSE+2026', external_course_key: 'ELSE-1' }],
+    });
     const reason = await failsAtOnce({
       program_uuid: P.program_uuid,
       course_key: 'ELSE-1',
@@ -227,7 +275,11 @@ describe('course keys', () => {
       ],
     });
     expect(reason.startsWith('invalid payload: ')).toBe(true);
-    const paths = reason.slice('invalid payload: '.length).split('; ').map((p) => p.slice(0, p.indexOf(': '))).sort();
+    const paths = reason
+      .slice('invalid payload: '.length)
+      .split('; ')
+      .map((p) => p.slice(0, p.indexOf(': ')))
+      .sort();
     expect(paths).toEqual(['enrollments.1.course_staff', 'enrollments.2.student_key']);
     for (const k of keys) expect(await pceOf(t, P.program_uuid, k, COURSE)).toBeUndefined();
   });
@@ -246,7 +298,13 @@ describe('keys: case, white space, duplicates', () => {
     expectResult(r, { [sent]: 'active' }, 200);
     const pce = (await pceOf(t, P.program_uuid, k!, COURSE))!;
     expect(pce.program_enrollment_id).toBe((await peOf(t, P.program_uuid, k!))!.id);
-    const up = await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k!.toUpperCase(), status: 'inactive' }], { action: 'update' });
+    const up = await enrollCourseOk(
+      t,
+      P.program_uuid,
+      COURSE,
+      [{ student_key: k!.toUpperCase(), status: 'inactive' }],
+      { action: 'update' },
+    );
     expectResult(up, { [k!.toUpperCase()]: 'inactive' }, 200);
     expect(await pcesOfLearner(t, k!, COURSE)).toHaveLength(1);
   });
@@ -281,7 +339,9 @@ describe('the one-active-seat rule and the order of checks (SPEC rules 1 and 4)'
   async function activeInA(label = 'seat'): Promise<string> {
     const key = uniqueKey(label);
     await enrollOk(t, A.program_uuid, [{ student_key: key, status: 'enrolled' }]);
-    expectResult(await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: key, status: 'active' }]), { [key]: 'active' });
+    expectResult(await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: key, status: 'active' }]), {
+      [key]: 'active',
+    });
     return key;
   }
 
@@ -323,7 +383,9 @@ describe('the one-active-seat rule and the order of checks (SPEC rules 1 and 4)'
     await enrollOk(t, B.program_uuid, [{ student_key: noPce, status: 'enrolled' }]);
     const r1 = await enrollCourseOk(t, B.program_uuid, COURSE, [{ student_key: noPe, status: 'active' }]);
     expectResult(r1, { [noPe]: 'conflict' }, 422);
-    const r2 = await enrollCourseOk(t, B.program_uuid, COURSE, [{ student_key: noPce, status: 'active' }], { action: 'update' });
+    const r2 = await enrollCourseOk(t, B.program_uuid, COURSE, [{ student_key: noPce, status: 'active' }], {
+      action: 'update',
+    });
     expectResult(r2, { [noPce]: 'conflict' }, 422);
   });
 
@@ -351,19 +413,39 @@ describe('the one-active-seat rule and the order of checks (SPEC rules 1 and 4)'
     const noPe = uniqueKey();
     const [noPce, withPce] = await waitingLearners(P, 2);
     await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: withPce!, status: 'active' }]);
-    expectResult(await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: noPe, status: 'bogus' }], { action: 'update' }), { [noPe]: 'invalid-status' }, 422);
-    expectResult(await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: noPce!, status: 'bogus' }], { action: 'update' }), { [noPce!]: 'invalid-status' }, 422);
-    expectResult(await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: withPce!, status: 'bogus' }], { action: 'create' }), { [withPce!]: 'invalid-status' }, 422);
+    expectResult(
+      await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: noPe, status: 'bogus' }], { action: 'update' }),
+      { [noPe]: 'invalid-status' },
+      422,
+    );
+    expectResult(
+      await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: noPce!, status: 'bogus' }], { action: 'update' }),
+      { [noPce!]: 'invalid-status' },
+      422,
+    );
+    expectResult(
+      await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: withPce!, status: 'bogus' }], {
+        action: 'create',
+      }),
+      { [withPce!]: 'invalid-status' },
+      422,
+    );
   });
 
   it('not-in-program comes before not-found', async () => {
     const k = uniqueKey();
-    expectResult(await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k, status: 'inactive' }], { action: 'update' }), { [k]: 'not-in-program' }, 422);
+    expectResult(
+      await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k, status: 'inactive' }], { action: 'update' }),
+      { [k]: 'not-in-program' },
+      422,
+    );
   });
 
-  it('re-activating the program\'s own active PCE is not a conflict', async () => {
+  it("re-activating the program's own active PCE is not a conflict", async () => {
     const k = await activeInA();
-    const r = await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: k, status: 'active' }], { action: 'update' });
+    const r = await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: k, status: 'active' }], {
+      action: 'update',
+    });
     expectResult(r, { [k]: 'active' }, 200);
   });
 
@@ -371,7 +453,11 @@ describe('the one-active-seat rule and the order of checks (SPEC rules 1 and 4)'
     const k = await activeInA();
     await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: k, status: 'inactive' }]);
     await enrollOk(t, B.program_uuid, [{ student_key: k, status: 'enrolled' }]);
-    expectResult(await enrollCourseOk(t, B.program_uuid, COURSE, [{ student_key: k, status: 'active' }]), { [k]: 'active' }, 200);
+    expectResult(
+      await enrollCourseOk(t, B.program_uuid, COURSE, [{ student_key: k, status: 'active' }]),
+      { [k]: 'active' },
+      200,
+    );
   });
 
   it('the same key in another organization is another person: no conflict', async () => {
@@ -386,7 +472,11 @@ describe('the one-active-seat rule and the order of checks (SPEC rules 1 and 4)'
   it('the seat is per course: active in another course of another program is no conflict', async () => {
     const k = await activeInA();
     await enrollOk(t, P.program_uuid, [{ student_key: k, status: 'enrolled' }]);
-    expectResult(await enrollCourseOk(t, P.program_uuid, OTHER_COURSE, [{ student_key: k, status: 'active' }]), { [k]: 'active' }, 200);
+    expectResult(
+      await enrollCourseOk(t, P.program_uuid, OTHER_COURSE, [{ student_key: k, status: 'active' }]),
+      { [k]: 'active' },
+      200,
+    );
   });
 
   it('Postgres holds at most one active PCE per learner and course', async () => {
@@ -397,7 +487,9 @@ describe('the one-active-seat rule and the order of checks (SPEC rules 1 and 4)'
 describe('course enrollments of realized learners (SPEC rule 6)', () => {
   it('an active PCE gives an active masters CE that the PCE points at', async () => {
     const { key, acc } = await realizedLearner([P]);
-    const r = await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: key, status: 'active' }], { action: 'create' });
+    const r = await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: key, status: 'active' }], {
+      action: 'create',
+    });
     expectResult(r, { [key]: 'active' }, 200);
     const ce = (await ceOf(t, acc.user_id, COURSE))!;
     expect(ce).toMatchObject({ mode: 'masters', is_active: true, course_key: COURSE });
@@ -440,7 +532,10 @@ describe('course enrollments of realized learners (SPEC rule 6)', () => {
     const before = (await ceOf(t, acc.user_id, COURSE))!;
     await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: key, status: 'inactive' }]);
     expect(await ceOf(t, acc.user_id, COURSE)).toEqual({ ...before, mode: 'verified', is_active: true });
-    expect((await pceOf(t, P.program_uuid, key, COURSE))!).toMatchObject({ status: 'inactive', course_enrollment_id: before.id });
+    expect((await pceOf(t, P.program_uuid, key, COURSE))!).toMatchObject({
+      status: 'inactive',
+      course_enrollment_id: before.id,
+    });
   });
 
   for (const mode of ['verified', 'audit', 'masters']) {
@@ -455,22 +550,34 @@ describe('course enrollments of realized learners (SPEC rule 6)', () => {
     });
   }
 
-  it('the LMS\'s word on a CE (course-enrollment-changed) overwrites it but never changes a PCE', async () => {
+  it("the LMS's word on a CE (course-enrollment-changed) overwrites it but never changes a PCE", async () => {
     const { key, acc } = await realizedLearner([P]);
     await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: key, status: 'active' }]);
     const ce = (await ceOf(t, acc.user_id, COURSE))!;
     const done = await t.run('accounts', 'course-enrollment-changed', {
-      event_id: randomUUID(), user_id: acc.user_id, course_key: COURSE, mode: 'verified', is_active: false,
+      event_id: randomUUID(),
+      user_id: acc.user_id,
+      course_key: COURSE,
+      mode: 'verified',
+      is_active: false,
     });
     expect(done.state, done.failedReason).toBe('completed');
     expect(done.result).toEqual({ course_key: COURSE, mode: 'verified', is_active: false });
     expect(await ceOf(t, acc.user_id, COURSE)).toEqual({ ...ce, mode: 'verified', is_active: false });
-    expect((await pceOf(t, P.program_uuid, key, COURSE))!).toMatchObject({ status: 'active', course_enrollment_id: ce.id });
+    expect((await pceOf(t, P.program_uuid, key, COURSE))!).toMatchObject({
+      status: 'active',
+      course_enrollment_id: ce.id,
+    });
   });
 
-  it('another course\'s CE is not touched', async () => {
+  it("another course's CE is not touched", async () => {
     const { key, acc } = await realizedLearner([P]);
-    await courseEnrollmentChanged(t, { user_id: acc.user_id, course_key: OTHER_COURSE, mode: 'audit', is_active: true });
+    await courseEnrollmentChanged(t, {
+      user_id: acc.user_id,
+      course_key: OTHER_COURSE,
+      mode: 'audit',
+      is_active: true,
+    });
     await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: key, status: 'active' }]);
     expect(await ceOf(t, acc.user_id, OTHER_COURSE)).toMatchObject({ mode: 'audit', is_active: true });
     expect(await cesOf(t, acc.user_id)).toHaveLength(2);
@@ -515,12 +622,24 @@ describe('moving a learner between programs (SPEC rule 2 and the inactive-write 
 
   it('realized: the same CE row is shared, the old PCE inactive, the new active, the CE active in masters', async () => {
     const { key, acc } = await realizedLearner([A, B]);
-    expectResult(await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: key, status: 'active' }]), { [key]: 'active' }, 200);
+    expectResult(
+      await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: key, status: 'active' }]),
+      { [key]: 'active' },
+      200,
+    );
     const ce = (await ceOf(t, acc.user_id, COURSE))!;
     expect(ce).toMatchObject({ mode: 'masters', is_active: true });
-    expectResult(await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: key, status: 'inactive' }], { action: 'update' }), { [key]: 'inactive' }, 200);
+    expectResult(
+      await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: key, status: 'inactive' }], { action: 'update' }),
+      { [key]: 'inactive' },
+      200,
+    );
     expect(await ceOf(t, acc.user_id, COURSE)).toMatchObject({ id: ce.id, is_active: false });
-    expectResult(await enrollCourseOk(t, B.program_uuid, COURSE, [{ student_key: key, status: 'active' }], { action: 'create' }), { [key]: 'active' }, 200);
+    expectResult(
+      await enrollCourseOk(t, B.program_uuid, COURSE, [{ student_key: key, status: 'active' }], { action: 'create' }),
+      { [key]: 'active' },
+      200,
+    );
     const pces = await pcesOfLearner(t, key, COURSE);
     expect(pces.map((p) => [p.program_uuid, p.status, p.course_enrollment_id])).toEqual([
       [A.program_uuid, 'inactive', ce.id],
@@ -546,18 +665,28 @@ describe('moving a learner between programs (SPEC rule 2 and the inactive-write 
     await enrollOk(t, B.program_uuid, [{ student_key: key, status: 'enrolled' }]);
     await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: key, status: 'active' }]);
     await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: key, status: 'inactive' }]);
-    expectResult(await enrollCourseOk(t, B.program_uuid, COURSE, [{ student_key: key, status: 'active' }]), { [key]: 'active' }, 200);
-    expect((await pcesOfLearner(t, key, COURSE)).map((p) => [p.program_uuid, p.status, p.course_enrollment_id])).toEqual([
+    expectResult(
+      await enrollCourseOk(t, B.program_uuid, COURSE, [{ student_key: key, status: 'active' }]),
+      { [key]: 'active' },
+      200,
+    );
+    expect(
+      (await pcesOfLearner(t, key, COURSE)).map((p) => [p.program_uuid, p.status, p.course_enrollment_id]),
+    ).toEqual([
       [A.program_uuid, 'inactive', null],
       [B.program_uuid, 'active', null],
     ]);
   });
 
-  it('an inactive write in program B never deactivates the CE that program A\'s active PCE holds', async () => {
+  it("an inactive write in program B never deactivates the CE that program A's active PCE holds", async () => {
     const { key, acc } = await realizedLearner([A, B]);
     await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: key, status: 'active' }]);
     const ce = (await ceOf(t, acc.user_id, COURSE))!;
-    expectResult(await enrollCourseOk(t, B.program_uuid, COURSE, [{ student_key: key, status: 'inactive' }], { action: 'create' }), { [key]: 'inactive' }, 200);
+    expectResult(
+      await enrollCourseOk(t, B.program_uuid, COURSE, [{ student_key: key, status: 'inactive' }], { action: 'create' }),
+      { [key]: 'inactive' },
+      200,
+    );
     expect(await ceOf(t, acc.user_id, COURSE)).toEqual({ ...ce, mode: 'masters', is_active: true });
     const pceB = (await pceOf(t, B.program_uuid, key, COURSE))!;
     expect(pceB.status).toBe('inactive');
@@ -565,10 +694,13 @@ describe('moving a learner between programs (SPEC rule 2 and the inactive-write 
     await enrollCourseOk(t, B.program_uuid, COURSE, [{ student_key: key, status: 'inactive' }], { action: 'update' });
     await enrollCourseOk(t, B.program_uuid, COURSE, [{ student_key: key.toUpperCase(), status: 'inactive' }]);
     expect(await ceOf(t, acc.user_id, COURSE)).toEqual({ ...ce, mode: 'masters', is_active: true });
-    expect((await pceOf(t, A.program_uuid, key, COURSE))!).toMatchObject({ status: 'active', course_enrollment_id: ce.id });
+    expect((await pceOf(t, A.program_uuid, key, COURSE))!).toMatchObject({
+      status: 'active',
+      course_enrollment_id: ce.id,
+    });
   });
 
-  it('after a move, re-writing the old program\'s PCE inactive leaves the new program\'s CE active', async () => {
+  it("after a move, re-writing the old program's PCE inactive leaves the new program's CE active", async () => {
     const { key, acc } = await realizedLearner([A, B]);
     await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: key, status: 'active' }]);
     await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: key, status: 'inactive' }]);
@@ -585,15 +717,21 @@ describe('moving a learner between programs (SPEC rule 2 and the inactive-write 
     const ce = (await ceOf(t, acc.user_id, COURSE))!;
     await enrollCourseOk(t, B.program_uuid, COURSE, [{ student_key: key, status: 'inactive' }]);
     expect(await ceOf(t, acc.user_id, COURSE)).toEqual({ ...ce, is_active: false });
-    expectResult(await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: key, status: 'active' }]), { [key]: 'active' }, 200);
+    expectResult(
+      await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: key, status: 'active' }]),
+      { [key]: 'active' },
+      200,
+    );
     expect(await ceOf(t, acc.user_id, COURSE)).toEqual({ ...ce, mode: 'masters', is_active: true });
   });
 });
 
 describe('course staff (SPEC rule 8)', () => {
-  it('realized: true grants the role on the course\'s own key, absent leaves it, false revokes it', async () => {
+  it("realized: true grants the role on the course's own key, absent leaves it, false revokes it", async () => {
     const { key, acc } = await realizedLearner([P]);
-    await enrollCourseOk(t, P.program_uuid, COURSE_EXTERNAL, [{ student_key: key, status: 'active', course_staff: true }]);
+    await enrollCourseOk(t, P.program_uuid, COURSE_EXTERNAL, [
+      { student_key: key, status: 'active', course_staff: true },
+    ]);
     expect(await isCourseStaff(t, acc.user_id, COURSE)).toBe(true);
     await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: key, status: 'inactive' }]);
     expect(await isCourseStaff(t, acc.user_id, COURSE)).toBe(true);
@@ -625,7 +763,9 @@ describe('course staff (SPEC rule 8)', () => {
   it('an update to the same status still applies course_staff', async () => {
     const { key, acc } = await realizedLearner([P]);
     await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: key, status: 'active' }]);
-    await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: key, status: 'active', course_staff: true }], { action: 'update' });
+    await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: key, status: 'active', course_staff: true }], {
+      action: 'update',
+    });
     expect(await isCourseStaff(t, acc.user_id, COURSE)).toBe(true);
   });
 
@@ -662,24 +802,45 @@ describe('course staff (SPEC rule 8)', () => {
     const dupAcc = (await peOf(t, P.program_uuid, dupKey))!.user_id!;
     expect(await isCourseStaff(t, dupAcc, COURSE)).toBe(false);
     // create on an existing PCE (conflict), update of a missing PCE (not-found), no PE (not-in-program)
-    const r2 = await enrollCourseOk(t, A.program_uuid, COURSE, [{ student_key: staffer.key, status: 'active', course_staff: false }], { action: 'create' });
+    const r2 = await enrollCourseOk(
+      t,
+      A.program_uuid,
+      COURSE,
+      [{ student_key: staffer.key, status: 'active', course_staff: false }],
+      { action: 'create' },
+    );
     expectResult(r2, { [staffer.key]: 'conflict' }, 422);
     expect(await isCourseStaff(t, staffer.acc.user_id, COURSE)).toBe(true);
     const [w2] = await waitingLearners(P, 1);
-    const r3 = await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: w2!, status: 'active', course_staff: true }], { action: 'update' });
+    const r3 = await enrollCourseOk(
+      t,
+      P.program_uuid,
+      COURSE,
+      [{ student_key: w2!, status: 'active', course_staff: true }],
+      { action: 'update' },
+    );
     expectResult(r3, { [w2!]: 'not-found' }, 422);
-    const r4 = await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: strangerKey, status: 'active', course_staff: true }]);
+    const r4 = await enrollCourseOk(t, P.program_uuid, COURSE, [
+      { student_key: strangerKey, status: 'active', course_staff: true },
+    ]);
     expectResult(r4, { [strangerKey]: 'not-in-program' }, 422);
     expect(await isCourseStaff(t, stranger.user_id, COURSE)).toBe(false);
-    const [{ n }] = (await t.sql`select count(*)::int as n from pending_role_assignments pra join program_course_enrollments pce on pce.id = pra.program_course_enrollment_id join program_enrollments pe on pe.id = pce.program_enrollment_id where lower(pe.student_key) in (${waitingKey!.toLowerCase()}, ${w2!.toLowerCase()})`) as any;
+    const [{ n }] =
+      (await t.sql`select count(*)::int as n from pending_role_assignments pra join program_course_enrollments pce on pce.id = pra.program_course_enrollment_id join program_enrollments pe on pe.id = pce.program_enrollment_id where lower(pe.student_key) in (${waitingKey!.toLowerCase()}, ${w2!.toLowerCase()})`) as any;
     expect(n).toBe(0);
   });
 
-  it('a waiting learner\'s create conflict leaves the pending role alone', async () => {
+  it("a waiting learner's create conflict leaves the pending role alone", async () => {
     const [k] = await waitingLearners(P, 1);
     await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k!, status: 'active', course_staff: true }]);
     const pce = (await pceOf(t, P.program_uuid, k!, COURSE))!;
-    const r = await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k!, status: 'active', course_staff: false }], { action: 'create' });
+    const r = await enrollCourseOk(
+      t,
+      P.program_uuid,
+      COURSE,
+      [{ student_key: k!, status: 'active', course_staff: false }],
+      { action: 'create' },
+    );
     expectResult(r, { [k!]: 'conflict' }, 422);
     expect(await hasPendingStaff(t, pce.id)).toBe(true);
   });
@@ -689,7 +850,9 @@ describe('history of course writes (SPEC rule 12)', () => {
   it('a waiting PCE: one "created" row with course_key and status, the job id and requested_by', async () => {
     const [k] = await waitingLearners(P, 1);
     const pe = (await peOf(t, P.program_uuid, k!))!;
-    const done = await enrollCourse(t, P.program_uuid, COURSE, [{ student_key: k!, status: 'active' }], { requested_by: 'registrar:jdoe' });
+    const done = await enrollCourse(t, P.program_uuid, COURSE, [{ student_key: k!, status: 'active' }], {
+      requested_by: 'registrar:jdoe',
+    });
     const pce = (await pceOf(t, P.program_uuid, k!, COURSE))!;
     const rows = await historyOfJob(t, done.job.id!);
     expect(rows).toHaveLength(1);
@@ -721,7 +884,12 @@ describe('history of course writes (SPEC rule 12)', () => {
       expect.objectContaining({
         entity_id: ce.id,
         action: 'created',
-        changes: { user_id: [null, acc.user_id], course_key: [null, COURSE], mode: [null, 'masters'], is_active: [null, true] },
+        changes: {
+          user_id: [null, acc.user_id],
+          course_key: [null, COURSE],
+          mode: [null, 'masters'],
+          is_active: [null, true],
+        },
       }),
     ]);
   });
@@ -729,13 +897,38 @@ describe('history of course writes (SPEC rule 12)', () => {
   it('a status change: "changed" rows for the PCE status and the CE is_active', async () => {
     const { key, acc } = await realizedLearner([P]);
     await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: key, status: 'active' }]);
-    const done = await enrollCourse(t, P.program_uuid, COURSE, [{ student_key: key, status: 'inactive' }], { action: 'update', requested_by: 'support' });
+    const done = await enrollCourse(t, P.program_uuid, COURSE, [{ student_key: key, status: 'inactive' }], {
+      action: 'update',
+      requested_by: 'support',
+    });
     const ce = (await ceOf(t, acc.user_id, COURSE))!;
     const pce = (await pceOf(t, P.program_uuid, key, COURSE))!;
     const rows = await historyOfJob(t, done.job.id!);
-    expect(rows.map((r) => ({ entity: r.entity, entity_id: r.entity_id, action: r.action, changes: r.changes, requested_by: r.requested_by })).sort((a, b) => a.entity.localeCompare(b.entity))).toEqual([
-      { entity: 'course_enrollment', entity_id: ce.id, action: 'changed', changes: { is_active: [true, false] }, requested_by: 'support' },
-      { entity: 'program_course_enrollment', entity_id: pce.id, action: 'changed', changes: { status: ['active', 'inactive'] }, requested_by: 'support' },
+    expect(
+      rows
+        .map((r) => ({
+          entity: r.entity,
+          entity_id: r.entity_id,
+          action: r.action,
+          changes: r.changes,
+          requested_by: r.requested_by,
+        }))
+        .sort((a, b) => a.entity.localeCompare(b.entity)),
+    ).toEqual([
+      {
+        entity: 'course_enrollment',
+        entity_id: ce.id,
+        action: 'changed',
+        changes: { is_active: [true, false] },
+        requested_by: 'support',
+      },
+      {
+        entity: 'program_course_enrollment',
+        entity_id: pce.id,
+        action: 'changed',
+        changes: { status: ['active', 'inactive'] },
+        requested_by: 'support',
+      },
     ]);
   });
 
@@ -745,10 +938,12 @@ describe('history of course writes (SPEC rule 12)', () => {
     const done = await enrollCourse(t, P.program_uuid, COURSE, [{ student_key: key, status: 'active' }]);
     const ce = (await ceOf(t, acc.user_id, COURSE))!;
     const ceRows = (await historyOfJob(t, done.job.id!)).filter((r) => r.entity === 'course_enrollment');
-    expect(ceRows).toEqual([expect.objectContaining({ entity_id: ce.id, action: 'changed', changes: { mode: ['audit', 'masters'] } })]);
+    expect(ceRows).toEqual([
+      expect.objectContaining({ entity_id: ce.id, action: 'changed', changes: { mode: ['audit', 'masters'] } }),
+    ]);
   });
 
-  it('a course write that changes nothing adds no row and does not refresh the PE\'s modification time', async () => {
+  it("a course write that changes nothing adds no row and does not refresh the PE's modification time", async () => {
     const [k] = await waitingLearners(P, 1);
     await enrollCourseOk(t, P.program_uuid, COURSE, [{ student_key: k!, status: 'active' }]);
     const pe = (await peOf(t, P.program_uuid, k!))!;
@@ -759,7 +954,7 @@ describe('history of course writes (SPEC rule 12)', () => {
     expect(await peAgeSeconds(t, pe.id)).toBeGreaterThan(9 * 86400);
   });
 
-  it('a course write that creates or changes a PCE does not refresh the PE\'s modification time', async () => {
+  it("a course write that creates or changes a PCE does not refresh the PE's modification time", async () => {
     const [k] = await waitingLearners(P, 1);
     const pe = (await peOf(t, P.program_uuid, k!))!;
     await agePe(t, pe.id);

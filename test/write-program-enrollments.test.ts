@@ -5,13 +5,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useTestService } from './support/service.js';
 import {
-  COURSE,
-  ORG,
   agePe,
   announceAccount,
   announceLearner,
+  COURSE,
   ceOf,
   dbState,
   enroll,
@@ -22,6 +20,7 @@ import {
   historyOf,
   historyOfJob,
   newProgram,
+  ORG,
   pceOf,
   peAgeSeconds,
   peOf,
@@ -31,6 +30,7 @@ import {
   useProgram,
   writeFailsAtOnce,
 } from './support/fixtures.js';
+import { useTestService } from './support/service.js';
 
 const t = useTestService();
 /** Curricula: [inactive, active (the default), active]. */
@@ -41,7 +41,11 @@ const P = useProgram(t, {
     { is_active: true, course_keys: [COURSE] },
   ],
 });
-const [inactiveCurriculum, defaultCurriculum, secondCurriculum] = P.curricula.map((c) => c.curriculum_uuid) as [string, string, string];
+const [inactiveCurriculum, defaultCurriculum, secondCurriculum] = P.curricula.map((c) => c.curriculum_uuid) as [
+  string,
+  string,
+  string,
+];
 
 describe('results, counts and code', () => {
   it('answers 204 with empty results and counts when no records are sent', async () => {
@@ -53,23 +57,42 @@ describe('results, counts and code', () => {
 
   it('creates waiting PEs with the status sent in the default curriculum, 200 when every result is a status', async () => {
     const [a, b, c] = [uniqueKey(), uniqueKey(), uniqueKey()];
-    const r = await enrollOk(t, P.program_uuid, [
-      { student_key: a, status: 'enrolled' },
-      { student_key: b, status: 'pending' },
-      { student_key: c, status: 'suspended' },
-    ], { action: 'create' });
+    const r = await enrollOk(
+      t,
+      P.program_uuid,
+      [
+        { student_key: a, status: 'enrolled' },
+        { student_key: b, status: 'pending' },
+        { student_key: c, status: 'suspended' },
+      ],
+      { action: 'create' },
+    );
     expectResult(r, { [a]: 'enrolled', [b]: 'pending', [c]: 'suspended' }, 200);
     expect(r.counts).toEqual({ enrolled: 1, pending: 1, suspended: 1 });
-    for (const [key, status] of [[a, 'enrolled'], [b, 'pending'], [c, 'suspended']] as const) {
+    for (const [key, status] of [
+      [a, 'enrolled'],
+      [b, 'pending'],
+      [c, 'suspended'],
+    ] as const) {
       const pe = await peOf(t, P.program_uuid, key);
-      expect(pe).toMatchObject({ student_key: key, status, user_id: null, curriculum_uuid: defaultCurriculum, organization_key: ORG });
+      expect(pe).toMatchObject({
+        student_key: key,
+        status,
+        user_id: null,
+        curriculum_uuid: defaultCurriculum,
+        organization_key: ORG,
+      });
     }
   });
 
   it('accepts each of the five program statuses', async () => {
     const statuses = ['enrolled', 'pending', 'suspended', 'canceled', 'ended'];
     const keys = statuses.map(() => uniqueKey());
-    const r = await enrollOk(t, P.program_uuid, keys.map((k, i) => ({ student_key: k, status: statuses[i]! })));
+    const r = await enrollOk(
+      t,
+      P.program_uuid,
+      keys.map((k, i) => ({ student_key: k, status: statuses[i]! })),
+    );
     expectResult(r, Object.fromEntries(keys.map((k, i) => [k, statuses[i]!])), 200);
     expect((await Promise.all(keys.map((k) => peOf(t, P.program_uuid, k)))).map((p) => p!.status)).toEqual(statuses);
   });
@@ -77,17 +100,29 @@ describe('results, counts and code', () => {
   it('counts each result value that occurs and no others, 207 when statuses and errors mix', async () => {
     const [a, b, c, d, e] = [uniqueKey(), uniqueKey(), uniqueKey(), uniqueKey(), uniqueKey()];
     await enrollOk(t, P.program_uuid, [{ student_key: d, status: 'enrolled' }]);
-    const r = await enrollOk(t, P.program_uuid, [
-      { student_key: a, status: 'enrolled' },
-      { student_key: b, status: 'enrolled' },
-      { student_key: c, status: 'bogus' },
-      { student_key: d, status: 'pending' },
-      { student_key: e, status: 'ended' },
-      { student_key: e.toUpperCase(), status: 'ended' },
-    ], { action: 'create' });
+    const r = await enrollOk(
+      t,
+      P.program_uuid,
+      [
+        { student_key: a, status: 'enrolled' },
+        { student_key: b, status: 'enrolled' },
+        { student_key: c, status: 'bogus' },
+        { student_key: d, status: 'pending' },
+        { student_key: e, status: 'ended' },
+        { student_key: e.toUpperCase(), status: 'ended' },
+      ],
+      { action: 'create' },
+    );
     expect(r).toEqual({
       code: 207,
-      results: { [a]: 'enrolled', [b]: 'enrolled', [c]: 'invalid-status', [d]: 'conflict', [e]: 'duplicated', [e.toUpperCase()]: 'duplicated' },
+      results: {
+        [a]: 'enrolled',
+        [b]: 'enrolled',
+        [c]: 'invalid-status',
+        [d]: 'conflict',
+        [e]: 'duplicated',
+        [e.toUpperCase()]: 'duplicated',
+      },
       counts: { enrolled: 2, 'invalid-status': 1, conflict: 1, duplicated: 2 },
     });
   });
@@ -95,10 +130,15 @@ describe('results, counts and code', () => {
   it('answers 422 when no result is a status', async () => {
     const existing = uniqueKey();
     await enrollOk(t, P.program_uuid, [{ student_key: existing, status: 'enrolled' }]);
-    const r = await enrollOk(t, P.program_uuid, [
-      { student_key: existing, status: 'pending' },
-      { student_key: uniqueKey(), status: 'withdrawn' },
-    ], { action: 'create' });
+    const r = await enrollOk(
+      t,
+      P.program_uuid,
+      [
+        { student_key: existing, status: 'pending' },
+        { student_key: uniqueKey(), status: 'withdrawn' },
+      ],
+      { action: 'create' },
+    );
     expect(r.code).toBe(422);
     expect(Object.values(r.results).sort()).toEqual(['conflict', 'invalid-status']);
     expect(r.counts).toEqual({ conflict: 1, 'invalid-status': 1 });
@@ -110,7 +150,12 @@ describe('create, update, create_or_update', () => {
     const k = uniqueKey();
     await enrollOk(t, P.program_uuid, [{ student_key: k, status: 'enrolled' }], { action: 'create' });
     const before = await peOf(t, P.program_uuid, k);
-    const r = await enrollOk(t, P.program_uuid, [{ student_key: k, status: 'canceled', curriculum_uuid: secondCurriculum }], { action: 'create' });
+    const r = await enrollOk(
+      t,
+      P.program_uuid,
+      [{ student_key: k, status: 'canceled', curriculum_uuid: secondCurriculum }],
+      { action: 'create' },
+    );
     expectResult(r, { [k]: 'conflict' }, 422);
     expect(await peOf(t, P.program_uuid, k)).toEqual(before);
   });
@@ -137,16 +182,21 @@ describe('create, update, create_or_update', () => {
   it('create_or_update creates the missing PEs and updates the existing ones in one job', async () => {
     const [old, fresh] = [uniqueKey(), uniqueKey()];
     await enrollOk(t, P.program_uuid, [{ student_key: old, status: 'pending' }], { action: 'create' });
-    const r = await enrollOk(t, P.program_uuid, [
-      { student_key: old, status: 'enrolled' },
-      { student_key: fresh, status: 'pending' },
-    ], { action: 'create_or_update' });
+    const r = await enrollOk(
+      t,
+      P.program_uuid,
+      [
+        { student_key: old, status: 'enrolled' },
+        { student_key: fresh, status: 'pending' },
+      ],
+      { action: 'create_or_update' },
+    );
     expectResult(r, { [old]: 'enrolled', [fresh]: 'pending' }, 200);
     expect((await peOf(t, P.program_uuid, old))!.status).toBe('enrolled');
     expect((await peOf(t, P.program_uuid, fresh))!.status).toBe('pending');
   });
 
-  it('a PE in another program is not this program\'s PE', async () => {
+  it("a PE in another program is not this program's PE", async () => {
     const other = await newProgram(t);
     const k = uniqueKey();
     await enrollOk(t, other.program_uuid, [{ student_key: k, status: 'enrolled' }]);
@@ -197,20 +247,36 @@ describe('invalid-status and the order of checks', () => {
   it('duplicated comes before invalid-status, conflict and not-in-program', async () => {
     const [bad, existing, missing] = [uniqueKey('Bad'), uniqueKey('Existing'), uniqueKey('Missing')];
     await enrollOk(t, P.program_uuid, [{ student_key: existing, status: 'enrolled' }]);
-    const asCreate = await enrollOk(t, P.program_uuid, [
-      { student_key: bad, status: 'bogus' },
-      { student_key: bad.toLowerCase(), status: 'enrolled' },
-      { student_key: existing, status: 'pending' },
-      { student_key: existing.toUpperCase(), status: 'pending' },
-    ], { action: 'create' });
-    expectResult(asCreate, {
-      [bad]: 'duplicated', [bad.toLowerCase()]: 'duplicated',
-      [existing]: 'duplicated', [existing.toUpperCase()]: 'duplicated',
-    }, 422);
-    const asUpdate = await enrollOk(t, P.program_uuid, [
-      { student_key: missing, status: 'enrolled' },
-      { student_key: missing.toLowerCase(), status: 'enrolled' },
-    ], { action: 'update' });
+    const asCreate = await enrollOk(
+      t,
+      P.program_uuid,
+      [
+        { student_key: bad, status: 'bogus' },
+        { student_key: bad.toLowerCase(), status: 'enrolled' },
+        { student_key: existing, status: 'pending' },
+        { student_key: existing.toUpperCase(), status: 'pending' },
+      ],
+      { action: 'create' },
+    );
+    expectResult(
+      asCreate,
+      {
+        [bad]: 'duplicated',
+        [bad.toLowerCase()]: 'duplicated',
+        [existing]: 'duplicated',
+        [existing.toUpperCase()]: 'duplicated',
+      },
+      422,
+    );
+    const asUpdate = await enrollOk(
+      t,
+      P.program_uuid,
+      [
+        { student_key: missing, status: 'enrolled' },
+        { student_key: missing.toLowerCase(), status: 'enrolled' },
+      ],
+      { action: 'update' },
+    );
     expectResult(asUpdate, { [missing]: 'duplicated', [missing.toLowerCase()]: 'duplicated' }, 422);
     expect(await peOf(t, P.program_uuid, bad)).toBeUndefined();
     expect((await peOf(t, P.program_uuid, existing))!.status).toBe('enrolled');
@@ -278,7 +344,8 @@ describe('keys: trimming and case', () => {
     const k = uniqueKey();
     const r = await enrollOk(t, P.program_uuid, [{ student_key: ` \t${k}  `, status: 'enrolled' }]);
     expectResult(r, { [k]: 'enrolled' }, 200);
-    const [row] = await t.sql`select student_key from program_enrollments where program_uuid = ${P.program_uuid} and lower(student_key) like ${`%${k.toLowerCase()}%`}`;
+    const [row] =
+      await t.sql`select student_key from program_enrollments where program_uuid = ${P.program_uuid} and lower(student_key) like ${`%${k.toLowerCase()}%`}`;
     expect(row!.student_key).toBe(k);
   });
 
@@ -288,11 +355,14 @@ describe('keys: trimming and case', () => {
     const lower = first.toLowerCase();
     const upd = await enrollOk(t, P.program_uuid, [{ student_key: lower, status: 'canceled' }], { action: 'update' });
     expectResult(upd, { [lower]: 'canceled' }, 200);
-    const again = await enrollOk(t, P.program_uuid, [{ student_key: first.toUpperCase(), status: 'pending' }], { action: 'create' });
+    const again = await enrollOk(t, P.program_uuid, [{ student_key: first.toUpperCase(), status: 'pending' }], {
+      action: 'create',
+    });
     expectResult(again, { [first.toUpperCase()]: 'conflict' }, 422);
     const put = await enrollOk(t, P.program_uuid, [{ student_key: first.toUpperCase(), status: 'ended' }]);
     expectResult(put, { [first.toUpperCase()]: 'ended' }, 200);
-    const rows = await t.sql`select student_key, status from program_enrollments where program_uuid = ${P.program_uuid} and lower(student_key) = ${lower}`;
+    const rows =
+      await t.sql`select student_key, status from program_enrollments where program_uuid = ${P.program_uuid} and lower(student_key) = ${lower}`;
     expect(rows.map((r) => ({ ...r }))).toEqual([{ student_key: first, status: 'ended' }]);
   });
 
@@ -313,18 +383,27 @@ describe('curriculum', () => {
     expect(pe.curriculum_uuid).not.toBe(inactiveCurriculum);
   });
 
-  it('uses the curriculum_uuid sent when it is one of the program\'s', async () => {
+  it("uses the curriculum_uuid sent when it is one of the program's", async () => {
     const k = uniqueKey();
-    await enrollOk(t, P.program_uuid, [{ student_key: k, status: 'enrolled', curriculum_uuid: secondCurriculum }], { action: 'create' });
+    await enrollOk(t, P.program_uuid, [{ student_key: k, status: 'enrolled', curriculum_uuid: secondCurriculum }], {
+      action: 'create',
+    });
     expect((await peOf(t, P.program_uuid, k))!.curriculum_uuid).toBe(secondCurriculum);
   });
 
   it('an update never changes the curriculum (update and create_or_update)', async () => {
     const k = uniqueKey();
     await enrollOk(t, P.program_uuid, [{ student_key: k, status: 'enrolled', curriculum_uuid: defaultCurriculum }]);
-    const r1 = await enrollOk(t, P.program_uuid, [{ student_key: k, status: 'pending', curriculum_uuid: secondCurriculum }], { action: 'update' });
+    const r1 = await enrollOk(
+      t,
+      P.program_uuid,
+      [{ student_key: k, status: 'pending', curriculum_uuid: secondCurriculum }],
+      { action: 'update' },
+    );
     expectResult(r1, { [k]: 'pending' }, 200);
-    const r2 = await enrollOk(t, P.program_uuid, [{ student_key: k, status: 'canceled', curriculum_uuid: secondCurriculum }]);
+    const r2 = await enrollOk(t, P.program_uuid, [
+      { student_key: k, status: 'canceled', curriculum_uuid: secondCurriculum },
+    ]);
     expectResult(r2, { [k]: 'canceled' }, 200);
     const pe = (await peOf(t, P.program_uuid, k))!;
     expect(pe).toMatchObject({ status: 'canceled', curriculum_uuid: defaultCurriculum });
@@ -341,7 +420,10 @@ describe('payload errors', () => {
     const reason = await failsAtOnce({
       program_uuid: P.program_uuid,
       action: 'create',
-      enrollments: [...keys.map((k) => ({ student_key: k, status: 'enrolled' })), { student_key: '   ', status: 'enrolled' }],
+      enrollments: [
+        ...keys.map((k) => ({ student_key: k, status: 'enrolled' })),
+        { student_key: '   ', status: 'enrolled' },
+      ],
     });
     expect(reason).toMatch(/^invalid payload: /);
     expect(reason).toMatch(/(^invalid payload: |; )enrollments\.3\.student_key: \S/);
@@ -376,7 +458,11 @@ describe('payload errors', () => {
   });
 
   it('a missing student_key or enrollments list is an invalid payload naming it', async () => {
-    const r1 = await failsAtOnce({ program_uuid: P.program_uuid, action: 'create', enrollments: [{ status: 'enrolled' }] });
+    const r1 = await failsAtOnce({
+      program_uuid: P.program_uuid,
+      action: 'create',
+      enrollments: [{ status: 'enrolled' }],
+    });
     expect(r1).toMatch(/^invalid payload: enrollments\.0\.student_key: /);
     const r2 = await failsAtOnce({ program_uuid: P.program_uuid, action: 'create' });
     expect(r2).toMatch(/^invalid payload: enrollments: /);
@@ -394,7 +480,7 @@ describe('payload errors', () => {
     expectResult(done.result, { [k]: 'enrolled' }, 200);
   });
 
-  it('a curriculum_uuid that is not one of the program\'s is an invalid payload naming enrollments.N.curriculum_uuid', async () => {
+  it("a curriculum_uuid that is not one of the program's is an invalid payload naming enrollments.N.curriculum_uuid", async () => {
     const other = await newProgram(t);
     const keys = [uniqueKey(), uniqueKey(), uniqueKey()];
     const reason = await failsAtOnce({
@@ -418,7 +504,11 @@ describe('payload errors', () => {
 
   it('an unknown program fails with "unknown program <uuid>", without retries, writing nothing', async () => {
     const uuid = randomUUID();
-    const reason = await failsAtOnce({ program_uuid: uuid, action: 'create', enrollments: [{ student_key: uniqueKey(), status: 'enrolled' }] });
+    const reason = await failsAtOnce({
+      program_uuid: uuid,
+      action: 'create',
+      enrollments: [{ student_key: uniqueKey(), status: 'enrolled' }],
+    });
     expect(reason.startsWith(`unknown program ${uuid}`)).toBe(true);
   });
 
@@ -460,7 +550,7 @@ describe('payload errors', () => {
 });
 
 describe('waiting and realized (SPEC rule 5)', () => {
-  it('creates a realized PE when an earlier account-created recorded the learner\'s identity', async () => {
+  it("creates a realized PE when an earlier account-created recorded the learner's identity", async () => {
     const k = uniqueKey();
     const acc = await announceLearner(t, k);
     const r = await enrollOk(t, P.program_uuid, [{ student_key: k, status: 'enrolled' }], { action: 'create' });
@@ -471,7 +561,9 @@ describe('waiting and realized (SPEC rule 5)', () => {
   it('matches the identity case-insensitively and ignores surrounding white space in the write', async () => {
     const k = uniqueKey('MixedCase');
     const acc = await announceLearner(t, k.toUpperCase());
-    await enrollOk(t, P.program_uuid, [{ student_key: `  ${k.toLowerCase()} `, status: 'enrolled' }], { action: 'create' });
+    await enrollOk(t, P.program_uuid, [{ student_key: `  ${k.toLowerCase()} `, status: 'enrolled' }], {
+      action: 'create',
+    });
     expect((await peOf(t, P.program_uuid, k))!.user_id).toBe(acc.user_id);
   });
 
@@ -490,10 +582,13 @@ describe('waiting and realized (SPEC rule 5)', () => {
     // ...while a program of that organization realizes it.
     const theirs = await newProgram(t, { org: 'OtherU' });
     await enrollOk(t, theirs.program_uuid, [{ student_key: k, status: 'enrolled' }], { action: 'create' });
-    expect((await peOf(t, theirs.program_uuid, k))!).toMatchObject({ user_id: elsewhere.user_id, organization_key: 'OtherU' });
+    expect((await peOf(t, theirs.program_uuid, k))!).toMatchObject({
+      user_id: elsewhere.user_id,
+      organization_key: 'OtherU',
+    });
   });
 
-  it('one account with identities in two organizations is realized in both organizations\' programs', async () => {
+  it("one account with identities in two organizations is realized in both organizations' programs", async () => {
     const [k1, k2] = [uniqueKey(), uniqueKey()];
     const acc = await announceAccount(t, [
       { organization_key: ORG, external_user_key: k1 },
@@ -501,7 +596,10 @@ describe('waiting and realized (SPEC rule 5)', () => {
     ]);
     const third = await newProgram(t, { org: 'ThirdU' });
     await enrollOk(t, P.program_uuid, [{ student_key: k1, status: 'enrolled' }]);
-    await enrollOk(t, third.program_uuid, [{ student_key: k2, status: 'enrolled' }, { student_key: k1, status: 'enrolled' }]);
+    await enrollOk(t, third.program_uuid, [
+      { student_key: k2, status: 'enrolled' },
+      { student_key: k1, status: 'enrolled' },
+    ]);
     expect((await peOf(t, P.program_uuid, k1))!.user_id).toBe(acc.user_id);
     expect((await peOf(t, third.program_uuid, k2))!.user_id).toBe(acc.user_id);
     expect((await peOf(t, third.program_uuid, k1))!.user_id).toBeNull();
@@ -513,7 +611,10 @@ describe('waiting and realized (SPEC rule 5)', () => {
     await enrollOk(t, X.program_uuid, [{ student_key: k, status: 'enrolled' }]);
     await enrollOk(t, P.program_uuid, [{ student_key: k, status: 'pending' }]);
     const acc = await announceAccount(t, []);
-    const link = await t.run('enrollments', 'link-program-enrollments', { program_uuid: X.program_uuid, links: [{ student_key: k, username: acc.username }] });
+    const link = await t.run('enrollments', 'link-program-enrollments', {
+      program_uuid: X.program_uuid,
+      links: [{ student_key: k, username: acc.username }],
+    });
     expect(link.state, link.failedReason).toBe('completed');
     expect(link.result).toEqual({ errors: {} });
     expect((await peOf(t, X.program_uuid, k))!.user_id).toBe(acc.user_id);
@@ -526,16 +627,21 @@ describe('waiting and realized (SPEC rule 5)', () => {
     const rows = (await historyOfJob(t, done.job.id!)).filter((h) => h.entity === 'program_enrollment');
     // The link and the status change may be one row or two; together they say both.
     expect(rows.length).toBeGreaterThanOrEqual(1);
-    expect(Object.assign({}, ...rows.map((r) => r.changes))).toEqual({ user_id: [null, acc.user_id], status: ['pending', 'enrolled'] });
+    expect(Object.assign({}, ...rows.map((r) => r.changes))).toEqual({
+      user_id: [null, acc.user_id],
+      status: ['pending', 'enrolled'],
+    });
   });
 
   it('creating a realized PE creates no course enrollment', async () => {
     const k = uniqueKey();
     const acc = await announceLearner(t, k);
     await enrollOk(t, P.program_uuid, [{ student_key: k, status: 'enrolled' }]);
-    const [{ n }] = (await t.sql`select count(*)::int as n from course_enrollments where user_id = ${acc.user_id}`) as any;
+    const [{ n }] =
+      (await t.sql`select count(*)::int as n from course_enrollments where user_id = ${acc.user_id}`) as any;
     expect(n).toBe(0);
-    const [{ m }] = (await t.sql`select count(*)::int as m from program_course_enrollments pce join program_enrollments pe on pe.id = pce.program_enrollment_id where pe.user_id = ${acc.user_id}`) as any;
+    const [{ m }] =
+      (await t.sql`select count(*)::int as m from program_course_enrollments pce join program_enrollments pe on pe.id = pce.program_enrollment_id where pe.user_id = ${acc.user_id}`) as any;
     expect(m).toBe(0);
   });
 });
@@ -559,7 +665,10 @@ describe('program status changes never cascade (SPEC rule 7)', () => {
 describe('history (SPEC rule 12)', () => {
   it('a create adds one "created" row with the fields, the BullMQ job id and requested_by', async () => {
     const k = uniqueKey();
-    const done = await enroll(t, P.program_uuid, [{ student_key: ` ${k} `, status: 'pending' }], { action: 'create', requested_by: 'registrar:jdoe' });
+    const done = await enroll(t, P.program_uuid, [{ student_key: ` ${k} `, status: 'pending' }], {
+      action: 'create',
+      requested_by: 'registrar:jdoe',
+    });
     expect(done.state, done.failedReason).toBe('completed');
     const pe = (await peOf(t, P.program_uuid, k))!;
     const rows = await historyOf(t, 'program_enrollment', pe.id);
@@ -584,7 +693,12 @@ describe('history (SPEC rule 12)', () => {
       action: 'created',
       job_id: done.job.id,
       requested_by: null,
-      changes: { student_key: [null, k], status: [null, 'enrolled'], curriculum_uuid: [null, defaultCurriculum], user_id: [null, acc.user_id] },
+      changes: {
+        student_key: [null, k],
+        status: [null, 'enrolled'],
+        curriculum_uuid: [null, defaultCurriculum],
+        user_id: [null, acc.user_id],
+      },
     });
   });
 
@@ -595,24 +709,31 @@ describe('history (SPEC rule 12)', () => {
     const pe = (await peOf(t, P.program_uuid, k))!;
     const rows = await historyOf(t, 'program_enrollment', pe.id);
     expect(rows.map((r) => r.action)).toEqual(['created', 'changed']);
-    expect(rows[1]).toMatchObject({ job_id: done.job.id, requested_by: null, program_enrollment_id: pe.id, changes: { status: ['enrolled', 'canceled'] } });
+    expect(rows[1]).toMatchObject({
+      job_id: done.job.id,
+      requested_by: null,
+      program_enrollment_id: pe.id,
+      changes: { status: ['enrolled', 'canceled'] },
+    });
     expect(Object.keys(rows[1]!.changes)).toEqual(['status']);
   });
 
-  it('a write that changes nothing adds no row but refreshes the PE\'s modification time', async () => {
+  it("a write that changes nothing adds no row but refreshes the PE's modification time", async () => {
     const k = uniqueKey();
     await enrollOk(t, P.program_uuid, [{ student_key: k, status: 'enrolled' }]);
     const pe = (await peOf(t, P.program_uuid, k))!;
     await agePe(t, pe.id);
     expect(await peAgeSeconds(t, pe.id)).toBeGreaterThan(9 * 86400);
-    const done = await enroll(t, P.program_uuid, [{ student_key: k.toUpperCase(), status: 'enrolled' }], { action: 'update' });
+    const done = await enroll(t, P.program_uuid, [{ student_key: k.toUpperCase(), status: 'enrolled' }], {
+      action: 'update',
+    });
     expectResult(done.result, { [k.toUpperCase()]: 'enrolled' }, 200);
     expect(await historyOf(t, 'program_enrollment', pe.id)).toHaveLength(1);
     expect(await historyOfJob(t, done.job.id!)).toEqual([]);
     expect(await peAgeSeconds(t, pe.id)).toBeLessThan(120);
   });
 
-  it('records that end in conflict or invalid-status add no history and leave the PE\'s modification time alone', async () => {
+  it("records that end in conflict or invalid-status add no history and leave the PE's modification time alone", async () => {
     const k = uniqueKey();
     await enrollOk(t, P.program_uuid, [{ student_key: k, status: 'enrolled' }]);
     const pe = (await peOf(t, P.program_uuid, k))!;
@@ -638,14 +759,23 @@ describe('history (SPEC rule 12)', () => {
 
   it('one job writing many learners adds exactly one row per created or changed PE', async () => {
     const existing = [uniqueKey(), uniqueKey(), uniqueKey()];
-    await enrollOk(t, P.program_uuid, existing.map((k) => ({ student_key: k, status: 'enrolled' })));
+    await enrollOk(
+      t,
+      P.program_uuid,
+      existing.map((k) => ({ student_key: k, status: 'enrolled' })),
+    );
     const fresh = [uniqueKey(), uniqueKey()];
-    const done = await enroll(t, P.program_uuid, [
-      { student_key: existing[0]!, status: 'canceled' },
-      { student_key: existing[1]!, status: 'enrolled' }, // unchanged
-      { student_key: existing[2]!, status: 'bad' },
-      ...fresh.map((k) => ({ student_key: k, status: 'pending' })),
-    ], { requested_by: 'bulk' });
+    const done = await enroll(
+      t,
+      P.program_uuid,
+      [
+        { student_key: existing[0]!, status: 'canceled' },
+        { student_key: existing[1]!, status: 'enrolled' }, // unchanged
+        { student_key: existing[2]!, status: 'bad' },
+        ...fresh.map((k) => ({ student_key: k, status: 'pending' })),
+      ],
+      { requested_by: 'bulk' },
+    );
     const rows = await historyOfJob(t, done.job.id!);
     const pes = await pesOf(t, P.program_uuid);
     const keyOf = new Map(pes.map((p) => [p.id, p.student_key]));

@@ -1,6 +1,6 @@
 import { SingleBar } from 'cli-progress';
-import type { Progress } from './queue-client.js';
 import { compareCodePoints } from '../domain/order.js';
+import type { Progress } from './queue-client.js';
 
 /** Human-readable lines for the results of CONTRACT.md, by job name; pure, so tested alone. */
 
@@ -34,10 +34,13 @@ export function describeResult(name: string, result: unknown, context: { links?:
     case 'expire-waiting-enrollments': {
       const removed = isRecord(result) && isRecord(result.removed) ? result.removed : undefined;
       if (!removed) break;
-      return [`removed ${String(removed.program_enrollments)} waiting program enrollments and ${String(removed.program_course_enrollments)} program course enrollments`];
+      return [
+        `removed ${String(removed.program_enrollments)} waiting program enrollments and ${String(removed.program_course_enrollments)} program course enrollments`,
+      ];
     }
     case 'retire-learner':
-      if (isRecord(result) && typeof result.retired === 'number') return [`retired ${result.retired} program enrollments`];
+      if (isRecord(result) && typeof result.retired === 'number')
+        return [`retired ${result.retired} program enrollments`];
       break;
     case 'upsert-program':
       if (isRecord(result) && typeof result.program_uuid === 'string') return [`program ${result.program_uuid} loaded`];

@@ -1,11 +1,17 @@
 import type { z } from 'zod';
 import {
   linkProgramEnrollmentsPayload,
+  type writeActions,
   writeProgramCourseEnrollmentsPayload,
   writeProgramEnrollmentsPayload,
-  type writeActions,
 } from '../queue/payloads.js';
-import { payloadProblem, readUploadCsv, recordLimitProblem, UploadCsvError, type UploadCsv } from '../uploads/read-csv.js';
+import {
+  payloadProblem,
+  readUploadCsv,
+  recordLimitProblem,
+  type UploadCsv,
+  UploadCsvError,
+} from '../uploads/read-csv.js';
 
 /**
  * The CLI's input → job payload mapping, kept pure (text in, wire payload out) so that it is
@@ -89,7 +95,9 @@ export function linksFromArguments(items: readonly string[]): Array<{ student_ke
     const parts = item.split(':');
     const [key, username] = parts.map((p) => p.trim());
     if (parts.length !== 2 || !key || !username) {
-      throw new InputError(`incorrectly formatted argument '${item}', must be in form <external user key>:<lms username>`);
+      throw new InputError(
+        `incorrectly formatted argument '${item}', must be in form <external user key>:<lms username>`,
+      );
     }
     return { student_key: key, username };
   });

@@ -1,19 +1,23 @@
 import { Job, type JobsOptions, type Queue } from 'bullmq';
 import { ConfigError, loadConfig } from '../config.js';
 import { createQueues, QUEUE_NAMES, type QueueName } from '../queue/queues.js';
-import { connectRedis, untilReady, type RedisClient } from '../services/redis.js';
+import { connectRedis, type RedisClient, untilReady } from '../services/redis.js';
 import { InputError } from './payloads.js';
 
 /** What the CLI reads of the environment; the service's own variables are none of its business. */
 export function loadCliConfig(env: NodeJS.ProcessEnv) {
   if (!env.REDIS_URL && !env.REDIS_CLUSTER_NODES) {
     throw new InputError(
-      'REDIS_URL is not set: the CLI adds jobs to the service\'s Redis, e.g. REDIS_URL=redis://127.0.0.1:6379 (and QUEUE_PREFIX when the service uses one)',
+      "REDIS_URL is not set: the CLI adds jobs to the service's Redis, e.g. REDIS_URL=redis://127.0.0.1:6379 (and QUEUE_PREFIX when the service uses one)",
     );
   }
   try {
     // Only these three are passed, so that a service-only variable set badly cannot stop the CLI.
-    return loadConfig({ REDIS_URL: env.REDIS_URL, REDIS_CLUSTER_NODES: env.REDIS_CLUSTER_NODES, QUEUE_PREFIX: env.QUEUE_PREFIX });
+    return loadConfig({
+      REDIS_URL: env.REDIS_URL,
+      REDIS_CLUSTER_NODES: env.REDIS_CLUSTER_NODES,
+      QUEUE_PREFIX: env.QUEUE_PREFIX,
+    });
   } catch (err) {
     if (err instanceof ConfigError) throw new InputError(err.message);
     throw err;
@@ -53,7 +57,9 @@ export async function openQueues(env: NodeJS.ProcessEnv, connectTimeoutMs = 10_0
   try {
     await Promise.race([
       untilReady(connection, connectTimeoutMs),
-      new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${connectTimeoutMs} ms`)), connectTimeoutMs).unref()),
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error(`no answer within ${connectTimeoutMs} ms`)), connectTimeoutMs).unref(),
+      ),
     ]);
   } catch (err) {
     connection.disconnect();

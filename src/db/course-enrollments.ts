@@ -1,8 +1,8 @@
 import {
   applyCourseEffects,
-  pairKey,
   type CourseEffect,
   type CourseEnrollmentState,
+  pairKey,
 } from '../domain/course-enrollment.js';
 import type { HistoryRow } from '../domain/history.js';
 import type { CourseStatus } from '../domain/statuses.js';
@@ -79,12 +79,21 @@ export async function applyCourseEnrollmentEffects(
         ${created.map((s) => s.mode)}::text[], ${created.map((s) => String(s.isActive))}::text[]::boolean[])
       on conflict (user_id, course_key) do nothing
       returning id, user_id as "userId", course_key as "courseKey"`;
-    if (rows.length !== created.length) throw new ConcurrentCourseEnrollmentError('a course enrollment was created concurrently');
+    if (rows.length !== created.length)
+      throw new ConcurrentCourseEnrollmentError('a course enrollment was created concurrently');
     for (const r of rows) states.get(pairKey(r.userId, r.courseKey))!.id = r.id;
     for (const s of created) {
       history.push({
-        entity: 'course_enrollment', entityId: s.id!, programEnrollmentId: null, action: 'created',
-        changes: { user_id: [null, s.userId], course_key: [null, s.courseKey], mode: [null, s.mode], is_active: [null, s.isActive] },
+        entity: 'course_enrollment',
+        entityId: s.id!,
+        programEnrollmentId: null,
+        action: 'created',
+        changes: {
+          user_id: [null, s.userId],
+          course_key: [null, s.courseKey],
+          mode: [null, s.mode],
+          is_active: [null, s.isActive],
+        },
       });
     }
   }
@@ -105,7 +114,13 @@ export async function applyCourseEnrollmentEffects(
       const changes: Record<string, [unknown, unknown]> = {};
       if (s.mode !== c.mode) changes.mode = [c.mode, s.mode];
       if (s.isActive !== c.isActive) changes.is_active = [c.isActive, s.isActive];
-      history.push({ entity: 'course_enrollment', entityId: c.id, programEnrollmentId: null, action: 'changed', changes });
+      history.push({
+        entity: 'course_enrollment',
+        entityId: c.id,
+        programEnrollmentId: null,
+        action: 'changed',
+        changes,
+      });
     }
   }
   for (const [key, s] of states) ceIds.set(key, s.id!);
@@ -127,7 +142,10 @@ export async function applyCourseEnrollmentEffects(
       returning pce.id, pce.program_enrollment_id as "peId", old.old_ce as old, v.ce_id as "ceId"`;
     for (const r of rows) {
       history.push({
-        entity: 'program_course_enrollment', entityId: r.id, programEnrollmentId: r.peId, action: 'changed',
+        entity: 'program_course_enrollment',
+        entityId: r.id,
+        programEnrollmentId: r.peId,
+        action: 'changed',
         changes: { course_enrollment_id: [r.old, r.ceId] },
       });
     }

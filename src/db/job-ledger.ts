@@ -11,7 +11,9 @@ import type { Queryable, Tx } from './client.js';
  * on that row and then sees it taken.
  */
 export async function findResult<R>(sql: Queryable, key: string): Promise<R | undefined> {
-  const [row] = await sql<{ result: R }[]>`select result from job_results where key = ${key} and result <> 'null'::jsonb`;
+  const [row] = await sql<
+    { result: R }[]
+  >`select result from job_results where key = ${key} and result <> 'null'::jsonb`;
   return row?.result;
 }
 
@@ -68,11 +70,11 @@ export async function claimChunk(
   const [row] = await tx<{ size: number; results: Record<string, string> }[]>`
     select size, results from job_chunks where key = ${key} and start = ${start}`;
   // Another run's chunk of another size starts here: retry, and the next run follows its bounds.
-  if (row!.size !== size) throw Object.assign(new Error('a concurrent run chunked this job differently'), { code: '40001' });
+  if (row!.size !== size)
+    throw Object.assign(new Error('a concurrent run chunked this job differently'), { code: '40001' });
   return { claimed: false, results: row!.results };
 }
 
 export async function storeChunk(tx: Tx, key: string, start: number, results: Record<string, string>): Promise<void> {
   await tx`update job_chunks set results = ${JSON.stringify(results)}::jsonb, finished_at = now() where key = ${key} and start = ${start}`;
 }
-

@@ -33,7 +33,9 @@ export async function lockLearners(tx: Tx, sent: readonly SentLearner[]): Promis
   for (const l of sent) if (!byId.has(learnerId(l))) byId.set(learnerId(l), l);
   // The order Postgres locks them in below (COLLATE "C" sorts UTF-8 by code point).
   const list = [...byId.values()].sort(
-    (a, b) => compareCodePoints(a.organizationKey, b.organizationKey) || compareCodePoints(a.studentKeyLower, b.studentKeyLower),
+    (a, b) =>
+      compareCodePoints(a.organizationKey, b.organizationKey) ||
+      compareCodePoints(a.studentKeyLower, b.studentKeyLower),
   );
   const accounts = new Map<string, number | null>();
   let missing = list;
@@ -83,7 +85,11 @@ export async function linkProgramEnrollments(
   const userOf = new Map(linked.map((l) => [l.id, l.userId]));
   const ids = [...userOf.keys()].sort((a, b) => a - b);
   const history: HistoryRow[] = ids.map((id) => ({
-    entity: 'program_enrollment', entityId: id, programEnrollmentId: id, action: 'changed', changes: { user_id: [null, userOf.get(id)] },
+    entity: 'program_enrollment',
+    entityId: id,
+    programEnrollmentId: id,
+    action: 'changed',
+    changes: { user_id: [null, userOf.get(id)] },
   }));
   await insertHistory(tx, history, stamp);
 

@@ -1,7 +1,7 @@
 import type { Sql } from 'postgres';
-import type { Queryable } from './client.js';
 import type { Program } from '../domain/program.js';
 import type { UpsertProgramPayload } from '../queue/payloads.js';
+import type { Queryable } from './client.js';
 
 export async function loadProgram(sql: Queryable, programUuid: string): Promise<Program | null> {
   const [program] = await sql<{ programUuid: string; programKey: string | null; organizationKey: string }[]>`

@@ -39,7 +39,9 @@ export const curricula = pgTable(
   'curricula',
   {
     curriculumUuid: uuid('curriculum_uuid').primaryKey(),
-    programUuid: uuid('program_uuid').notNull().references(() => programs.programUuid, { onDelete: 'cascade' }),
+    programUuid: uuid('program_uuid')
+      .notNull()
+      .references(() => programs.programUuid, { onDelete: 'cascade' }),
     position: integer('position').notNull(),
     isActive: boolean('is_active').notNull(),
     courseKeys: text('course_keys').array().notNull(),
@@ -57,7 +59,9 @@ export const courses = pgTable('courses', {
 export const programCourses = pgTable(
   'program_courses',
   {
-    programUuid: uuid('program_uuid').notNull().references(() => programs.programUuid, { onDelete: 'cascade' }),
+    programUuid: uuid('program_uuid')
+      .notNull()
+      .references(() => programs.programUuid, { onDelete: 'cascade' }),
     courseKey: text('course_key').notNull(),
     externalCourseKey: text('external_course_key'),
   },
@@ -94,17 +98,16 @@ export const learners = pgTable(
     userId: bigint('user_id', { mode: 'number' }).references(() => accounts.userId, { onDelete: 'set null' }),
     createdAt: createdAt(),
   },
-  (t) => [
-    primaryKey({ columns: [t.organizationKey, t.studentKeyLower] }),
-    index('learners_user_idx').on(t.userId),
-  ],
+  (t) => [primaryKey({ columns: [t.organizationKey, t.studentKeyLower] }), index('learners_user_idx').on(t.userId)],
 );
 
 export const programEnrollments = pgTable(
   'program_enrollments',
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
-    programUuid: uuid('program_uuid').notNull().references(() => programs.programUuid),
+    programUuid: uuid('program_uuid')
+      .notNull()
+      .references(() => programs.programUuid),
     /** Copied from the program: a learner is (organization, key), not the bare key. */
     organizationKey: text('organization_key').notNull(),
     studentKey: text('student_key').notNull(),
@@ -197,7 +200,9 @@ export const history = pgTable(
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
     at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
-    entity: text('entity', { enum: ['program_enrollment', 'program_course_enrollment', 'course_enrollment'] }).notNull(),
+    entity: text('entity', {
+      enum: ['program_enrollment', 'program_course_enrollment', 'course_enrollment'],
+    }).notNull(),
     entityId: bigint('entity_id', { mode: 'number' }).notNull(),
     /** The PE the row belongs to (for PE and PCE rows), so that a learner's history is one lookup. */
     programEnrollmentId: bigint('program_enrollment_id', { mode: 'number' }),

@@ -1,5 +1,5 @@
 import type { WriteAction } from './program-enrollment-writes.js';
-import { isCourseStatus, type CourseStatus } from './statuses.js';
+import { type CourseStatus, isCourseStatus } from './statuses.js';
 import type { SentRecord } from './write-results.js';
 
 export interface CourseRecord extends SentRecord {
@@ -21,7 +21,14 @@ export interface CourseWritePlan {
   results: Record<string, string>;
   creates: Array<{ record: CourseRecord; peId: number; userId: number | null; status: CourseStatus }>;
   /** Existing PCEs whose status changes (an update to the same status writes nothing). */
-  updates: Array<{ id: number; peId: number; userId: number | null; ceId: number | null; from: CourseStatus; to: CourseStatus }>;
+  updates: Array<{
+    id: number;
+    peId: number;
+    userId: number | null;
+    ceId: number | null;
+    from: CourseStatus;
+    to: CourseStatus;
+  }>;
   /** Staff role changes, for records that were created or updated. */
   staff: Array<{ lower: string; grant: boolean }>;
 }
@@ -32,7 +39,11 @@ export interface CourseWritePlan {
  * `conflict` for a create of an existing PCE or `not-found` for an update of a missing one.
  * Duplicates are settled before this.
  */
-export function planCourseWrites(records: readonly CourseRecord[], action: WriteAction, state: CourseWriteState): CourseWritePlan {
+export function planCourseWrites(
+  records: readonly CourseRecord[],
+  action: WriteAction,
+  state: CourseWriteState,
+): CourseWritePlan {
   // Null prototype: a student key may be any string, `__proto__` included.
   const plan: CourseWritePlan = { results: Object.create(null), creates: [], updates: [], staff: [] };
   for (const record of records) {
@@ -57,7 +68,14 @@ export function planCourseWrites(records: readonly CourseRecord[], action: Write
         continue;
       }
       if (pce.status !== record.status) {
-        plan.updates.push({ id: pce.id, peId: enrollment.peId, userId: enrollment.userId, ceId: pce.ceId, from: pce.status, to: record.status });
+        plan.updates.push({
+          id: pce.id,
+          peId: enrollment.peId,
+          userId: enrollment.userId,
+          ceId: pce.ceId,
+          from: pce.status,
+          to: record.status,
+        });
       }
     } else {
       if (action === 'update') {

@@ -1,4 +1,4 @@
-import { CONVERTIBLE_MODES, MASTERS, type CourseStatus } from './statuses.js';
+import { CONVERTIBLE_MODES, type CourseStatus, MASTERS } from './statuses.js';
 
 /**
  * What happens to an account's course enrollment (CE) when program course enrollments (PCEs)
@@ -51,7 +51,14 @@ export function applyCourseEffects(
     let ce = ces.get(key);
     if (effect.kind === 'realize') {
       if (!ce) {
-        ce = { id: null, userId: effect.userId, courseKey: effect.courseKey, mode: MASTERS, isActive: true, holders: new Map() };
+        ce = {
+          id: null,
+          userId: effect.userId,
+          courseKey: effect.courseKey,
+          mode: MASTERS,
+          isActive: true,
+          holders: new Map(),
+        };
         ces.set(key, ce);
       } else if (!ce.isActive) {
         // An inactive CE of any mode is re-enrolled in the masters track.
@@ -60,7 +67,9 @@ export function applyCourseEffects(
       } else if (CONVERTIBLE_MODES.includes(ce.mode)) {
         ce.mode = MASTERS;
       } else if (ce.mode !== MASTERS) {
-        notes.push(`kept active ${ce.mode} course enrollment of ${effect.courseKey}: it cannot be converted to masters`);
+        notes.push(
+          `kept active ${ce.mode} course enrollment of ${effect.courseKey}: it cannot be converted to masters`,
+        );
       }
       ce.holders.set(effect.pceId, effect.status);
       // An inactive PCE releases a masters seat, unless another program's active PCE holds it.

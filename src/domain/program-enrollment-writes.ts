@@ -40,7 +40,11 @@ export interface ProgramWritePlan {
  * `conflict` for a create of an existing PE or `not-in-program` for an update of a missing one.
  * Duplicates are settled before this. An update never changes the curriculum.
  */
-export function planProgramWrites(records: readonly ProgramRecord[], action: WriteAction, state: ProgramWriteState): ProgramWritePlan {
+export function planProgramWrites(
+  records: readonly ProgramRecord[],
+  action: WriteAction,
+  state: ProgramWriteState,
+): ProgramWritePlan {
   // Null prototype: a student key may be any string, `__proto__` included.
   const plan: ProgramWritePlan = { results: Object.create(null), creates: [], updates: [], links: [], keptWaiting: 0 };
   const taken = new Set(state.usersInProgram);
@@ -76,7 +80,12 @@ export function planProgramWrites(records: readonly ProgramRecord[], action: Wri
         continue;
       }
       // The job was refused earlier if a record needs a default curriculum the program lacks.
-      plan.creates.push({ record, status: record.status, curriculumUuid: record.curriculumUuid!, userId: accountFor(record.lower) });
+      plan.creates.push({
+        record,
+        status: record.status,
+        curriculumUuid: record.curriculumUuid!,
+        userId: accountFor(record.lower),
+      });
     }
     plan.results[record.sent] = record.status;
   }

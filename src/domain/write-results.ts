@@ -21,7 +21,9 @@ export interface WriteResult {
  * twice or more, in any case, is `duplicated` for every spelling sent and none of its records is
  * applied (SPEC rule 3; Open edX kept the third `abc` of `abc, ABC, abc`, which we do not).
  */
-export function separateDuplicates<R extends SentRecord>(records: readonly R[]): { unique: R[]; duplicated: Set<string> } {
+export function separateDuplicates<R extends SentRecord>(
+  records: readonly R[],
+): { unique: R[]; duplicated: Set<string> } {
   const byLower = new Map<string, R[]>();
   for (const r of records) {
     const group = byLower.get(r.lower);

@@ -1,6 +1,6 @@
 import type { Job, JobState } from 'bullmq';
-import type { CourseUploadResultRow } from '../domain/write-results.js';
 import { compareCodePoints } from '../domain/order.js';
+import type { CourseUploadResultRow } from '../domain/write-results.js';
 import { csvLine } from './csv.js';
 
 /** The job states of the Registrar's job API (django-user-tasks), as CONTRACT "HTTP" lists them. */
@@ -47,7 +47,9 @@ export function writeResults(returnvalue: unknown): Record<string, unknown> | nu
  * The rows of a course CSV upload's result (`write-program-course-enrollments-upload`: `results` is
  * a list of `{ course_id, student_key, status, course_staff? }`), or null for other jobs.
  */
-export function courseUploadResults(returnvalue: unknown): { rows: CourseUploadResultRow[]; courseStaffColumn: boolean } | null {
+export function courseUploadResults(
+  returnvalue: unknown,
+): { rows: CourseUploadResultRow[]; courseStaffColumn: boolean } | null {
   if (typeof returnvalue !== 'object' || returnvalue === null) return null;
   const { results, course_staff_column } = returnvalue as { results?: unknown; course_staff_column?: unknown };
   if (!Array.isArray(results)) return null;
@@ -73,7 +75,9 @@ export function programResultCsv(results: Record<string, unknown>): string {
  */
 export function courseUploadResultCsv(rows: readonly CourseUploadResultRow[], courseStaffColumn: boolean): string {
   // Read back from Redis: made strings again rather than trusted to be.
-  const fields = rows.map((r) => [String(r.course_id), String(r.student_key), String(r.status), String(r.course_staff ?? '')] as const);
+  const fields = rows.map(
+    (r) => [String(r.course_id), String(r.student_key), String(r.status), String(r.course_staff ?? '')] as const,
+  );
   fields.sort((a, b) => compareCodePoints(a[0], b[0]) || compareCodePoints(a[1], b[1]));
   const line = ([courseId, key, status, staff]: (typeof fields)[number]) =>
     csvLine(courseStaffColumn ? [courseId, key, status, staff] : [courseId, key, status]);
@@ -105,7 +109,9 @@ export interface JobStatus {
 }
 
 /** What the job API needs of a job: BullMQ's, or the service's own record of one BullMQ forgot. */
-export type JobSnapshot = Pick<Job, 'name' | 'timestamp' | 'returnvalue' | 'failedReason'> & { id?: string | undefined };
+export type JobSnapshot = Pick<Job, 'name' | 'timestamp' | 'returnvalue' | 'failedReason'> & {
+  id?: string | undefined;
+};
 
 /** The job status resource; `resultUrl` is where this job's result CSV is served. */
 export function jobStatus(job: JobSnapshot, state: JobStatusState, resultUrl: string): JobStatus {

@@ -1,9 +1,9 @@
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Queue } from 'bullmq';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Services } from '../jobs/context.js';
 import { registerAdmin } from './admin.js';
-import { bearerGuard } from './auth.js';
 import { registerApi } from './api.js';
+import { bearerGuard } from './auth.js';
 
 export interface HttpDeps {
   services: Services;

@@ -1,16 +1,15 @@
 import type { Tx } from '../db/client.js';
 import { claimResult, storeResult } from '../db/job-ledger.js';
+import { type Learner, learnerId, linkProgramEnrollments, lockLearners, type SentLearner } from '../db/learners.js';
 import { compareCodePoints } from '../domain/order.js';
-import { learnerId, linkProgramEnrollments, lockLearners, type Learner, type SentLearner } from '../db/learners.js';
-import { accountCreatedPayload, type AccountCreatedPayload } from '../queue/payloads.js';
+import type { LearnerCourse } from '../lock/learner-course-locks.js';
+import { type AccountCreatedPayload, accountCreatedPayload } from '../queue/payloads.js';
 import type { JobContext, JobHandler } from './context.js';
 import { JobRejectedError, LockBusyError } from './errors.js';
-import type { LearnerCourse } from '../lock/learner-course-locks.js';
 
 export interface AccountCreatedResult {
   linked: Array<{ program_uuid: string; student_key: string; course_keys: string[] }>;
 }
-
 
 /**
  * Records the account and makes the event's identities its learners (an identity moves to the
@@ -26,7 +25,8 @@ async function recordAccount(tx: Tx, payload: AccountCreatedPayload, identities:
       on conflict (user_id) do update set username = excluded.username, email = excluded.email, modified_at = now()
     )
     select (select user_id from holder) as holder`;
-  if (row!.holder !== null) throw new JobRejectedError(`username of user_id ${payload.user_id} already belongs to user_id ${row!.holder}`);
+  if (row!.holder !== null)
+    throw new JobRejectedError(`username of user_id ${payload.user_id} already belongs to user_id ${row!.holder}`);
   // Identities the event no longer lists lose the account; the ones it lists get it. Two
   // statements, each on an index (by account, then by learner).
   const orgs = identities.map((i) => i.organizationKey);
@@ -75,8 +75,13 @@ export const accountCreatedJob: JobHandler<AccountCreatedPayload, AccountCreated
     const pairs: LearnerCourse[] = [];
     for (const row of rows) {
       const identity = sent[row.n - 1]!;
-      const learner = { organizationKey: identity.organization_key, studentKey: identity.external_user_key, studentKeyLower: row.lower };
-      if (row.courseKey !== null) pairs.push({ organizationKey: learner.organizationKey, studentKeyLower: row.lower, courseKey: row.courseKey });
+      const learner = {
+        organizationKey: identity.organization_key,
+        studentKey: identity.external_user_key,
+        studentKeyLower: row.lower,
+      };
+      if (row.courseKey !== null)
+        pairs.push({ organizationKey: learner.organizationKey, studentKeyLower: row.lower, courseKey: row.courseKey });
       if (seen.has(learnerId(learner))) continue;
       seen.add(learnerId(learner));
       identities.push(learner);
@@ -107,7 +112,10 @@ export const accountCreatedJob: JobHandler<AccountCreatedPayload, AccountCreated
         const links: Array<{ peId: number; userId: number }> = [];
         for (const pe of waiting) {
           if (taken.has(pe.programUuid)) {
-            ctx.log.warn({ program: pe.programUuid, pe: pe.id }, 'account already has a PE in the program: this PE stays waiting');
+            ctx.log.warn(
+              { program: pe.programUuid, pe: pe.id },
+              'account already has a PE in the program: this PE stays waiting',
+            );
             continue;
           }
           taken.add(pe.programUuid);
@@ -116,8 +124,15 @@ export const accountCreatedJob: JobHandler<AccountCreatedPayload, AccountCreated
         const courseKeys = await linkProgramEnrollments(tx, links, { jobId: ctx.jobId, requestedBy: null }, ctx.log);
         const linked = waiting
           .filter((pe) => courseKeys.has(pe.id))
-          .map((pe) => ({ program_uuid: pe.programUuid, student_key: pe.studentKey, course_keys: courseKeys.get(pe.id)! }))
-          .sort((a, b) => compareCodePoints(a.program_uuid, b.program_uuid) || compareCodePoints(a.student_key, b.student_key));
+          .map((pe) => ({
+            program_uuid: pe.programUuid,
+            student_key: pe.studentKey,
+            course_keys: courseKeys.get(pe.id)!,
+          }))
+          .sort(
+            (a, b) =>
+              compareCodePoints(a.program_uuid, b.program_uuid) || compareCodePoints(a.student_key, b.student_key),
+          );
         const result = { linked };
         await storeResult(tx, key, result);
         if (linked.length) ctx.log.info({ user: payload.user_id, linked: linked.length }, 'waiting enrollments linked');

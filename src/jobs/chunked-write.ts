@@ -1,10 +1,10 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { refreshStatistics, type Queryable, type Tx } from '../db/client.js';
+import { type Queryable, refreshStatistics, type Tx } from '../db/client.js';
 import { claimChunk, findResult, loadChunks, storeChunk, storeResult } from '../db/job-ledger.js';
-import { separateDuplicates, summarize, type SentRecord, type WriteResult } from '../domain/write-results.js';
+import { type SentRecord, separateDuplicates, summarize, type WriteResult } from '../domain/write-results.js';
 import type { LearnerCourse } from '../lock/learner-course-locks.js';
 import type { JobContext } from './context.js';
-import { LockBusyError, coerceError, isTransient } from './errors.js';
+import { coerceError, isTransient, LockBusyError } from './errors.js';
 
 /** Progress is reported at least this often (CONTRACT: every 1,000 records). */
 const MAX_CHUNK = 1_000;
@@ -92,7 +92,8 @@ export async function runChunkedWrite<R extends SentRecord>(
   }
 
   const summary = await sql.begin((tx) => storeResult(tx, ctx.key, summarize(results)));
-  for (const [result, n] of Object.entries(summary.counts)) ctx.metrics.writeResults.inc({ name: write.name, result }, n);
+  for (const [result, n] of Object.entries(summary.counts))
+    ctx.metrics.writeResults.inc({ name: write.name, result }, n);
   await ctx.progress(total, total);
   ctx.log.info({ records: total, code: summary.code, counts: summary.counts }, 'write applied');
   return summary;

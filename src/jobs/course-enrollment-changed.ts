@@ -1,6 +1,6 @@
-import { claimResult, findResult, storeResult } from '../db/job-ledger.js';
 import { insertHistory } from '../db/history.js';
-import { courseEnrollmentChangedPayload, type CourseEnrollmentChangedPayload } from '../queue/payloads.js';
+import { claimResult, findResult, storeResult } from '../db/job-ledger.js';
+import { type CourseEnrollmentChangedPayload, courseEnrollmentChangedPayload } from '../queue/payloads.js';
 import type { JobHandler } from './context.js';
 
 export interface CourseEnrollmentChangedResult {
@@ -33,10 +33,24 @@ export const courseEnrollmentChangedJob: JobHandler<CourseEnrollmentChangedPaylo
           insert into course_enrollments (user_id, course_key, mode, is_active)
           values (${payload.user_id}, ${payload.course_key}, ${payload.mode}, ${payload.is_active})
           returning id`;
-        await insertHistory(tx, [{
-          entity: 'course_enrollment', entityId: row!.id, programEnrollmentId: null, action: 'created',
-          changes: { user_id: [null, payload.user_id], course_key: [null, payload.course_key], mode: [null, payload.mode], is_active: [null, payload.is_active] },
-        }], stamp);
+        await insertHistory(
+          tx,
+          [
+            {
+              entity: 'course_enrollment',
+              entityId: row!.id,
+              programEnrollmentId: null,
+              action: 'created',
+              changes: {
+                user_id: [null, payload.user_id],
+                course_key: [null, payload.course_key],
+                mode: [null, payload.mode],
+                is_active: [null, payload.is_active],
+              },
+            },
+          ],
+          stamp,
+        );
       } else if (before.mode !== payload.mode || before.isActive !== payload.is_active) {
         await tx`
           update course_enrollments set mode = ${payload.mode}, is_active = ${payload.is_active}, modified_at = now()
@@ -44,7 +58,11 @@ export const courseEnrollmentChangedJob: JobHandler<CourseEnrollmentChangedPaylo
         const changes: Record<string, [unknown, unknown]> = {};
         if (before.mode !== payload.mode) changes.mode = [before.mode, payload.mode];
         if (before.isActive !== payload.is_active) changes.is_active = [before.isActive, payload.is_active];
-        await insertHistory(tx, [{ entity: 'course_enrollment', entityId: before.id, programEnrollmentId: null, action: 'changed', changes }], stamp);
+        await insertHistory(
+          tx,
+          [{ entity: 'course_enrollment', entityId: before.id, programEnrollmentId: null, action: 'changed', changes }],
+          stamp,
+        );
       }
       const result = { course_key: payload.course_key, mode: payload.mode, is_active: payload.is_active };
       await storeResult(tx, key, result);

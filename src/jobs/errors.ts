@@ -25,8 +25,19 @@ export function isTransient(err: unknown): boolean {
     // concurrent writer won a race; the retry sees its row), shutdown, too many connections.
     if (/^(08|57P|53)/.test(code) || ['40001', '40P01', '23505', '55P03'].includes(code)) return true;
     // Node and postgres.js network errors.
-    if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'CONNECTION_CLOSED', 'CONNECTION_ENDED',
-      'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT'].includes(code)) return true;
+    if (
+      [
+        'ECONNREFUSED',
+        'ECONNRESET',
+        'ETIMEDOUT',
+        'EPIPE',
+        'CONNECTION_CLOSED',
+        'CONNECTION_ENDED',
+        'CONNECTION_DESTROYED',
+        'CONNECT_TIMEOUT',
+      ].includes(code)
+    )
+      return true;
   }
   return /Connection is closed|ECONNREFUSED|ECONNRESET|MaxRetriesPerRequest|READONLY|LOADING|CLUSTERDOWN|TRYAGAIN/.test(
     err.message,

@@ -1,6 +1,6 @@
 import { claimResult, findResult, storeResult } from '../db/job-ledger.js';
-import { expireWaitingEnrollmentsPayload, type ExpireWaitingEnrollmentsPayload } from '../queue/payloads.js';
 import { lockLearners } from '../db/learners.js';
+import { type ExpireWaitingEnrollmentsPayload, expireWaitingEnrollmentsPayload } from '../queue/payloads.js';
 import type { JobHandler } from './context.js';
 
 export interface ExpiryResult {
@@ -35,7 +35,10 @@ export const expireWaitingEnrollmentsJob: JobHandler<ExpireWaitingEnrollmentsPay
       const candidates = await tx<{ org: string; key: string; lower: string }[]>`
         select organization_key as org, student_key as key, student_key_lower as lower from program_enrollments
         where user_id is null and modified_at <= now() - make_interval(secs => ${seconds})`;
-      await lockLearners(tx, candidates.map((c) => ({ organizationKey: c.org, studentKey: c.key, studentKeyLower: c.lower })));
+      await lockLearners(
+        tx,
+        candidates.map((c) => ({ organizationKey: c.org, studentKey: c.key, studentKeyLower: c.lower })),
+      );
       const expired = await tx<{ id: number; programUuid: string }[]>`
         select id, program_uuid as "programUuid" from program_enrollments
         where user_id is null and modified_at <= now() - make_interval(secs => ${seconds})
@@ -50,7 +53,11 @@ export const expireWaitingEnrollmentsJob: JobHandler<ExpireWaitingEnrollmentsPay
         pces = courses.length;
         const programOf = new Map(expired.map((e) => [e.id, e.programUuid]));
         for (const e of expired) ctx.log.info({ pe: e.id, program: e.programUuid }, 'found expired program_enrollment');
-        for (const c of courses) ctx.log.info({ pce: c.id, program: programOf.get(c.peId), course: c.courseKey }, 'found expired program_course_enrollment');
+        for (const c of courses)
+          ctx.log.info(
+            { pce: c.id, program: programOf.get(c.peId), course: c.courseKey },
+            'found expired program_course_enrollment',
+          );
         // Their history goes with them (Open edX does the same), so nothing about them remains.
         await tx`delete from history where program_enrollment_id = any(${ids}::bigint[])`;
         await tx`delete from program_enrollments where id = any(${ids}::bigint[])`;
@@ -72,7 +79,10 @@ export const expireWaitingEnrollmentsJob: JobHandler<ExpireWaitingEnrollmentsPay
       await tx`delete from job_chunks where finished_at < now() - make_interval(days => ${JOB_RESULT_RETENTION_DAYS})`;
       await tx`delete from submitted_jobs where created_at < now() - make_interval(days => ${JOB_RESULT_RETENTION_DAYS})`;
       const result = { removed: { program_enrollments: ids.length, program_course_enrollments: pces } };
-      ctx.log.info({ expirationDays: payload.expiration_days, ...result.removed }, 'expired waiting enrollments removed');
+      ctx.log.info(
+        { expirationDays: payload.expiration_days, ...result.removed },
+        'expired waiting enrollments removed',
+      );
       await storeResult(tx, ctx.key, result);
       return result;
     });

@@ -5,8 +5,8 @@ import { expireWaitingEnrollmentsJob } from './expire-waiting-enrollments.js';
 import { linkProgramEnrollmentsJob } from './link-program-enrollments.js';
 import { retireLearnerJob } from './retire-learner.js';
 import { upsertProgramJob } from './upsert-program.js';
-import { writeProgramCourseEnrollmentsUploadJob } from './write-program-course-enrollments-upload.js';
 import { writeProgramCourseEnrollmentsJob } from './write-program-course-enrollments.js';
+import { writeProgramCourseEnrollmentsUploadJob } from './write-program-course-enrollments-upload.js';
 import { writeProgramEnrollmentsJob } from './write-program-enrollments.js';
 
 /** Every job name of CONTRACT.md and its handler, and the service's own course upload job. */

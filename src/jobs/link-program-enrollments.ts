@@ -6,9 +6,9 @@ import type { CourseEffect } from '../domain/course-enrollment.js';
 import { checkLink, linkErrors } from '../domain/explicit-links.js';
 import type { CourseStatus } from '../domain/statuses.js';
 import { separateDuplicates } from '../domain/write-results.js';
-import { linkProgramEnrollmentsPayload, type LinkProgramEnrollmentsPayload } from '../queue/payloads.js';
+import { type LinkProgramEnrollmentsPayload, linkProgramEnrollmentsPayload } from '../queue/payloads.js';
 import type { JobHandler } from './context.js';
-import { LockBusyError, coerceError, isTransient } from './errors.js';
+import { coerceError, isTransient, LockBusyError } from './errors.js';
 import { lowerKeys, requireProgram } from './program-lookup.js';
 
 export interface LinkResult {
@@ -31,8 +31,16 @@ export const linkProgramEnrollmentsJob: JobHandler<LinkProgramEnrollmentsPayload
     const org = program.organizationKey;
     const stamp: JobStamp = { jobId: ctx.jobId, requestedBy: null };
 
-    const lowers = await lowerKeys(sql, payload.links.map((l) => l.student_key));
-    const links = payload.links.map((l, index) => ({ index, sent: l.student_key, lower: lowers[index]!, username: l.username }));
+    const lowers = await lowerKeys(
+      sql,
+      payload.links.map((l) => l.student_key),
+    );
+    const links = payload.links.map((l, index) => ({
+      index,
+      sent: l.student_key,
+      lower: lowers[index]!,
+      username: l.username,
+    }));
     const { unique, duplicated } = separateDuplicates(links);
     // Null prototype: a student key may be any string, `__proto__` included.
     const errors: Record<string, string> = Object.create(null);
@@ -49,7 +57,9 @@ export const linkProgramEnrollmentsJob: JobHandler<LinkProgramEnrollmentsPayload
         select pce.course_key as "courseKey" from program_enrollments pe
         join program_course_enrollments pce on pce.program_enrollment_id = pe.id
         where pe.program_uuid = ${program.programUuid} and pe.student_key_lower = ${link.lower}`;
-      const lease = await ctx.locks.acquire(courses.map((c) => ({ organizationKey: org, studentKeyLower: link.lower, courseKey: c.courseKey })));
+      const lease = await ctx.locks.acquire(
+        courses.map((c) => ({ organizationKey: org, studentKeyLower: link.lower, courseKey: c.courseKey })),
+      );
       if (!lease) throw new LockBusyError();
       try {
         const outcome = await sql
@@ -57,7 +67,9 @@ export const linkProgramEnrollmentsJob: JobHandler<LinkProgramEnrollmentsPayload
             const claim = await claimChunk(tx, ctx.key, link.index, 1);
             if (!claim.claimed) return claim.results;
             await lockLearners(tx, [{ organizationKey: org, studentKey: link.sent, studentKeyLower: link.lower }]);
-            const [account] = await tx<{ userId: number }[]>`select user_id as "userId" from accounts where username = ${link.username}`;
+            const [account] = await tx<
+              { userId: number }[]
+            >`select user_id as "userId" from accounts where username = ${link.username}`;
             const [enrollment] = await tx<{ id: number; userId: number | null; studentKey: string }[]>`
               select id, user_id as "userId", student_key as "studentKey" from program_enrollments
               where program_uuid = ${program.programUuid} and student_key_lower = ${link.lower}`;
@@ -90,7 +102,8 @@ export const linkProgramEnrollmentsJob: JobHandler<LinkProgramEnrollmentsPayload
             const result: Record<string, string> = Object.create(null);
             result[link.sent] = `${err.name}: ${err.message}`;
             await sql.begin(async (tx) => {
-              if ((await claimChunk(tx, ctx.key, link.index, 1)).claimed) await storeChunk(tx, ctx.key, link.index, result);
+              if ((await claimChunk(tx, ctx.key, link.index, 1)).claimed)
+                await storeChunk(tx, ctx.key, link.index, result);
             });
             return result;
           });
@@ -108,7 +121,13 @@ export const linkProgramEnrollmentsJob: JobHandler<LinkProgramEnrollmentsPayload
  * PCE holds is deactivated and moved to audit where the course offers it), then the PE waits.
  * A PCE without a CE is simply left as it is (Open edX crashed on it, Q7).
  */
-async function unlink(tx: Parameters<typeof lockLearners>[0], peId: number, userId: number, stamp: JobStamp, log: Parameters<typeof applyCourseEnrollmentEffects>[3]) {
+async function unlink(
+  tx: Parameters<typeof lockLearners>[0],
+  peId: number,
+  userId: number,
+  stamp: JobStamp,
+  log: Parameters<typeof applyCourseEnrollmentEffects>[3],
+) {
   const pces = await tx<{ id: number; courseKey: string; status: CourseStatus; ceId: number | null }[]>`
     select id, course_key as "courseKey", status, course_enrollment_id as "ceId" from program_course_enrollments
     where program_enrollment_id = ${peId} order by id`;
@@ -117,5 +136,17 @@ async function unlink(tx: Parameters<typeof lockLearners>[0], peId: number, user
     .map((p) => ({ kind: 'detach', pceId: p.id, userId, courseKey: p.courseKey }));
   await applyCourseEnrollmentEffects(tx, effects, stamp, log);
   await tx`update program_enrollments set user_id = null, modified_at = now() where id = ${peId}`;
-  await insertHistory(tx, [{ entity: 'program_enrollment', entityId: peId, programEnrollmentId: peId, action: 'changed', changes: { user_id: [userId, null] } }], stamp);
+  await insertHistory(
+    tx,
+    [
+      {
+        entity: 'program_enrollment',
+        entityId: peId,
+        programEnrollmentId: peId,
+        action: 'changed',
+        changes: { user_id: [userId, null] },
+      },
+    ],
+    stamp,
+  );
 }

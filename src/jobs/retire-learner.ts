@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { claimResult, findResult, storeResult } from '../db/job-ledger.js';
 import { insertHistory } from '../db/history.js';
+import { claimResult, findResult, storeResult } from '../db/job-ledger.js';
 import { lockLearners } from '../db/learners.js';
-import { retireLearnerPayload, type RetireLearnerPayload } from '../queue/payloads.js';
+import { type RetireLearnerPayload, retireLearnerPayload } from '../queue/payloads.js';
 import type { JobHandler } from './context.js';
 
 export interface RetireResult {
@@ -37,8 +37,14 @@ export const retireLearnerJob: JobHandler<RetireLearnerPayload, RetireResult> = 
         select id, organization_key as org, student_key_lower as lower from program_enrollments
         where user_id = ${payload.user_id} and student_key !~ '^retired_[0-9a-f]{64}$'
         order by id`;
-      await lockLearners(tx, enrollments.map((e) => ({ organizationKey: e.org, studentKey: e.lower, studentKeyLower: e.lower })));
-      const retired = enrollments.map((e) => ({ id: e.id, key: retiredKey(e.org, e.lower, e.id, ctx.config.RETIREMENT_SALT) }));
+      await lockLearners(
+        tx,
+        enrollments.map((e) => ({ organizationKey: e.org, studentKey: e.lower, studentKeyLower: e.lower })),
+      );
+      const retired = enrollments.map((e) => ({
+        id: e.id,
+        key: retiredKey(e.org, e.lower, e.id, ctx.config.RETIREMENT_SALT),
+      }));
       if (retired.length) {
         const ids = retired.map((r) => r.id);
         const keys = retired.map((r) => r.key);
@@ -55,7 +61,13 @@ export const retireLearnerJob: JobHandler<RetireLearnerPayload, RetireResult> = 
           where h.program_enrollment_id = v.id and h.entity = 'program_enrollment' and h.changes ? 'student_key'`;
         await insertHistory(
           tx,
-          retired.map((r) => ({ entity: 'program_enrollment', entityId: r.id, programEnrollmentId: r.id, action: 'changed', changes: { student_key: [null, r.key] } })),
+          retired.map((r) => ({
+            entity: 'program_enrollment',
+            entityId: r.id,
+            programEnrollmentId: r.id,
+            action: 'changed',
+            changes: { student_key: [null, r.key] },
+          })),
           { jobId: ctx.jobId, requestedBy: null },
         );
       }

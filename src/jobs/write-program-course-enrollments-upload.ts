@@ -1,13 +1,13 @@
-import { storeResult } from '../db/job-ledger.js';
-import { earlierResult } from './chunked-write.js';
 import type { JobStamp } from '../db/history.js';
+import { storeResult } from '../db/job-ledger.js';
 import type { CourseRecord } from '../domain/course-enrollment-writes.js';
 import { resolveCourseKey } from '../domain/program.js';
-import { codeAndCounts, type CourseUploadResult, type CourseUploadResultRow } from '../domain/write-results.js';
+import { type CourseUploadResult, type CourseUploadResultRow, codeAndCounts } from '../domain/write-results.js';
 import {
-  writeProgramCourseEnrollmentsUploadPayload,
   type WriteProgramCourseEnrollmentsUploadPayload,
+  writeProgramCourseEnrollmentsUploadPayload,
 } from '../queue/payloads.js';
+import { earlierResult } from './chunked-write.js';
 import type { JobContext, JobHandler } from './context.js';
 import { lowerKeys, requireProgram } from './program-lookup.js';
 import { writeCourseEnrollments } from './write-program-course-enrollments.js';
@@ -32,7 +32,10 @@ function courseStaffOf(cell: string | undefined): boolean | null {
  * after a crash or a busy lock skips the courses and chunks already applied; the whole result is
  * stored under the job's key, so a later run or a re-submission returns it and applies nothing.
  */
-export const writeProgramCourseEnrollmentsUploadJob: JobHandler<WriteProgramCourseEnrollmentsUploadPayload, CourseUploadResult> = {
+export const writeProgramCourseEnrollmentsUploadJob: JobHandler<
+  WriteProgramCourseEnrollmentsUploadPayload,
+  CourseUploadResult
+> = {
   schema: writeProgramCourseEnrollmentsUploadPayload,
   async run(payload, ctx) {
     const { sql } = ctx.database;
@@ -65,7 +68,10 @@ export const writeProgramCourseEnrollmentsUploadJob: JobHandler<WriteProgramCour
 
     let done = unresolved;
     if (unresolved > 0 && done < total) await ctx.progress(done, total);
-    const lowers = await lowerKeys(sql, rows.map((r) => r.student_key));
+    const lowers = await lowerKeys(
+      sql,
+      rows.map((r) => r.student_key),
+    );
     const stamp: JobStamp = { jobId: ctx.jobId, requestedBy: payload.requested_by ?? null };
     for (const [courseKey, positions] of rowsOfCourse) {
       const before = done;
@@ -108,17 +114,27 @@ export const writeProgramCourseEnrollmentsUploadJob: JobHandler<WriteProgramCour
     rows.forEach((row, i) => {
       const id = `${row.course_id}\u0000${row.student_key}`;
       if (entries.has(id)) return;
-      const entry: CourseUploadResultRow = { course_id: row.course_id, student_key: row.student_key, status: resultOfRow[i]! };
+      const entry: CourseUploadResultRow = {
+        course_id: row.course_id,
+        student_key: row.student_key,
+        status: resultOfRow[i]!,
+      };
       if (payload.course_staff_column) entry.course_staff = row.course_staff ?? '';
       entries.set(id, entry);
     });
     const results = [...entries.values()];
     const { code, counts } = codeAndCounts(results.map((r) => r.status));
     const summary = await sql.begin((tx) =>
-      storeResult<CourseUploadResult>(tx, ctx.key, { code, results, counts, course_staff_column: payload.course_staff_column }),
+      storeResult<CourseUploadResult>(tx, ctx.key, {
+        code,
+        results,
+        counts,
+        course_staff_column: payload.course_staff_column,
+      }),
     );
     // The course writes counted their own results; what no course write saw is counted here.
-    if (counts['course-not-found']) ctx.metrics.writeResults.inc({ name: JOB_NAME, result: 'course-not-found' }, counts['course-not-found']);
+    if (counts['course-not-found'])
+      ctx.metrics.writeResults.inc({ name: JOB_NAME, result: 'course-not-found' }, counts['course-not-found']);
     await ctx.progress(total, total);
     ctx.log.info({ records: total, courses: rowsOfCourse.size, code, counts }, 'course upload applied');
     return summary;

@@ -2,14 +2,14 @@ import type { Tx } from '../db/client.js';
 import { applyCourseEnrollmentEffects } from '../db/course-enrollments.js';
 import { insertHistory, type JobStamp } from '../db/history.js';
 import { linkWaitingOfKnownLearners, lockLearners } from '../db/learners.js';
-import { pairKey, type CourseEffect } from '../domain/course-enrollment.js';
-import { planCourseWrites, type CourseRecord } from '../domain/course-enrollment-writes.js';
+import { type CourseEffect, pairKey } from '../domain/course-enrollment.js';
+import { type CourseRecord, planCourseWrites } from '../domain/course-enrollment-writes.js';
 import type { HistoryRow } from '../domain/history.js';
+import { type Program, resolveCourseKey } from '../domain/program.js';
 import type { WriteAction } from '../domain/program-enrollment-writes.js';
-import { resolveCourseKey, type Program } from '../domain/program.js';
 import type { CourseStatus } from '../domain/statuses.js';
 import type { WriteResult } from '../domain/write-results.js';
-import { writeProgramCourseEnrollmentsPayload, type WriteProgramCourseEnrollmentsPayload } from '../queue/payloads.js';
+import { type WriteProgramCourseEnrollmentsPayload, writeProgramCourseEnrollmentsPayload } from '../queue/payloads.js';
 import { earlierResult, runChunkedWrite } from './chunked-write.js';
 import type { JobContext, JobHandler } from './context.js';
 import { JobRejectedError } from './errors.js';
@@ -23,9 +23,13 @@ export const writeProgramCourseEnrollmentsJob: JobHandler<WriteProgramCourseEnro
     if (earlier) return earlier;
     const program = await requireProgram(sql, payload.program_uuid);
     const courseKey = resolveCourseKey(program, payload.course_key);
-    if (courseKey === null) throw new JobRejectedError(`course ${payload.course_key} is not in program ${program.programUuid}`);
+    if (courseKey === null)
+      throw new JobRejectedError(`course ${payload.course_key} is not in program ${program.programUuid}`);
 
-    const lowers = await lowerKeys(sql, payload.enrollments.map((e) => e.student_key));
+    const lowers = await lowerKeys(
+      sql,
+      payload.enrollments.map((e) => e.student_key),
+    );
     const records: CourseRecord[] = payload.enrollments.map((e, index) => ({
       index,
       sent: e.student_key,
@@ -72,13 +76,26 @@ export async function writeCourseEnrollments(ctx: JobContext, write: CourseEnrol
       name: write.jobName,
       records,
       tables: ['program_course_enrollments', 'course_enrollments', 'learners', 'history'],
-      lockPairs: async (_db, chunk) => chunk.map((r) => ({ organizationKey: org, studentKeyLower: r.lower, courseKey })),
+      lockPairs: async (_db, chunk) =>
+        chunk.map((r) => ({ organizationKey: org, studentKeyLower: r.lower, courseKey })),
       async applyChunk(tx: Tx, chunk) {
         const chunkLowers = chunk.map((r) => r.lower);
-        const known = await lockLearners(tx, chunk.map((r) => ({ organizationKey: org, studentKey: r.sent, studentKeyLower: r.lower })));
+        const known = await lockLearners(
+          tx,
+          chunk.map((r) => ({ organizationKey: org, studentKey: r.sent, studentKeyLower: r.lower })),
+        );
         // A write to a waiting PE of a learner whose account is now known links it first (SPEC 5).
         await linkWaitingOfKnownLearners(tx, program.programUuid, org, chunkLowers, known, stamp, ctx.log);
-        const rows = await tx<{ lower: string; peId: number; userId: number | null; pceId: number | null; status: CourseStatus | null; ceId: number | null }[]>`
+        const rows = await tx<
+          {
+            lower: string;
+            peId: number;
+            userId: number | null;
+            pceId: number | null;
+            status: CourseStatus | null;
+            ceId: number | null;
+          }[]
+        >`
           select pe.student_key_lower as lower, pe.id as "peId", pe.user_id as "userId",
                  pce.id as "pceId", pce.status, pce.course_enrollment_id as "ceId"
           from unnest(${chunkLowers}::text[]) as k(lower)
@@ -93,7 +110,11 @@ export async function writeCourseEnrollments(ctx: JobContext, write: CourseEnrol
           where pe.program_uuid <> ${program.programUuid}`;
         const plan = planCourseWrites(chunk, action, {
           enrollments: new Map(rows.map((r) => [r.lower, { peId: r.peId, userId: r.userId }])),
-          pces: new Map(rows.filter((r) => r.pceId !== null).map((r) => [r.lower, { id: r.pceId!, status: r.status!, ceId: r.ceId }])),
+          pces: new Map(
+            rows
+              .filter((r) => r.pceId !== null)
+              .map((r) => [r.lower, { id: r.pceId!, status: r.status!, ceId: r.ceId }]),
+          ),
           activeElsewhere: new Set(elsewhere.map((r) => r.lower)),
         });
 
@@ -106,17 +127,30 @@ export async function writeCourseEnrollments(ctx: JobContext, write: CourseEnrol
             from unnest(${u.map((x) => x.id)}::bigint[], ${u.map((x) => x.to)}::text[]) as v(id, status)
             where pce.id = v.id`;
           for (const x of u) {
-            history.push({ entity: 'program_course_enrollment', entityId: x.id, programEnrollmentId: x.peId, action: 'changed', changes: { status: [x.from, x.to] } });
+            history.push({
+              entity: 'program_course_enrollment',
+              entityId: x.id,
+              programEnrollmentId: x.peId,
+              action: 'changed',
+              changes: { status: [x.from, x.to] },
+            });
           }
         }
         // 2. Course enrollments of realized learners; new PCEs go by placeholder ids.
         const effects: CourseEffect[] = [];
         for (const x of plan.updates) {
           if (x.userId === null) continue;
-          effects.push({ kind: x.ceId === null ? 'realize' : 'status', pceId: x.id, userId: x.userId, courseKey, status: x.to });
+          effects.push({
+            kind: x.ceId === null ? 'realize' : 'status',
+            pceId: x.id,
+            userId: x.userId,
+            courseKey,
+            status: x.to,
+          });
         }
         plan.creates.forEach((x, i) => {
-          if (x.userId !== null) effects.push({ kind: 'realize', pceId: -(i + 1), userId: x.userId, courseKey, status: x.status });
+          if (x.userId !== null)
+            effects.push({ kind: 'realize', pceId: -(i + 1), userId: x.userId, courseKey, status: x.status });
         });
         const ceIds = await applyCourseEnrollmentEffects(tx, effects, stamp, ctx.log);
         // 3. New PCEs.
@@ -138,8 +172,15 @@ export async function writeCourseEnrollments(ctx: JobContext, write: CourseEnrol
             const row = byPe.get(x.peId)!;
             pceIdOf.set(x.record.lower, row.id);
             history.push({
-              entity: 'program_course_enrollment', entityId: row.id, programEnrollmentId: x.peId, action: 'created',
-              changes: { course_key: [null, courseKey], status: [null, x.status], ...(row.ceId !== null ? { course_enrollment_id: [null, row.ceId] } : {}) },
+              entity: 'program_course_enrollment',
+              entityId: row.id,
+              programEnrollmentId: x.peId,
+              action: 'created',
+              changes: {
+                course_key: [null, courseKey],
+                status: [null, x.status],
+                ...(row.ceId !== null ? { course_enrollment_id: [null, row.ceId] } : {}),
+              },
             });
           }
         }

@@ -2,11 +2,15 @@ import type { Tx } from '../db/client.js';
 import { insertHistory, type JobStamp } from '../db/history.js';
 import { learnerId, linkProgramEnrollments, lockLearners } from '../db/learners.js';
 import type { HistoryRow } from '../domain/history.js';
-import { planProgramWrites, type ExistingProgramEnrollment, type ProgramRecord } from '../domain/program-enrollment-writes.js';
 import { defaultCurriculum } from '../domain/program.js';
+import {
+  type ExistingProgramEnrollment,
+  type ProgramRecord,
+  planProgramWrites,
+} from '../domain/program-enrollment-writes.js';
 import type { WriteResult } from '../domain/write-results.js';
 import type { LearnerCourse } from '../lock/learner-course-locks.js';
-import { writeProgramEnrollmentsPayload, type WriteProgramEnrollmentsPayload } from '../queue/payloads.js';
+import { type WriteProgramEnrollmentsPayload, writeProgramEnrollmentsPayload } from '../queue/payloads.js';
 import { earlierResult, runChunkedWrite } from './chunked-write.js';
 import type { JobHandler } from './context.js';
 import { JobRejectedError } from './errors.js';
@@ -22,7 +26,9 @@ export const writeProgramEnrollmentsJob: JobHandler<WriteProgramEnrollmentsPaylo
     const curricula = new Set(program.curricula.map((c) => c.curriculumUuid));
     const problems = payload.enrollments.flatMap((e, i) =>
       e.curriculum_uuid !== undefined && !curricula.has(e.curriculum_uuid)
-        ? [`enrollments.${i}.curriculum_uuid: ${e.curriculum_uuid} is not a curriculum of program ${program.programUuid}`]
+        ? [
+            `enrollments.${i}.curriculum_uuid: ${e.curriculum_uuid} is not a curriculum of program ${program.programUuid}`,
+          ]
         : [],
     );
     if (problems.length) throw new JobRejectedError(`invalid payload: ${problems.join('; ')}`);
@@ -31,7 +37,10 @@ export const writeProgramEnrollmentsJob: JobHandler<WriteProgramEnrollmentsPaylo
       throw new JobRejectedError(`program ${program.programUuid} has no active curriculum`);
     }
 
-    const lowers = await lowerKeys(sql, payload.enrollments.map((e) => e.student_key));
+    const lowers = await lowerKeys(
+      sql,
+      payload.enrollments.map((e) => e.student_key),
+    );
     const records: ProgramRecord[] = payload.enrollments.map((e, index) => ({
       index,
       sent: e.student_key,
@@ -59,7 +68,10 @@ export const writeProgramEnrollmentsJob: JobHandler<WriteProgramEnrollmentsPaylo
       },
       async applyChunk(tx: Tx, chunk) {
         const chunkLowers = chunk.map((r) => r.lower);
-        const known = await lockLearners(tx, chunk.map((r) => ({ organizationKey: org, studentKey: r.sent, studentKeyLower: r.lower })));
+        const known = await lockLearners(
+          tx,
+          chunk.map((r) => ({ organizationKey: org, studentKey: r.sent, studentKeyLower: r.lower })),
+        );
         const existingRows = await tx<(ExistingProgramEnrollment & { lower: string })[]>`
           select pe.id, pe.student_key_lower as lower, pe.user_id as "userId", pe.status
           from unnest(${chunkLowers}::text[]) as k(lower)
@@ -80,7 +92,11 @@ export const writeProgramEnrollmentsJob: JobHandler<WriteProgramEnrollmentsPaylo
           accounts,
           usersInProgram: new Set(usersInProgram.map((r) => r.userId)),
         });
-        if (plan.keptWaiting) ctx.log.warn({ learners: plan.keptWaiting }, 'accounts already enrolled in the program under another key: PEs kept waiting');
+        if (plan.keptWaiting)
+          ctx.log.warn(
+            { learners: plan.keptWaiting },
+            'accounts already enrolled in the program under another key: PEs kept waiting',
+          );
 
         const history: HistoryRow[] = [];
         if (plan.creates.length) {
@@ -97,9 +113,14 @@ export const writeProgramEnrollmentsJob: JobHandler<WriteProgramEnrollmentsPaylo
           c.forEach((x) => {
             const id = idOf.get(x.record.lower)!;
             history.push({
-              entity: 'program_enrollment', entityId: id, programEnrollmentId: id, action: 'created',
+              entity: 'program_enrollment',
+              entityId: id,
+              programEnrollmentId: id,
+              action: 'created',
               changes: {
-                student_key: [null, x.record.sent], status: [null, x.status], curriculum_uuid: [null, x.curriculumUuid],
+                student_key: [null, x.record.sent],
+                status: [null, x.status],
+                curriculum_uuid: [null, x.curriculumUuid],
                 ...(x.userId !== null ? { user_id: [null, x.userId] } : {}),
               },
             });
@@ -113,7 +134,13 @@ export const writeProgramEnrollmentsJob: JobHandler<WriteProgramEnrollmentsPaylo
             where pe.id = v.id`;
           for (const x of u) {
             if (x.from !== x.to) {
-              history.push({ entity: 'program_enrollment', entityId: x.id, programEnrollmentId: x.id, action: 'changed', changes: { status: [x.from, x.to] } });
+              history.push({
+                entity: 'program_enrollment',
+                entityId: x.id,
+                programEnrollmentId: x.id,
+                action: 'changed',
+                changes: { status: [x.from, x.to] },
+              });
             }
           }
         }

@@ -9,10 +9,19 @@ const uuid = z.guid().transform((v) => v.toLowerCase());
 // Postgres text cannot hold NUL: refuse it here, with the field's name, rather than fail in SQL.
 const noNul = (v: string) => !v.includes('\u0000');
 const trimmed = (max: number) =>
-  z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`).refine(noNul, 'must not contain NUL characters');
+  z
+    .string()
+    .trim()
+    .min(1, 'must not be empty')
+    .max(max, `must be at most ${max} characters`)
+    .refine(noNul, 'must not contain NUL characters');
 const studentKey = trimmed(255);
 const text = () => z.string().refine(noNul, 'must not contain NUL characters');
-const eventId = z.string().min(1, 'must not be empty').max(255, 'must be at most 255 characters').refine(noNul, 'must not contain NUL characters');
+const eventId = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(255, 'must be at most 255 characters')
+  .refine(noNul, 'must not contain NUL characters');
 const userId = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 
 export const upsertProgramPayload = z.object({

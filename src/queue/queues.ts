@@ -1,4 +1,4 @@
-import { Queue, type DefaultJobOptions, type KeepJobs } from 'bullmq';
+import { type DefaultJobOptions, type KeepJobs, Queue } from 'bullmq';
 import type { RedisClient } from '../services/redis.js';
 
 /**

@@ -1,9 +1,9 @@
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { JobContext, JobHandler, Services } from '../jobs/context.js';
-import { JobRejectedError, LockBusyError, coerceError, isTransient } from '../jobs/errors.js';
+import { coerceError, isTransient, JobRejectedError, LockBusyError } from '../jobs/errors.js';
+import type { RedisClient } from '../services/redis.js';
 import { describeIssues } from './payloads.js';
 import { KEEP_COMPLETED, KEEP_FAILED, QUEUES, type QueueName } from './queues.js';
-import type { RedisClient } from '../services/redis.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type HandlerRegistry = Record<string, JobHandler<any, unknown>>;
@@ -31,11 +31,16 @@ export function jobKey(queue: string, job: Job): string {
  * runs that only met a busy learner-course lock, which must not use up the budget.
  */
 function selfRetryCounter(redis: RedisClient, prefix: string) {
-  const key = (queue: string, job: Job) => `${prefix.replace(/[{}]/g, '')}:self-retries:${queue}:${job.id}@${job.timestamp}`;
+  const key = (queue: string, job: Job) =>
+    `${prefix.replace(/[{}]/g, '')}:self-retries:${queue}:${job.id}@${job.timestamp}`;
   return {
     async allow(queue: string, job: Job, err: Error): Promise<boolean> {
       const k = key(queue, job);
-      const [[, n]] = (await redis.multi().incr(k).expire(k, 7 * 24 * 3600).exec()) as [[null, number], unknown];
+      const [[, n]] = (await redis
+        .multi()
+        .incr(k)
+        .expire(k, 7 * 24 * 3600)
+        .exec()) as [[null, number], unknown];
       const max = (err as { code?: string }).code === '23505' ? MAX_SELF_RETRIES_ON_UNIQUE_VIOLATION : MAX_SELF_RETRIES;
       return n <= max;
     },
@@ -101,7 +106,10 @@ export function startWorkers(
           }
           if (isTransient(err) && (await selfRetries.allow(queue, job, err))) {
             const delay = retryDelayMs(await selfRetries.count(queue, job));
-            ctx.log.warn({ err: err.message, code: (err as { code?: string }).code, delay }, 'transient fault; retrying');
+            ctx.log.warn(
+              { err: err.message, code: (err as { code?: string }).code, delay },
+              'transient fault; retrying',
+            );
             metrics.jobs.inc({ queue, name: job.name, outcome: 'retried' });
             await job.moveToDelayed(Date.now() + delay, token);
             throw new DelayedError();
@@ -120,12 +128,14 @@ export function startWorkers(
     );
     worker.on('completed', (job) => {
       metrics.jobs.inc({ queue, name: job.name, outcome: 'completed' });
-      if (job.processedOn) metrics.jobDuration.observe({ queue, name: job.name }, (Date.now() - job.processedOn) / 1000);
+      if (job.processedOn)
+        metrics.jobDuration.observe({ queue, name: job.name }, (Date.now() - job.processedOn) / 1000);
     });
     worker.on('failed', (job, err) => {
       if (!job) return;
       metrics.jobs.inc({ queue, name: job.name, outcome: 'failed' });
-      if (job.processedOn) metrics.jobDuration.observe({ queue, name: job.name }, (Date.now() - job.processedOn) / 1000);
+      if (job.processedOn)
+        metrics.jobDuration.observe({ queue, name: job.name }, (Date.now() - job.processedOn) / 1000);
       log.warn({ queue, job: job.name, jobId: job.id, reason: err.message }, 'job failed');
     });
     worker.on('error', (err) => log.error({ queue, err: err.message }, 'worker error'));

@@ -1,9 +1,9 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /**
  * The zero-setup defaults: when REDIS_URL / DATABASE_URL are unset, the process runs its own
@@ -53,8 +53,22 @@ export async function startPrivateRedis(): Promise<PrivateService> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'program-enrollments-redis-'));
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--maxmemory-policy', 'noeviction', '--dir', dir, '--loglevel', 'warning'],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--maxmemory-policy',
+      'noeviction',
+      '--dir',
+      dir,
+      '--loglevel',
+      'warning',
+    ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   await waitForPort(port, child, 10_000);
@@ -112,7 +126,9 @@ function letOthersReach(dir: string, log: (message: string) => void): void {
     const mode = statSync(d).mode;
     if ((mode & 0o001) === 0) {
       chmodSync(d, (mode & 0o7777) | 0o001);
-      log(`granted search permission (o+x) on ${d} so that the embedded Postgres, running as user postgres, can reach ${dir}`);
+      log(
+        `granted search permission (o+x) on ${d} so that the embedded Postgres, running as user postgres, can reach ${dir}`,
+      );
     }
   }
 }
@@ -136,7 +152,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     persistent: true,
     createPostgresUser: isRoot(),
     postgresFlags: [
-      '-c', 'listen_addresses=127.0.0.1',
+      '-c',
+      'listen_addresses=127.0.0.1',
       ...(options.fast ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
     ],
     onLog: () => {},

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import postgres from 'postgres';
-import { startEmbeddedPostgres, startPrivateRedis, type EmbeddedPostgresOptions } from './embedded.js';
+import { type EmbeddedPostgresOptions, startEmbeddedPostgres, startPrivateRedis } from './embedded.js';
 
 /**
  * Redis and Postgres for the programs that run beside the service (the test suite, the benchmark):

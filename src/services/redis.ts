@@ -16,7 +16,7 @@ export interface RedisTarget {
 export function connectRedis(target: RedisTarget, options: { forWorker?: boolean; name?: string } = {}): RedisClient {
   const base: RedisOptions = {
     maxRetriesPerRequest: options.forWorker ? null : 1,
-    enableOfflineQueue: options.forWorker ? true : false,
+    enableOfflineQueue: Boolean(options.forWorker),
     connectionName: options.name ?? 'program-enrollments',
   };
   if (target.clusterNodes.length > 0) {

@@ -1,8 +1,5 @@
 import type { z } from 'zod';
-import {
-  writeProgramCourseEnrollmentsUploadPayload,
-  writeProgramEnrollmentsPayload,
-} from '../queue/payloads.js';
+import { writeProgramCourseEnrollmentsUploadPayload, writeProgramEnrollmentsPayload } from '../queue/payloads.js';
 import { payloadProblem, readUploadCsv, recordLimitProblem, UploadCsvError } from './read-csv.js';
 
 /**
@@ -54,7 +51,8 @@ export function courseUploadPayload(programUuid: string, text: string): CourseUp
   checkRecordCount(rows.length);
   const courseStaffColumn = columns.includes('course_staff');
   const enrollments = rows.map((row, i) => {
-    if (!row.student_key || !row.course_id || !row.status) throw new UploadCsvError(`CSV is missing data at line ${lines[i]}`);
+    if (!row.student_key || !row.course_id || !row.status)
+      throw new UploadCsvError(`CSV is missing data at line ${lines[i]}`);
     const record: CourseUploadPayload['enrollments'][number] = {
       course_id: row.course_id,
       student_key: row.student_key,
@@ -62,12 +60,17 @@ export function courseUploadPayload(programUuid: string, text: string): CourseUp
     };
     if (courseStaffColumn) {
       const cell = row.course_staff ?? '';
-      if (!COURSE_STAFF_CELLS.has(cell)) throw new UploadCsvError(`CSV has an invalid course_staff value at line ${lines[i]}`);
+      if (!COURSE_STAFF_CELLS.has(cell))
+        throw new UploadCsvError(`CSV has an invalid course_staff value at line ${lines[i]}`);
       record.course_staff = cell as 'true' | 'false' | '';
     }
     return record;
   });
-  const payload: CourseUploadPayload = { program_uuid: programUuid, course_staff_column: courseStaffColumn, enrollments };
+  const payload: CourseUploadPayload = {
+    program_uuid: programUuid,
+    course_staff_column: courseStaffColumn,
+    enrollments,
+  };
   checkPayload(writeProgramCourseEnrollmentsUploadPayload, payload, lines);
   return payload;
 }

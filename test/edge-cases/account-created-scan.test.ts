@@ -5,15 +5,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { enrollOk, newProgram, ORG, uniqueKey, uniqueUserId } from '../support/fixtures.js';
 import { useTestService } from '../support/service.js';
-import { ORG, enrollOk, newProgram, uniqueKey, uniqueUserId } from '../support/fixtures.js';
 
 const t = useTestService();
 
 async function learnerScans(): Promise<{ seq: number; tuples: number }> {
   // Drop this session's cached snapshot of the cumulative statistics.
   await t.sql`select pg_stat_clear_snapshot()`;
-  const [r] = await t.sql`select coalesce(seq_scan, 0)::int8 as seq, coalesce(seq_tup_read, 0)::int8 as tuples from pg_stat_user_tables where relname = 'learners'`;
+  const [r] =
+    await t.sql`select coalesce(seq_scan, 0)::int8 as seq, coalesce(seq_tup_read, 0)::int8 as tuples from pg_stat_user_tables where relname = 'learners'`;
   return { seq: Number(r!.seq), tuples: Number(r!.tuples) };
 }
 
@@ -30,7 +31,10 @@ describe('account-created on a large learners table', () => {
     const before = await learnerScans();
     const user_id = uniqueUserId();
     const done = await t.run('accounts', 'account-created', {
-      event_id: randomUUID(), user_id, username: `u${user_id}`, identities: [{ organization_key: ORG, external_user_key: key }],
+      event_id: randomUUID(),
+      user_id,
+      username: `u${user_id}`,
+      identities: [{ organization_key: ORG, external_user_key: key }],
     });
     expect(done.state, done.failedReason).toBe('completed');
     expect(done.result.linked).toHaveLength(1);

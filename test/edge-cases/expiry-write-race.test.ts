@@ -10,8 +10,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { useTestService, type TestService } from '../support/service.js';
 import { completed, getPe, newOrg, newProgram, peOf, token, writeEnrollments } from '../support/fixtures.js';
+import { type TestService, useTestService } from '../support/service.js';
 
 const t = useTestService();
 
@@ -28,7 +28,12 @@ async function waitForLockWait(pattern: string): Promise<void> {
 }
 
 /** Holds the expiry after it deleted the old PE of `key` in p1, adds `write`, waits until it blocks, lets both finish. */
-async function raceExpiry(key: string, oldPeId: number, waitPattern: string, write: () => ReturnType<TestService['add']>) {
+async function raceExpiry(
+  _key: string,
+  oldPeId: number,
+  waitPattern: string,
+  write: () => ReturnType<TestService['add']>,
+) {
   await t.sql`update program_enrollments set modified_at = now() - interval '100 days' where id = ${oldPeId}`;
   const marker = `account-created/edge-${randomUUID()}`;
   await t.sql`insert into job_results (key, result, finished_at) values (${marker}, '{}'::jsonb, now() - interval '100 days')`;
@@ -64,8 +69,11 @@ describe('expiry racing a write', () => {
     const old = await getPe(t, p1.program_uuid, key);
     const written = await raceExpiry(key, old.id, '%learners%', () =>
       t.add('enrollments', 'write-program-enrollments', {
-        program_uuid: p1.program_uuid, action: 'create_or_update', enrollments: [{ student_key: key, status: 'enrolled' }],
-      }));
+        program_uuid: p1.program_uuid,
+        action: 'create_or_update',
+        enrollments: [{ student_key: key, status: 'enrolled' }],
+      }),
+    );
     expect(written.results).toEqual({ [key]: 'enrolled' });
     // The write reported the learner enrolled in p1: there must be such a PE.
     expect(await peOf(t, p1.program_uuid, key)).toMatchObject({ status: 'enrolled' });

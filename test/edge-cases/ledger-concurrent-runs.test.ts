@@ -10,15 +10,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDatabase, type Database } from '../../src/db/client.js';
 import { loadConfig } from '../../src/config.js';
-import { handlers } from '../../src/jobs/index.js';
+import { connectDatabase, type Database } from '../../src/db/client.js';
 import type { JobContext } from '../../src/jobs/context.js';
+import { handlers } from '../../src/jobs/index.js';
 import type { LearnerCourseLocks } from '../../src/lock/learner-course-locks.js';
 import { createLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics.js';
-import { useTestService } from '../support/service.js';
 import { announceAccount, enroll, peOf, uniqueKey, useProgram } from '../support/fixtures.js';
+import { useTestService } from '../support/service.js';
 
 const t = useTestService();
 const P = useProgram(t);
@@ -68,7 +68,11 @@ describe('a job run twice at once', () => {
   it('write-program-enrollments: the second run neither re-applies a chunk nor changes the stored result', async () => {
     const keys = [uniqueKey(), uniqueKey()];
     const jobId = `edge-${randomUUID()}`;
-    const payload = { program_uuid: P.program_uuid, action: 'create', enrollments: keys.map((student_key) => ({ student_key, status: 'pending' })) };
+    const payload = {
+      program_uuid: P.program_uuid,
+      action: 'create',
+      enrollments: keys.map((student_key) => ({ student_key, status: 'pending' })),
+    };
 
     const g = gate();
     const runB = handlers['write-program-enrollments']!.run(

@@ -11,8 +11,8 @@ import { randomUUID } from 'node:crypto';
 import { Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { COURSE, enrollOk, ORG, uniqueKey, useProgram } from '../support/fixtures.js';
 import { useTestService, waitFor } from '../support/service.js';
-import { COURSE, ORG, enrollOk, uniqueKey, useProgram } from '../support/fixtures.js';
 
 const t = useTestService();
 const P = useProgram(t);
@@ -35,14 +35,26 @@ describe('a job that waited long on a learner-course lock', () => {
     await redis.set(lockKey, randomUUID(), 'PX', 120_000);
 
     const jobId = `edge-${randomUUID()}`;
-    const job = await t.add('enrollments', 'write-program-course-enrollments', {
-      program_uuid: P.program_uuid, course_key: COURSE, action: 'create_or_update',
-      enrollments: [{ student_key: key, status: 'active' }],
-    }, { jobId });
-    await waitFor(async () => {
-      const j = await Job.fromId(t.queues.enrollments, job.id!);
-      return j && j.attemptsStarted >= 101 ? true : undefined;
-    }, 120_000, 'a hundred lock bounces', 100);
+    const job = await t.add(
+      'enrollments',
+      'write-program-course-enrollments',
+      {
+        program_uuid: P.program_uuid,
+        course_key: COURSE,
+        action: 'create_or_update',
+        enrollments: [{ student_key: key, status: 'active' }],
+      },
+      { jobId },
+    );
+    await waitFor(
+      async () => {
+        const j = await Job.fromId(t.queues.enrollments, job.id!);
+        return j && j.attemptsStarted >= 101 ? true : undefined;
+      },
+      120_000,
+      'a hundred lock bounces',
+      100,
+    );
 
     // The lock is released; in Postgres the job meets a deadlock, which Postgres breaks by aborting
     // the job's transaction (40P01, a fault that retrying cures).
@@ -63,12 +75,16 @@ describe('a job that waited long on a learner-course lock', () => {
       .catch(() => {});
     await isLocked;
     await redis.del(lockKey);
-    await waitFor(async () => {
-      const [row] = await t.sql`
+    await waitFor(
+      async () => {
+        const [row] = await t.sql`
         select pid from pg_stat_activity
         where datname = current_database() and wait_event_type = 'Lock' and query ilike '%for update of l%'`;
-      return row ? Number(row.pid) : undefined;
-    }, 20_000, 'the job waiting on the learner row');
+        return row ? Number(row.pid) : undefined;
+      },
+      20_000,
+      'the job waiting on the learner row',
+    );
     proceed();
     await holder;
 

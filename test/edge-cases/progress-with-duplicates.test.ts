@@ -4,8 +4,8 @@
  * before the first chunk but never reported, so the first report can jump by more than 1,000.
  */
 import { describe, expect, it } from 'vitest';
-import { useTestService } from '../support/service.js';
 import { uniqueKey, useProgram, watchProgress } from '../support/fixtures.js';
+import { useTestService } from '../support/service.js';
 
 const t = useTestService();
 const P = useProgram(t);
@@ -16,10 +16,17 @@ describe('progress of a write with duplicates', () => {
     try {
       const dup = Array.from({ length: 600 }, () => uniqueKey('dup'));
       const enrollments = [
-        ...dup.flatMap((k) => [{ student_key: k, status: 'enrolled' }, { student_key: k.toUpperCase(), status: 'enrolled' }]),
+        ...dup.flatMap((k) => [
+          { student_key: k, status: 'enrolled' },
+          { student_key: k.toUpperCase(), status: 'enrolled' },
+        ]),
         ...Array.from({ length: 1_100 }, () => ({ student_key: uniqueKey('u'), status: 'enrolled' })),
       ];
-      const done = await t.run('enrollments', 'write-program-enrollments', { program_uuid: P.program_uuid, action: 'create', enrollments });
+      const done = await t.run('enrollments', 'write-program-enrollments', {
+        program_uuid: P.program_uuid,
+        action: 'create',
+        enrollments,
+      });
       expect(done.state, done.failedReason).toBe('completed');
       await new Promise((r) => setTimeout(r, 200));
       const progress = reports.of(done.job.id!);

@@ -3,8 +3,8 @@
  * Results are built in plain objects, where the key `__proto__` is the prototype, not an entry.
  */
 import { describe, expect, it } from 'vitest';
-import { useTestService } from '../support/service.js';
 import { enrollOk, peOf, uniqueKey, useProgram } from '../support/fixtures.js';
+import { useTestService } from '../support/service.js';
 
 const t = useTestService();
 const P = useProgram(t);

@@ -4,19 +4,19 @@
  * ask to be retired too.
  */
 import { describe, expect, it } from 'vitest';
-import { useTestService } from '../support/service.js';
 import {
-  RETIRED_KEY,
   accountCreated,
   completed,
   newAccount,
   newCourseKey,
   newOrg,
   newProgram,
+  RETIRED_KEY,
   token,
   writeCourseEnrollments,
   writeEnrollments,
 } from '../support/fixtures.js';
+import { useTestService } from '../support/service.js';
 
 const t = useTestService();
 
@@ -31,18 +31,25 @@ describe('retire-learner after the key was reused', () => {
     await writeEnrollments(t, p, [key]);
     await writeCourseEnrollments(t, p, c, [key]);
     const first = newAccount('first');
-    expect(completed(await accountCreated(t, first, [{ organization_key: o, external_user_key: key }])).linked).toHaveLength(1);
+    expect(
+      completed(await accountCreated(t, first, [{ organization_key: o, external_user_key: key }])).linked,
+    ).toHaveLength(1);
     expect(completed(await t.run('enrollments', 'retire-learner', { user_id: first.user_id }))).toEqual({ retired: 1 });
 
     // Second person with the same key: a new waiting PE, an active seat, linked to another account.
     await writeEnrollments(t, p, [key], { action: 'create' });
     await writeCourseEnrollments(t, p, c, [key], { action: 'create' });
     const second = newAccount('second');
-    expect(completed(await accountCreated(t, second, [{ organization_key: o, external_user_key: key }])).linked).toHaveLength(1);
+    expect(
+      completed(await accountCreated(t, second, [{ organization_key: o, external_user_key: key }])).linked,
+    ).toHaveLength(1);
 
     const job = await t.add('enrollments', 'retire-learner', { user_id: second.user_id });
     const done = await t.wait<{ retired: number }>(job, 15_000).catch((err: Error) => err);
-    expect(done, 'retire-learner of the second account never finished (retried as a "transient" unique violation)').not.toBeInstanceOf(Error);
+    expect(
+      done,
+      'retire-learner of the second account never finished (retried as a "transient" unique violation)',
+    ).not.toBeInstanceOf(Error);
     expect(completed(done as Exclude<typeof done, Error>)).toEqual({ retired: 1 });
     const keys = await t.sql`select student_key from program_enrollments where user_id = ${second.user_id}`;
     expect(keys[0]!.student_key).toMatch(RETIRED_KEY);

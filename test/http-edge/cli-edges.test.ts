@@ -1,9 +1,9 @@
 /** The CLI against CONTRACT "Order" and the README's exit codes. */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { describeLinkResult } from '../../src/cli/output.js';
@@ -22,9 +22,13 @@ afterAll(async () => {
 
 function cli(args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: inject("redisUrl"), QUEUE_PREFIX: prefix };
+    const env: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: prefix };
     delete env.REDIS_CLUSTER_NODES;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);

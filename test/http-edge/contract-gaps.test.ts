@@ -3,8 +3,8 @@
  * black-box against the running service.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, startTestService, type TestService } from '../support/service.js';
 import { newProgram } from '../support/fixtures.js';
+import { ADMIN, startTestService, type TestService } from '../support/service.js';
 
 let t: TestService;
 beforeAll(async () => {
@@ -50,7 +50,9 @@ describe('history', () => {
   // CONTRACT "HTTP": history answers 404 when there is none; a key Postgres cannot store names no PE.
   it('answers 404, not 500, for a student key holding a NUL character', async () => {
     const program = await newProgram(t);
-    const res = await t.api(`/api/v1/programs/${program.program_uuid}/enrollments/${encodeURIComponent('a\u0000b')}/history`);
+    const res = await t.api(
+      `/api/v1/programs/${program.program_uuid}/enrollments/${encodeURIComponent('a\u0000b')}/history`,
+    );
     expect(res.status).toBe(404);
     expect(await res.json()).toHaveProperty('error');
   });
@@ -109,13 +111,19 @@ describe('auth on every spelling of /api and /admin paths (coverage)', () => {
       '/api/v1/nothing-here',
     ];
     for (const method of ['GET', 'HEAD', 'OPTIONS', 'POST', 'DELETE']) {
-      for (const path of apiPaths) expect((await fetch(`${t.url}${path}`, { method })).status, `${method} ${path}`).toBe(401);
+      for (const path of apiPaths)
+        expect((await fetch(`${t.url}${path}`, { method })).status, `${method} ${path}`).toBe(401);
     }
     for (const path of ['/API/v1/jobs/x', '//api/v1/jobs/x', '/api%2Fv1/jobs/x']) {
       expect((await fetch(`${t.url}${path}`)).status, path).toBe(404);
     }
     for (const method of ['GET', 'HEAD']) {
-      for (const path of ['/admin/queues/', '/admin/%71ueues', '/admin/queues/api/queues/', '/admin/queues/static/x.js']) {
+      for (const path of [
+        '/admin/queues/',
+        '/admin/%71ueues',
+        '/admin/queues/api/queues/',
+        '/admin/queues/static/x.js',
+      ]) {
         const res = await fetch(`${t.url}${path}`, { method });
         expect(res.status, `${method} ${path}`).toBe(401);
         expect(res.headers.get('www-authenticate')).toMatch(/^Basic/);

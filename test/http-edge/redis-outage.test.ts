@@ -2,12 +2,12 @@
  * The HTTP side while Redis is away: /readyz must answer 503, and the other open or API routes
  * must still answer (not hang until the client gives up).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startService, type Service } from '../../src/app.js';
+import { type Service, startService } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { freePort } from '../../src/services/embedded.js';
 import { API_TOKEN, createTestDatabase } from '../support/service.js';
@@ -19,13 +19,25 @@ let database: Awaited<ReturnType<typeof createTestDatabase>>;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pe-outage-'));
 
 async function startRedis(): Promise<void> {
-  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  redis = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: 'ignore' },
+  );
   for (let i = 0; i < 100; i++) {
     try {
       const net = await import('node:net');
-      await new Promise<void>((res, rej) => { const s = net.connect(port, '127.0.0.1', () => { s.end(); res(); }); s.on('error', rej); });
+      await new Promise<void>((res, rej) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.end();
+          res();
+        });
+        s.on('error', rej);
+      });
       return;
-    } catch { await new Promise((r) => setTimeout(r, 50)); }
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 }
 async function stopRedis(): Promise<void> {
@@ -39,10 +51,18 @@ beforeAll(async () => {
   port = await freePort();
   await startRedis();
   database = await createTestDatabase();
-  service = await startService(loadConfig({
-    REDIS_URL: `redis://127.0.0.1:${port}`, DATABASE_URL: database.url, QUEUE_PREFIX: 'outage', PORT: '0', HOST: '127.0.0.1',
-    API_TOKENS: API_TOKEN, LOG_LEVEL: 'silent', WORKER_CONCURRENCY: '2',
-  }));
+  service = await startService(
+    loadConfig({
+      REDIS_URL: `redis://127.0.0.1:${port}`,
+      DATABASE_URL: database.url,
+      QUEUE_PREFIX: 'outage',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      API_TOKENS: API_TOKEN,
+      LOG_LEVEL: 'silent',
+      WORKER_CONCURRENCY: '2',
+    }),
+  );
 });
 
 afterAll(async () => {

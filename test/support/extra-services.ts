@@ -2,13 +2,13 @@
  * Services a test starts itself, beside its test service: on the test's database, but under a queue
  * prefix of their own, so that the test decides which process gets which job.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { inject } from 'vitest';
-import { startService, type Service } from '../../src/app.js';
+import { type Service, startService } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import type { QueueName } from '../../src/queue/queues.js';
 import { deleteKeysUnder, producerQueues, serviceEnv, type TestService } from './service.js';
@@ -41,7 +41,11 @@ function extraEnv(t: TestService, prefix: string, env: Record<string, string>): 
 }
 
 /** An in-process service (as `npm start` runs it) on the test's database, under `prefix`. */
-export async function startServiceOn(t: TestService, prefix: string, env: Record<string, string> = {}): Promise<Service> {
+export async function startServiceOn(
+  t: TestService,
+  prefix: string,
+  env: Record<string, string> = {},
+): Promise<Service> {
   return startService(loadConfig(extraEnv(t, prefix, env)));
 }
 

@@ -5,7 +5,7 @@
  * columns cast so that they compare as numbers). Nothing here knows how the engine is implemented.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { QueueEvents, type JobsOptions } from 'bullmq';
+import { type JobsOptions, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Fragment } from 'postgres';
 import { beforeAll, expect, inject } from 'vitest';
@@ -78,13 +78,15 @@ export interface ProgramOptions {
  * in organization ORG.
  */
 export function programPayload(opts: ProgramOptions = {}): ProgramPayload {
-  const courses = (opts.courses ?? [{ course_key: COURSE, external_course_key: COURSE_EXTERNAL, modes: COURSE_MODES }]).map(
-    (c) => (typeof c === 'string' ? { course_key: c } : c),
+  const courses = (
+    opts.courses ?? [{ course_key: COURSE, external_course_key: COURSE_EXTERNAL, modes: COURSE_MODES }]
+  ).map((c) => (typeof c === 'string' ? { course_key: c } : c));
+  const curricula = (opts.curricula ?? [{ is_active: true, course_keys: courses.map((c) => c.course_key) }]).map(
+    (c) => ({
+      curriculum_uuid: randomUUID(),
+      ...c,
+    }),
   );
-  const curricula = (opts.curricula ?? [{ is_active: true, course_keys: courses.map((c) => c.course_key) }]).map((c) => ({
-    curriculum_uuid: randomUUID(),
-    ...c,
-  }));
   const program_uuid = opts.program_uuid ?? randomUUID();
   return {
     program_uuid,
@@ -184,7 +186,13 @@ export function enrollCourse(
   enrollments: CourseRecord[],
   opts: WriteOptions = {},
 ): Promise<FinishedJob<WriteResult>> {
-  return write(t, 'write-program-course-enrollments', { program_uuid: programUuid, course_key: courseKey }, enrollments, opts);
+  return write(
+    t,
+    'write-program-course-enrollments',
+    { program_uuid: programUuid, course_key: courseKey },
+    enrollments,
+    opts,
+  );
 }
 
 /** Like enroll, but fails unless the job completed, and returns its result. */
@@ -218,7 +226,8 @@ function asRecords<R extends StatusRecord>(records: Array<string | R>, status: s
 /** Fails unless the job completed and every learner's result is the status it was sent (key trimmed). */
 function expectStatusesAsSent(done: FinishedJob<WriteResult>, enrollments: StatusRecord[]): FinishedJob<WriteResult> {
   const result = completed(done);
-  for (const e of enrollments) expect(result.results[e.student_key.trim()], `result of ${e.student_key}`).toBe(e.status);
+  for (const e of enrollments)
+    expect(result.results[e.student_key.trim()], `result of ${e.student_key}`).toBe(e.status);
   return done;
 }
 
@@ -360,7 +369,11 @@ export function accountCreated(
   identities: Identity[],
   event_id: string = randomUUID(),
 ): Promise<FinishedJob<AccountCreatedResult>> {
-  return t.run<AccountCreatedResult>('accounts', 'account-created', accountCreatedPayload(account, identities, event_id));
+  return t.run<AccountCreatedResult>(
+    'accounts',
+    'account-created',
+    accountCreatedPayload(account, identities, event_id),
+  );
 }
 
 /** Announces a fresh account with the given identities; fails unless the event completed. */
@@ -465,12 +478,23 @@ export async function getPce(t: TestService, peId: number, courseKey: string): P
 
 /** Every PCE of the learner (org, key matched case-insensitively) in the course, across all programs, oldest first. */
 export function pcesOfLearner(t: TestService, key: string, courseKey: string, org = ORG): Promise<PceRow[]> {
-  return selectPces(t, t.sql`lower(pe.student_key) = lower(${key}) and pe.organization_key = ${org} and pce.course_key = ${courseKey}`);
+  return selectPces(
+    t,
+    t.sql`lower(pe.student_key) = lower(${key}) and pe.organization_key = ${org} and pce.course_key = ${courseKey}`,
+  );
 }
 
 /** The PCE of (program, key, course); undefined when there is none. */
-export async function pceOf(t: TestService, programUuid: string, key: string, courseKey: string): Promise<PceRow | undefined> {
-  const rows = await selectPces(t, t.sql`pe.program_uuid = ${programUuid} and lower(pe.student_key) = lower(${key}) and pce.course_key = ${courseKey}`);
+export async function pceOf(
+  t: TestService,
+  programUuid: string,
+  key: string,
+  courseKey: string,
+): Promise<PceRow | undefined> {
+  const rows = await selectPces(
+    t,
+    t.sql`pe.program_uuid = ${programUuid} and lower(pe.student_key) = lower(${key}) and pce.course_key = ${courseKey}`,
+  );
   expect(rows.length).toBeLessThanOrEqual(1);
   return rows[0];
 }
@@ -502,7 +526,10 @@ function selectCes(t: TestService, where: Fragment): Promise<CeRow[]> {
 
 /** Every CE of an account (in one course, when given), by course key. */
 export function cesOf(t: TestService, userId: number, courseKey?: string): Promise<CeRow[]> {
-  return selectCes(t, courseKey === undefined ? t.sql`user_id = ${userId}` : t.sql`user_id = ${userId} and course_key = ${courseKey}`);
+  return selectCes(
+    t,
+    courseKey === undefined ? t.sql`user_id = ${userId}` : t.sql`user_id = ${userId} and course_key = ${courseKey}`,
+  );
 }
 
 /** The CE of (user, course); undefined when there is none. */
@@ -616,7 +643,8 @@ export async function agePe(t: TestService, peId: number, days = 10): Promise<vo
 
 /** Age of a PE's modification time in seconds. */
 export async function peAgeSeconds(t: TestService, peId: number): Promise<number> {
-  const [r] = await t.sql`select extract(epoch from now() - modified_at)::float8 as age from program_enrollments where id = ${peId}`;
+  const [r] =
+    await t.sql`select extract(epoch from now() - modified_at)::float8 as age from program_enrollments where id = ${peId}`;
   return Number(r!.age);
 }
 
@@ -661,7 +689,12 @@ export async function expectHistoryReplaysToState(t: TestService): Promise<void>
     const state = replay.get(id);
     expect(state, `${id} has no created history row`).toBeDefined();
     for (const f of fields) {
-      const now = row[f] === null || row[f] === undefined ? null : typeof row[f] === 'string' && /^\d+$/.test(row[f] as string) && f.endsWith('_id') ? Number(row[f]) : row[f];
+      const now =
+        row[f] === null || row[f] === undefined
+          ? null
+          : typeof row[f] === 'string' && /^\d+$/.test(row[f] as string) && f.endsWith('_id')
+            ? Number(row[f])
+            : row[f];
       expect(state![f] ?? null, `${id}: replayed ${f}`).toEqual(now);
     }
     replay.delete(id);
@@ -700,7 +733,9 @@ export async function traces(t: TestService, needle: string): Promise<Record<str
 /** Asserts that `needle` appears nowhere in the data model (see traces). */
 export async function expectNoTrace(t: TestService, needle: string): Promise<void> {
   const found = await traces(t, needle);
-  expect(Object.keys(found)).toEqual(expect.arrayContaining(['program_enrollments', 'program_course_enrollments', 'history']));
+  expect(Object.keys(found)).toEqual(
+    expect.arrayContaining(['program_enrollments', 'program_course_enrollments', 'history']),
+  );
   const nonZero = Object.fromEntries(Object.entries(found).filter(([, v]) => v !== 0));
   expect(nonZero, `rows still holding ${needle}`).toEqual({});
 }

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { Job, Queue, type JobsOptions } from 'bullmq';
+import { Job, type JobsOptions, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import postgres, { type Sql } from 'postgres';
 import { afterAll, beforeAll, inject } from 'vitest';
-import { startService, type Service } from '../../src/app.js';
+import { type Service, startService } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import type { QueueName } from '../../src/queue/queues.js';
 
@@ -87,7 +87,12 @@ export async function deleteKeysUnder(connection: Redis, prefix: string): Promis
 }
 
 /** Waits until `probe` returns a value other than undefined. */
-export async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string, everyMs = 10): Promise<T> {
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+  what: string,
+  everyMs = 10,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();

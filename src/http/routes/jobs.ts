@@ -1,7 +1,7 @@
 import { Job } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../errors.js';
-import { jobStatus, jobStatusState, resultCsv, type JobSnapshot, type JobStatusState } from '../job-status.js';
+import { type JobSnapshot, type JobStatusState, jobStatus, jobStatusState, resultCsv } from '../job-status.js';
 import type { HttpDeps } from '../server.js';
 import { requestOrigin } from '../urls.js';
 

@@ -79,7 +79,12 @@ export async function registerUploadRoutes(api: FastifyInstance, { services, que
     return programUuid;
   };
 
-  const accept = async (request: FastifyRequest, reply: FastifyReply, name: string, payload: { enrollments: unknown[] }) => {
+  const accept = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    name: string,
+    payload: { enrollments: unknown[] },
+  ) => {
     const jobId = `upload-${randomUUID()}`;
     // Recorded first, so the job API can answer for the job once BullMQ has forgotten it.
     await sql`insert into submitted_jobs (job_id, queue, name) values (${jobId}, ${enrollments.name}, ${name})`;
@@ -99,18 +104,24 @@ export async function registerUploadRoutes(api: FastifyInstance, { services, que
       limits: { fileSize: MAX_UPLOAD_BYTES, files: 10, fields: 50, parts: 60 },
     });
 
-    uploads.post<{ Params: { program_uuid: string } }>('/v1/programs/:program_uuid/enrollments/upload', async (request, reply) => {
-      const content = await uploadedFile(request);
-      const programUuid = await knownProgram(request.params.program_uuid);
-      const payload = payloadFrom(() => programUploadPayload(programUuid, csvText(content)));
-      return accept(request, reply, 'write-program-enrollments', payload);
-    });
+    uploads.post<{ Params: { program_uuid: string } }>(
+      '/v1/programs/:program_uuid/enrollments/upload',
+      async (request, reply) => {
+        const content = await uploadedFile(request);
+        const programUuid = await knownProgram(request.params.program_uuid);
+        const payload = payloadFrom(() => programUploadPayload(programUuid, csvText(content)));
+        return accept(request, reply, 'write-program-enrollments', payload);
+      },
+    );
 
-    uploads.post<{ Params: { program_uuid: string } }>('/v1/programs/:program_uuid/course_enrollments/upload', async (request, reply) => {
-      const content = await uploadedFile(request);
-      const programUuid = await knownProgram(request.params.program_uuid);
-      const payload = payloadFrom(() => courseUploadPayload(programUuid, csvText(content)));
-      return accept(request, reply, 'write-program-course-enrollments-upload', payload);
-    });
+    uploads.post<{ Params: { program_uuid: string } }>(
+      '/v1/programs/:program_uuid/course_enrollments/upload',
+      async (request, reply) => {
+        const content = await uploadedFile(request);
+        const programUuid = await knownProgram(request.params.program_uuid);
+        const payload = payloadFrom(() => courseUploadPayload(programUuid, csvText(content)));
+        return accept(request, reply, 'write-program-course-enrollments-upload', payload);
+      },
+    );
   });
 }

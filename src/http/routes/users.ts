@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { accountExists, userCourseEnrollments } from '../../db/reads.js';
-import { notFound } from '../errors.js';
 import { compareCodePoints } from '../../domain/order.js';
+import { notFound } from '../errors.js';
 import type { HttpDeps } from '../server.js';
 
 /**
