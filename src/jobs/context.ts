@@ -18,6 +18,8 @@ export interface Services {
 export interface JobContext extends Services {
   /** The BullMQ job id, recorded in history rows. */
   jobId: string;
+  /** The job's queue, recorded beside its id: ids of the two queues collide (docs/contract.md "HTTP", history). */
+  queue: string;
   /**
    * Identifies this job across runs (and, for a producer-chosen jobId, across re-submissions), so
    * that its effects apply once and every run returns the first result.

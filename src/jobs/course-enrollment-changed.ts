@@ -27,7 +27,7 @@ export const courseEnrollmentChangedJob: JobHandler<CourseEnrollmentChangedPaylo
       const [before] = await tx<{ id: number; mode: string; isActive: boolean }[]>`
         select id, mode, is_active as "isActive" from course_enrollments
         where user_id = ${payload.user_id} and course_key = ${payload.course_key} for update`;
-      const stamp = { jobId: ctx.jobId, requestedBy: null };
+      const stamp = { jobId: ctx.jobId, queue: ctx.queue, requestedBy: null };
       if (!before) {
         const [row] = await tx<{ id: number }[]>`
           insert into course_enrollments (user_id, course_key, mode, is_active)

@@ -72,7 +72,7 @@ export const writeProgramCourseEnrollmentsUploadJob: JobHandler<
       sql,
       rows.map((r) => r.student_key),
     );
-    const stamp: JobStamp = { jobId: ctx.jobId, requestedBy: payload.requested_by ?? null };
+    const stamp: JobStamp = { jobId: ctx.jobId, queue: ctx.queue, requestedBy: payload.requested_by ?? null };
     for (const [courseKey, positions] of rowsOfCourse) {
       const before = done;
       // Progress counts rows over the whole upload, not over the course being written.

@@ -43,7 +43,7 @@ export const writeProgramCourseEnrollmentsJob: JobHandler<WriteProgramCourseEnro
       courseKey,
       records,
       action: payload.action,
-      stamp: { jobId: ctx.jobId, requestedBy: payload.requested_by ?? null },
+      stamp: { jobId: ctx.jobId, queue: ctx.queue, requestedBy: payload.requested_by ?? null },
     });
   },
 };

@@ -84,6 +84,7 @@ export function startWorkers(
           ...services,
           log: log.child({ queue, job: job.name, jobId: job.id }),
           jobId: String(job.id),
+          queue,
           key: jobKey(queue, job),
           progress: (done, total) => job.updateProgress({ done, total }),
           signal: signal ?? new AbortController().signal,
