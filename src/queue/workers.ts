@@ -127,6 +127,8 @@ export function startWorkers(
         maxStalledCount: 10,
       },
     );
+    worker.on('active', (job) => metrics.jobStarted(queue, job));
+    worker.on('stalled', () => metrics.stalls.inc({ queue }));
     worker.on('completed', (job) => {
       metrics.jobs.inc({ queue, name: job.name, outcome: 'completed' });
       if (job.processedOn)
