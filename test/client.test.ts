@@ -1,21 +1,12 @@
 /**
- * `program-enrollments/client`: the typed producer against a running service, then a project of
- * its own (test/fixtures/client-consumer) that type-checks against the built package and runs the
- * README's producer example to its exit.
+ * `program-enrollments/client`: the typed producer against a running service (the built package
+ * and a project of its own that uses it are in package.test.ts).
  */
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { createClient, InvalidPayloadError, JobFailedError, ResultTimeoutError } from '../src/client/index.js';
 import { programPayload, uniqueKey } from './support/fixtures.js';
 import { useTestService } from './support/service.js';
-
-const run = promisify(execFile);
-const root = path.resolve(import.meta.dirname, '..');
-const fixture = path.join(root, 'test/fixtures/client-consumer');
 
 describe('typed client', () => {
   const t = useTestService();
@@ -93,26 +84,5 @@ describe('typed client', () => {
     const started = Date.now();
     await expect(job.result({ timeoutMs: 300, everyMs: 50 })).rejects.toThrow(ResultTimeoutError);
     expect(Date.now() - started).toBeLessThan(2_000);
-  });
-
-  it('is exported as program-enrollments/client: a project of its own type-checks against it and its producer exits', async () => {
-    await run('npm', ['run', 'build'], { cwd: root });
-    const modules = path.join(fixture, 'node_modules');
-    rmSync(modules, { recursive: true, force: true });
-    mkdirSync(modules);
-    // What `npm install` of the fixture's `file:../../..` dependency makes: a link to this package.
-    symlinkSync(path.relative(modules, root), path.join(modules, 'program-enrollments'));
-    const tsc = path.join(root, 'node_modules/.bin/tsc');
-    // types.ts holds @ts-expect-error lines: tsc fails if a wrong payload stops being an error too.
-    await run(tsc, ['-p', fixture], { cwd: fixture });
-
-    const program = programPayload();
-    await (await client().upsertProgram(program)).result({ timeoutMs: 30_000 });
-    const { stdout } = await run(
-      process.execPath,
-      [path.join(fixture, 'dist/producer.js'), program.program_uuid, `readme-${randomUUID()}`],
-      { cwd: fixture, env: { ...process.env, REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: t.prefix }, timeout: 30_000 },
-    );
-    expect(stdout).toBe('200 { enrolled: 1 }\n');
   });
 });
