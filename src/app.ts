@@ -13,8 +13,8 @@ import { createMetrics } from './metrics.js';
 import { createQueues, QUEUE_NAMES, type QueueName } from './queue/queues.js';
 import { scheduleExpiry } from './queue/schedules.js';
 import { startWorkers, type WorkerSet } from './queue/workers.js';
-import { type PrivateService, startEmbeddedPostgres, startPrivateRedis } from './services/embedded.js';
-import { connectRedis, type RedisClient, untilReady } from './services/redis.js';
+import { type PrivateService, startEmbeddedPostgres, startPrivateRedis } from './infra/embedded.js';
+import { connectRedis, type RedisClient, untilReady } from './infra/redis.js';
 
 export interface Service {
   /** The HTTP base URL, e.g. http://127.0.0.1:3000 */

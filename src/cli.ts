@@ -27,7 +27,7 @@ import {
   retireLearnerPayload,
   upsertProgramPayload,
   writeActions,
-} from './queue/payloads.js';
+} from './contract/payloads.js';
 import { QUEUE_NAMES, type QueueName } from './queue/queues.js';
 
 /**

@@ -4,7 +4,7 @@ import {
   type writeActions,
   writeProgramCourseEnrollmentsPayload,
   writeProgramEnrollmentsPayload,
-} from '../queue/payloads.js';
+} from '../contract/payloads.js';
 import {
   payloadProblem,
   readUploadCsv,

@@ -3,7 +3,7 @@ import { claimResult, storeResult } from '../db/job-ledger.js';
 import { type Learner, learnerId, linkProgramEnrollments, lockLearners, type SentLearner } from '../db/learners.js';
 import { compareCodePoints } from '../domain/order.js';
 import type { LearnerCourse } from '../lock/learner-course-locks.js';
-import { type AccountCreatedPayload, accountCreatedPayload } from '../queue/payloads.js';
+import { type AccountCreatedPayload, accountCreatedPayload } from '../contract/payloads.js';
 import type { JobContext, JobHandler } from './context.js';
 import { JobRejectedError, LockBusyError } from './errors.js';
 

@@ -1,6 +1,6 @@
 import { insertHistory } from '../db/history.js';
 import { claimResult, findResult, storeResult } from '../db/job-ledger.js';
-import { type CourseEnrollmentChangedPayload, courseEnrollmentChangedPayload } from '../queue/payloads.js';
+import { type CourseEnrollmentChangedPayload, courseEnrollmentChangedPayload } from '../contract/payloads.js';
 import type { JobHandler } from './context.js';
 
 export interface CourseEnrollmentChangedResult {

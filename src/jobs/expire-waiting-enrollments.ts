@@ -1,6 +1,6 @@
 import { claimResult, findResult, storeResult } from '../db/job-ledger.js';
 import { lockLearners } from '../db/learners.js';
-import { type ExpireWaitingEnrollmentsPayload, expireWaitingEnrollmentsPayload } from '../queue/payloads.js';
+import { type ExpireWaitingEnrollmentsPayload, expireWaitingEnrollmentsPayload } from '../contract/payloads.js';
 import type { JobHandler } from './context.js';
 
 export interface ExpiryResult {

@@ -6,7 +6,7 @@ import type { CourseEffect } from '../domain/course-enrollment.js';
 import { checkLink, linkErrors } from '../domain/explicit-links.js';
 import type { CourseStatus } from '../domain/statuses.js';
 import { separateDuplicates } from '../domain/write-results.js';
-import { type LinkProgramEnrollmentsPayload, linkProgramEnrollmentsPayload } from '../queue/payloads.js';
+import { type LinkProgramEnrollmentsPayload, linkProgramEnrollmentsPayload } from '../contract/payloads.js';
 import type { JobHandler } from './context.js';
 import { coerceError, isTransient, LockBusyError } from './errors.js';
 import { lowerKeys, requireProgram } from './program-lookup.js';

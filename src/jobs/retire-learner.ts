@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { insertHistory } from '../db/history.js';
 import { claimResult, findResult, storeResult } from '../db/job-ledger.js';
 import { lockLearners } from '../db/learners.js';
-import { type RetireLearnerPayload, retireLearnerPayload } from '../queue/payloads.js';
+import { type RetireLearnerPayload, retireLearnerPayload } from '../contract/payloads.js';
 import type { JobHandler } from './context.js';
 
 export interface RetireResult {

@@ -1,5 +1,5 @@
 import { upsertProgram } from '../db/programs.js';
-import { type UpsertProgramPayload, upsertProgramPayload } from '../queue/payloads.js';
+import { type UpsertProgramPayload, upsertProgramPayload } from '../contract/payloads.js';
 import type { JobHandler } from './context.js';
 
 export const upsertProgramJob: JobHandler<UpsertProgramPayload, { program_uuid: string }> = {

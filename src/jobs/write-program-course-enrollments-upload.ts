@@ -6,7 +6,7 @@ import { type CourseUploadResult, type CourseUploadResultRow, codeAndCounts } fr
 import {
   type WriteProgramCourseEnrollmentsUploadPayload,
   writeProgramCourseEnrollmentsUploadPayload,
-} from '../queue/payloads.js';
+} from '../contract/payloads.js';
 import { earlierResult } from './chunked-write.js';
 import type { JobContext, JobHandler } from './context.js';
 import { lowerKeys, requireProgram } from './program-lookup.js';

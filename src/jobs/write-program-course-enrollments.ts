@@ -9,7 +9,7 @@ import { type Program, resolveCourseKey } from '../domain/program.js';
 import type { WriteAction } from '../domain/program-enrollment-writes.js';
 import type { CourseStatus } from '../domain/statuses.js';
 import type { WriteResult } from '../domain/write-results.js';
-import { type WriteProgramCourseEnrollmentsPayload, writeProgramCourseEnrollmentsPayload } from '../queue/payloads.js';
+import { type WriteProgramCourseEnrollmentsPayload, writeProgramCourseEnrollmentsPayload } from '../contract/payloads.js';
 import { earlierResult, runChunkedWrite } from './chunked-write.js';
 import type { JobContext, JobHandler } from './context.js';
 import { JobRejectedError } from './errors.js';

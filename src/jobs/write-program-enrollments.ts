@@ -10,7 +10,7 @@ import {
 } from '../domain/program-enrollment-writes.js';
 import type { WriteResult } from '../domain/write-results.js';
 import type { LearnerCourse } from '../lock/learner-course-locks.js';
-import { type WriteProgramEnrollmentsPayload, writeProgramEnrollmentsPayload } from '../queue/payloads.js';
+import { type WriteProgramEnrollmentsPayload, writeProgramEnrollmentsPayload } from '../contract/payloads.js';
 import { earlierResult, runChunkedWrite } from './chunked-write.js';
 import type { JobHandler } from './context.js';
 import { JobRejectedError } from './errors.js';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { RedisClient } from '../services/redis.js';
+import type { RedisClient } from '../infra/redis.js';
 
 /** A learner (organization, lower-cased key) in one course. */
 export interface LearnerCourse {

@@ -1,10 +1,10 @@
 import { type DefaultJobOptions, type KeepJobs, Queue } from 'bullmq';
-import type { RedisClient } from '../services/redis.js';
+import type { RedisClient } from '../infra/redis.js';
 
 /**
  * The two queues of CONTRACT.md and the job names each one carries; besides CONTRACT's names,
  * `write-program-course-enrollments-upload` is the service's own job for a course CSV upload
- * (src/queue/payloads.ts), which producers never send.
+ * (src/contract/payloads.ts), which producers never send.
  */
 export const QUEUES = {
   enrollments: [

@@ -1,8 +1,8 @@
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { JobContext, JobHandler, Services } from '../jobs/context.js';
 import { coerceError, isTransient, JobRejectedError, LockBusyError } from '../jobs/errors.js';
-import type { RedisClient } from '../services/redis.js';
-import { describeIssues } from './payloads.js';
+import type { RedisClient } from '../infra/redis.js';
+import { describeIssues } from '../contract/payloads.js';
 import { KEEP_COMPLETED, KEEP_FAILED, QUEUES, type QueueName } from './queues.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

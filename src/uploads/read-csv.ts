@@ -1,6 +1,6 @@
 import { parse } from 'csv-parse/sync';
 import type { z } from 'zod';
-import { describeIssues, MAX_WRITE_RECORDS } from '../queue/payloads.js';
+import { describeIssues, MAX_WRITE_RECORDS } from '../contract/payloads.js';
 
 /**
  * Reading an enrollment CSV by the rules of CONTRACT "Uploads": headers trimmed and case-folded,

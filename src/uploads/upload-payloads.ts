@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { writeProgramCourseEnrollmentsUploadPayload, writeProgramEnrollmentsPayload } from '../queue/payloads.js';
+import { writeProgramCourseEnrollmentsUploadPayload, writeProgramEnrollmentsPayload } from '../contract/payloads.js';
 import { payloadProblem, readUploadCsv, recordLimitProblem, UploadCsvError } from './read-csv.js';
 
 /**
