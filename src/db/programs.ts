@@ -1,6 +1,6 @@
 import type { Sql } from 'postgres';
-import type { Program } from '../domain/program.js';
 import type { UpsertProgramPayload } from '../contract/payloads.js';
+import type { Program } from '../domain/program.js';
 import type { Queryable } from './client.js';
 
 export async function loadProgram(sql: Queryable, programUuid: string): Promise<Program | null> {
