@@ -1,4 +1,4 @@
-/** The results of the jobs that are not bulk writes, as docs/contract.md "Jobs" gives them. */
+/** The results of the jobs that are not bulk writes, as docs/contract.md "Queues" gives them. */
 export interface UpsertProgramResult {
   program_uuid: string;
 }

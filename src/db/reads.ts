@@ -1,7 +1,7 @@
 import type { Fragment, Sql } from 'postgres';
 
 /**
- * The queries behind the read API (CONTRACT "HTTP"). Each list query takes a keyset window on its
+ * The queries behind the read API (docs/contract.md "HTTP"). Each list query takes a keyset window on its
  * row id, so that one pagination helper serves every list and no page is read with OFFSET.
  */
 

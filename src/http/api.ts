@@ -5,7 +5,7 @@ import { registerProgramRoutes } from './routes/programs.js';
 import { registerUploadRoutes } from './routes/uploads.js';
 import { registerUserRoutes } from './routes/users.js';
 
-/** The API of CONTRACT.md "HTTP", mounted under /api behind the bearer-token guard. */
+/** The API of docs/contract.md "HTTP", mounted under /api behind the bearer-token guard. */
 export async function registerApi(api: FastifyInstance, deps: HttpDeps): Promise<void> {
   await registerProgramRoutes(api, deps);
   await registerUploadRoutes(api, deps);

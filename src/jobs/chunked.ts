@@ -107,7 +107,7 @@ async function applyOneByOne<R extends SentRecord>(
 }
 
 /**
- * A bulk write (docs/contract.md "Jobs"): the chunks, then the job's result (`code`, `results`,
+ * A bulk write (docs/contract.md "Queues"): the chunks, then the job's result (`code`, `results`,
  * `counts`) stored under `ledgerKey` so that every later run returns it.
  */
 export async function runChunkedWrite<R extends SentRecord>(

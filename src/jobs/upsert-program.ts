@@ -1,6 +1,6 @@
 import { type UpsertProgramPayload, upsertProgramPayload } from '../contract/payloads.js';
 import type { UpsertProgramResult } from '../contract/results.js';
-import { upsertProgram } from '../db/programs.js';
+import { upsertProgram } from '../use-cases/programs.js';
 import type { JobHandler } from './context.js';
 
 /** `upsert-program`: replacing a catalog entry with the same one changes nothing, so it needs no ledger. */

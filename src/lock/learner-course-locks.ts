@@ -41,10 +41,6 @@ export class LearnerCourseLocks {
     this.redis = redis as WithRelease;
   }
 
-  get enabled(): boolean {
-    return this.options.enabled;
-  }
-
   keyFor(pair: LearnerCourse): string {
     const tag = [pair.organizationKey, pair.studentKeyLower, pair.courseKey].map(encodeURIComponent).join('|');
     // The pair is the hash tag; braces of a cluster queue prefix (`{bull}`) would take its place

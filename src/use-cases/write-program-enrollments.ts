@@ -18,7 +18,7 @@ import type { ChunkedWork } from './chunked-work.js';
 import { realizeProgramEnrollments } from './linking.js';
 
 /**
- * `write-program-enrollments` (docs/contract.md "Jobs"): checks the curricula of the payload
+ * `write-program-enrollments` (docs/contract.md "Queues"): checks the curricula of the payload
  * against the program, then gives the chunked write of its records.
  */
 export async function programEnrollmentsWrite(

@@ -72,7 +72,7 @@ export async function registerProgramRoutes(api: FastifyInstance, { database }: 
     '/v1/programs/:program_uuid/enrollments/:student_key/history',
     async (request) => {
       const programUuid = programUuidParam(request.params.program_uuid);
-      // Keys are stored trimmed (CONTRACT "Vocabulary"), so a padded key names the same learner.
+      // Keys are stored trimmed (docs/contract.md "Vocabulary"), so a padded key names the same learner.
       const studentKey = request.params.student_key.trim();
       // No stored key holds NUL or exceeds 255 characters (payload validation refuses them), and
       // Postgres would reject the NUL: such a key simply names nobody.

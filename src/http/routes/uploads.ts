@@ -64,7 +64,7 @@ function payloadFrom<P>(build: () => P): P {
 }
 
 /**
- * Registrar's CSV uploads (CONTRACT "HTTP", "Uploads"): the file becomes one job on the
+ * Registrar's CSV uploads (docs/contract.md "HTTP", "Uploads"): the file becomes one job on the
  * `enrollments` queue and the answer is `202 { job_id, job_url }`. The job id is chosen here
  * (`upload-<uuid>`, never digits only, so it cannot collide with BullMQ's own numbering), so the
  * job's history rows and result CSV carry the id the caller was given.

@@ -5,7 +5,7 @@ import type { HttpDeps } from '../deps.js';
 import { notFound } from '../errors.js';
 
 /**
- * A user id as CONTRACT "Account events" defines it: an integer from 1 to 2^53 − 1. Anything else
+ * A user id as docs/contract.md "Account events" defines it: an integer from 1 to 2^53 − 1. Anything else
  * names no account, and an unknown account is a 404.
  */
 function userIdParam(raw: string): number {
