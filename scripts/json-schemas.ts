@@ -8,7 +8,7 @@
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { JOBS, type WireJobName } from '../src/contract/jobs.js';
+import { JOBS, type WireJobName } from '../src/contract/catalog.js';
 
 export const SCHEMAS_DIR = path.resolve(import.meta.dirname, '../schemas');
 

@@ -8,7 +8,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import { renderSchemas, SCHEMAS_DIR } from '../scripts/json-schemas.js';
-import { JOBS, type WireJobName } from '../src/contract/jobs.js';
+import { JOBS, type WireJobName } from '../src/contract/catalog.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 const ajv = addFormats(new Ajv2020({ strict: true, allErrors: true }));

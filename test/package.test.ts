@@ -11,7 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { createClient } from '../src/client/index.js';
-import { EMBEDDED_POSTGRES_MAJOR } from '../src/services/embedded.js';
+import { EMBEDDED_POSTGRES_MAJOR } from '../src/infra/embedded.js';
 import { programPayload } from './support/fixtures.js';
 import { serviceEnv, useTestService, waitFor } from './support/service.js';
 

@@ -1,6 +1,7 @@
 import { type ConnectionOptions, Job, type JobsOptions, Queue } from 'bullmq';
-import { JOBS, type PayloadOf, type ResultOf, type WireJobName } from '../contract/jobs.js';
-import { describeIssues } from '../queue/payloads.js';
+import { JOBS, type PayloadOf, type ResultOf, type WireJobName } from '../contract/catalog.js';
+import type { QueueName } from '../contract/jobs.js';
+import { describeIssues } from '../contract/payloads.js';
 
 /**
  * `program-enrollments/client`: a typed producer of the jobs of docs/contract.md over plain BullMQ.
@@ -8,18 +9,17 @@ import { describeIssues } from '../queue/payloads.js';
  * error is a thrown `InvalidPayloadError` here rather than a failed job there.
  */
 
-export type { PayloadOf, ResultOf, WireJobName } from '../contract/jobs.js';
+export type { PayloadOf, ResultOf, WireJobName } from '../contract/catalog.js';
+export type { QueueName } from '../contract/jobs.js';
 export type {
   AccountCreatedResult,
   CourseEnrollmentChangedResult,
-  ExpireWaitingEnrollmentsResult,
-  LinkProgramEnrollmentsResult,
-  RetireLearnerResult,
+  ExpiryResult,
+  LinkResult,
+  RetireResult,
   UpsertProgramResult,
   WriteResult,
 } from '../contract/results.js';
-
-export type QueueName = 'enrollments' | 'accounts';
 
 /** The jobs a producer adds (docs/contract.md "Queues"); the upload job is the service's own. */
 export type ProducerJobName = Exclude<WireJobName, 'write-program-course-enrollments-upload'>;

@@ -1,63 +1,25 @@
-import type { z } from 'zod';
-import {
-  accountCreatedPayload,
-  courseEnrollmentChangedPayload,
-  expireWaitingEnrollmentsPayload,
-  linkProgramEnrollmentsPayload,
-  retireLearnerPayload,
-  upsertProgramPayload,
-  writeProgramCourseEnrollmentsPayload,
-  writeProgramCourseEnrollmentsUploadPayload,
-  writeProgramEnrollmentsPayload,
-} from '../queue/payloads.js';
-import {
-  accountCreatedResult,
-  courseEnrollmentChangedResult,
-  expireWaitingEnrollmentsResult,
-  linkProgramEnrollmentsResult,
-  retireLearnerResult,
-  upsertProgramResult,
-  writeProgramCourseEnrollmentsUploadResult,
-  writeResult,
-} from './results.js';
-
-interface JobSpec<Q extends 'enrollments' | 'accounts', P extends z.ZodType, R extends z.ZodType> {
-  queue: Q;
-  payload: P;
-  result: R;
-  /** Added by producers (docs/contract.md "Queues"), or only by the service itself. */
-  public: boolean;
-}
-
-const spec = <Q extends 'enrollments' | 'accounts', P extends z.ZodType, R extends z.ZodType>(
-  queue: Q,
-  payload: P,
-  result: R,
-  isPublic = true,
-): JobSpec<Q, P, R> => ({ queue, payload, result, public: isPublic });
-
 /**
- * Every job of docs/contract.md "Queues": its queue, the payload schema the workers validate with
- * and the schema of its result. The typed client, the JSON Schemas and the CLI read this one table.
+ * The two queues of docs/contract.md and the job names each one carries; besides the contract's
+ * names, `write-program-course-enrollments-upload` is the service's own job for a course CSV upload
+ * (src/contract/payloads.ts), which producers never send.
  */
-export const JOBS = {
-  'upsert-program': spec('enrollments', upsertProgramPayload, upsertProgramResult),
-  'write-program-enrollments': spec('enrollments', writeProgramEnrollmentsPayload, writeResult),
-  'write-program-course-enrollments': spec('enrollments', writeProgramCourseEnrollmentsPayload, writeResult),
-  'write-program-course-enrollments-upload': spec(
-    'enrollments',
-    writeProgramCourseEnrollmentsUploadPayload,
-    writeProgramCourseEnrollmentsUploadResult,
-    false,
-  ),
-  'link-program-enrollments': spec('enrollments', linkProgramEnrollmentsPayload, linkProgramEnrollmentsResult),
-  'expire-waiting-enrollments': spec('enrollments', expireWaitingEnrollmentsPayload, expireWaitingEnrollmentsResult),
-  'retire-learner': spec('enrollments', retireLearnerPayload, retireLearnerResult),
-  'account-created': spec('accounts', accountCreatedPayload, accountCreatedResult),
-  'course-enrollment-changed': spec('accounts', courseEnrollmentChangedPayload, courseEnrollmentChangedResult),
+export const QUEUES = {
+  enrollments: [
+    'upsert-program',
+    'write-program-enrollments',
+    'write-program-course-enrollments',
+    'write-program-course-enrollments-upload',
+    'link-program-enrollments',
+    'expire-waiting-enrollments',
+    'retire-learner',
+  ],
+  accounts: ['account-created', 'course-enrollment-changed'],
 } as const;
 
-export type WireJobName = keyof typeof JOBS;
-/** What a producer may send for a job: the schema's input (before trimming, defaults, lower-casing). */
-export type PayloadOf<N extends WireJobName> = z.input<(typeof JOBS)[N]['payload']>;
-export type ResultOf<N extends WireJobName> = z.output<(typeof JOBS)[N]['result']>;
+export type QueueName = keyof typeof QUEUES;
+export type JobName = (typeof QUEUES)[QueueName][number];
+export const QUEUE_NAMES = Object.keys(QUEUES) as QueueName[];
+
+/** The account events, remembered by their `event_id` rather than their jobId (contract "Account events"). */
+export const EVENT_JOB_NAMES = ['account-created', 'course-enrollment-changed'] as const;
+export type EventJobName = (typeof EVENT_JOB_NAMES)[number];

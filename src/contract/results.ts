@@ -1,8 +1,9 @@
 import { z } from 'zod';
 
 /**
- * The job results of docs/contract.md, as zod schemas: the typed client parses what it waits for
- * with them, and `npm run schemas` turns them into the JSON Schemas of `schemas/`.
+ * The job results of docs/contract.md "Queues", as zod schemas: the handlers' result types, the
+ * typed client's parsing of what it waits for, and the JSON Schemas of `schemas/` (`npm run schemas`)
+ * all come from these.
  */
 
 const writeCode = z.union([z.literal(200), z.literal(204), z.literal(207), z.literal(422)]);
@@ -60,8 +61,8 @@ export const writeProgramCourseEnrollmentsUploadResult = z.object({
 
 export type WriteResult = z.infer<typeof writeResult>;
 export type UpsertProgramResult = z.infer<typeof upsertProgramResult>;
-export type LinkProgramEnrollmentsResult = z.infer<typeof linkProgramEnrollmentsResult>;
-export type ExpireWaitingEnrollmentsResult = z.infer<typeof expireWaitingEnrollmentsResult>;
-export type RetireLearnerResult = z.infer<typeof retireLearnerResult>;
+export type LinkResult = z.infer<typeof linkProgramEnrollmentsResult>;
+export type ExpiryResult = z.infer<typeof expireWaitingEnrollmentsResult>;
+export type RetireResult = z.infer<typeof retireLearnerResult>;
 export type AccountCreatedResult = z.infer<typeof accountCreatedResult>;
 export type CourseEnrollmentChangedResult = z.infer<typeof courseEnrollmentChangedResult>;

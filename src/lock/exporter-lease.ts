@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { RedisClient } from '../services/redis.js';
+import type { RedisClient } from '../infra/redis.js';
 
 /** Holds or takes the lease: refreshed when this token holds it, taken when nobody does. */
 const HOLD_OR_TAKE = `
