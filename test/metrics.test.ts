@@ -45,8 +45,18 @@ describe('/metrics', () => {
       action: 'create_or_update',
       enrollments,
     });
-    await waitFor(async () => ((await job.getState()) === 'active' ? true : undefined), 60_000, 'the job to start');
-    const during = await scrape(t.url);
+    // A scrape while the job runs and holds a Postgres connection (between chunks it holds none).
+    const during = await waitFor(
+      async () => {
+        const s = await scrape(t.url);
+        const active = sample(s, 'program_enrollments_queue_jobs{queue="enrollments",state="active"}');
+        const busy = sample(s, 'program_enrollments_db_pool_connections{state="busy"}') ?? 0;
+        return active === 1 && busy >= 1 ? s : undefined;
+      },
+      60_000,
+      'a scrape while the job runs a statement',
+      20,
+    );
     const check = await promtool(during);
     expect(check.output).toBe('');
     expect(check.code).toBe(0);
