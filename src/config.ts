@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { z } from 'zod';
+import { parseOperatorTokens } from './domain/api-tokens.js';
 
 /** Empty strings count as unset, so `FOO=` in an env file behaves like leaving FOO out. */
 const optionalString = z.preprocess((v) => (v === '' ? undefined : v), z.string().optional());
@@ -42,7 +43,13 @@ const envSchema = z
     ),
     PORT: z.preprocess((v) => (v === '' || v === undefined ? 3000 : v), z.coerce.number().int().min(0).max(65535)),
     HOST: z.preprocess((v) => (v === '' || v === undefined ? '0.0.0.0' : v), z.string()),
-    API_TOKENS: commaList,
+    /** Operator tokens: `name:token` or bare (named `token-<position>`), CONTRACT "Who may do what". */
+    API_TOKENS: commaList.transform((entries, ctx) => {
+      const parsed = parseOperatorTokens(entries);
+      if ('tokens' in parsed) return parsed.tokens;
+      for (const message of parsed.problems) ctx.addIssue({ code: 'custom', message });
+      return z.NEVER;
+    }),
     ADMIN_USER: optionalString,
     ADMIN_PASSWORD: optionalString,
     WORKER_CONCURRENCY: positiveInt(Math.max(4, os.availableParallelism() * 4)),

@@ -48,13 +48,13 @@ export async function upsertProgram(sql: Sql, p: UpsertProgramPayload): Promise<
               is_active = excluded.is_active, course_keys = excluded.course_keys`;
     }
     await tx`delete from program_courses where program_uuid = ${p.program_uuid}`;
-    for (const c of p.courses) {
+    for (const [position, c] of p.courses.entries()) {
       await tx`
         insert into courses (course_key, modes) values (${c.course_key}, ${c.modes})
         on conflict (course_key) do update set modes = excluded.modes`;
       await tx`
-        insert into program_courses (program_uuid, course_key, external_course_key)
-        values (${p.program_uuid}, ${c.course_key}, ${c.external_course_key ?? null})
+        insert into program_courses (program_uuid, course_key, external_course_key, position)
+        values (${p.program_uuid}, ${c.course_key}, ${c.external_course_key ?? null}, ${position})
         on conflict do nothing`;
     }
     // A learner is (organization, key): keep the copies on the enrollments in step with the program.

@@ -1,9 +1,10 @@
 import type { Queue } from 'bullmq';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Services } from '../jobs/context.js';
+import { ApiAuthenticator } from '../use-cases/api-tokens.js';
+import { accessGuard } from './access-guard.js';
 import { registerAdmin } from './admin.js';
 import { registerApi } from './api.js';
-import { bearerGuard } from './auth.js';
 
 export interface HttpDeps {
   services: Services;
@@ -48,10 +49,16 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
 
   await app.register(
     async (api) => {
-      api.addHook('onRequest', bearerGuard(config.API_TOKENS));
+      const enrollments = deps.queues.find((q) => q.name === 'enrollments');
+      if (!enrollments) throw new Error('the enrollments queue is required for the API');
+      const authenticator = new ApiAuthenticator(config.API_TOKENS, deps.services.database.sql, deps.services.log);
+      api.decorateRequest('apiCaller', null);
+      api.addHook('onRequest', accessGuard({ authenticator, sql: deps.services.database.sql, enrollments }));
       await registerApi(api, deps);
       // Unknown /api paths still pass the guard first: no route probing without a token.
-      api.all('/*', async (_request, reply) => reply.code(404).send({ error: 'not found' }));
+      api.all('/*', { config: { access: { scope: 'any' } } }, async (_request, reply) =>
+        reply.code(404).send({ error: 'not found' }),
+      );
     },
     { prefix: '/api' },
   );

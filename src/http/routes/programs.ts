@@ -22,7 +22,9 @@ export function programUuidParam(raw: string): string {
 export async function registerProgramRoutes(api: FastifyInstance, { services }: HttpDeps): Promise<void> {
   const { sql } = services.database;
 
-  api.get<{ Params: { program_uuid: string } }>('/v1/programs/:program_uuid/enrollments', async (request) => {
+  const read = { config: { access: { scope: 'program', permission: 'read' } as const } };
+
+  api.get<{ Params: { program_uuid: string } }>('/v1/programs/:program_uuid/enrollments', read, async (request) => {
     const page = parsePageRequest(request.query);
     const programUuid = programUuidParam(request.params.program_uuid);
     if (!(await programExists(sql, programUuid))) throw notFound(`unknown program ${request.params.program_uuid}`);
@@ -43,6 +45,7 @@ export async function registerProgramRoutes(api: FastifyInstance, { services }: 
 
   api.get<{ Params: { program_uuid: string; course_key: string } }>(
     '/v1/programs/:program_uuid/courses/:course_key/enrollments',
+    read,
     async (request) => {
       const page = parsePageRequest(request.query);
       const programUuid = programUuidParam(request.params.program_uuid);
@@ -69,6 +72,7 @@ export async function registerProgramRoutes(api: FastifyInstance, { services }: 
 
   api.get<{ Params: { program_uuid: string; student_key: string } }>(
     '/v1/programs/:program_uuid/enrollments/:student_key/history',
+    read,
     async (request) => {
       const programUuid = programUuidParam(request.params.program_uuid);
       // Keys are stored trimmed (CONTRACT "Vocabulary"), so a padded key names the same learner.

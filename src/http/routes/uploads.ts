@@ -2,8 +2,10 @@ import { randomUUID } from 'node:crypto';
 import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { programExists } from '../../db/reads.js';
+import { requestedByToken } from '../../domain/api-tokens.js';
 import { UploadCsvError } from '../../uploads/read-csv.js';
 import { courseUploadPayload, programUploadPayload, UploadTooLargeError } from '../../uploads/upload-payloads.js';
+import { apiCaller } from '../access-guard.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
 import type { HttpDeps } from '../server.js';
 import { requestOrigin } from '../urls.js';
@@ -83,13 +85,17 @@ export async function registerUploadRoutes(api: FastifyInstance, { services, que
     request: FastifyRequest,
     reply: FastifyReply,
     name: string,
-    payload: { enrollments: unknown[] },
+    payload: { program_uuid: string; enrollments: unknown[] },
   ) => {
     const jobId = `upload-${randomUUID()}`;
+    // The upload says who made it (CONTRACT "Who may do what"), in its history and job status.
+    const requestedBy = requestedByToken(apiCaller(request).name);
     // Recorded first, so the job API can answer for the job once BullMQ has forgotten it.
-    await sql`insert into submitted_jobs (job_id, queue, name) values (${jobId}, ${enrollments.name}, ${name})`;
+    await sql`
+      insert into submitted_jobs (job_id, queue, name, program_uuid, requested_by)
+      values (${jobId}, ${enrollments.name}, ${name}, ${payload.program_uuid}, ${requestedBy})`;
     try {
-      await enrollments.add(name, payload, { jobId });
+      await enrollments.add(name, { ...payload, requested_by: requestedBy }, { jobId });
     } catch (err) {
       await sql`delete from submitted_jobs where job_id = ${jobId}`;
       throw err;
@@ -104,8 +110,11 @@ export async function registerUploadRoutes(api: FastifyInstance, { services, que
       limits: { fileSize: MAX_UPLOAD_BYTES, files: 10, fields: 50, parts: 60 },
     });
 
+    const write = { config: { access: { scope: 'program', permission: 'write' } as const } };
+
     uploads.post<{ Params: { program_uuid: string } }>(
       '/v1/programs/:program_uuid/enrollments/upload',
+      write,
       async (request, reply) => {
         const content = await uploadedFile(request);
         const programUuid = await knownProgram(request.params.program_uuid);
@@ -116,6 +125,7 @@ export async function registerUploadRoutes(api: FastifyInstance, { services, que
 
     uploads.post<{ Params: { program_uuid: string } }>(
       '/v1/programs/:program_uuid/course_enrollments/upload',
+      write,
       async (request, reply) => {
         const content = await uploadedFile(request);
         const programUuid = await knownProgram(request.params.program_uuid);
