@@ -1,6 +1,5 @@
 import os from 'node:os';
 import { z } from 'zod';
-import { parseOperatorTokens } from './domain/api-tokens.js';
 
 /** Empty strings count as unset, so `FOO=` in an env file behaves like leaving FOO out. */
 const optionalString = z.preprocess((v) => (v === '' ? undefined : v), z.string().optional());
@@ -17,6 +16,38 @@ const commaList = z.preprocess(
         .filter(Boolean),
     ),
 );
+
+/**
+ * A token name, the rule of partner token names (domain/api-tokens.ts TOKEN_NAME, repeated here:
+ * configuration sits below the domain). No `:` or `,`, which delimit API_TOKENS entries.
+ */
+const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$/;
+
+/**
+ * The operator tokens of `API_TOKENS` (CONTRACT "Who may do what"): each entry is `name:token` or
+ * a bare token, named by its position (`token-1` for the first entry). Names are unique.
+ */
+const operatorTokens = commaList.transform((entries, ctx) => {
+  const tokens = entries.map((entry, i) => {
+    const colon = entry.indexOf(':');
+    if (colon === -1) return { name: `token-${i + 1}`, token: entry };
+    const name = entry.slice(0, colon).trim();
+    const token = entry.slice(colon + 1).trim();
+    if (!TOKEN_NAME.test(name)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `entry ${i + 1}: the name must be 1 to 100 letters, digits, ".", "_", "@" or "-", starting with a letter or digit`,
+      });
+    }
+    if (token === '') ctx.addIssue({ code: 'custom', message: `entry ${i + 1}: the token after "${name}:" is empty` });
+    return { name, token };
+  });
+  const names = tokens.map((t) => t.name);
+  for (const name of new Set(names.filter((n, i) => names.indexOf(n) !== i))) {
+    ctx.addIssue({ code: 'custom', message: `the name ${name} is given twice` });
+  }
+  return tokens;
+});
 
 const urlWithScheme = (schemes: string[]) =>
   z.preprocess(
@@ -44,12 +75,7 @@ const envSchema = z
     PORT: z.preprocess((v) => (v === '' || v === undefined ? 3000 : v), z.coerce.number().int().min(0).max(65535)),
     HOST: z.preprocess((v) => (v === '' || v === undefined ? '0.0.0.0' : v), z.string()),
     /** Operator tokens: `name:token` or bare (named `token-<position>`), CONTRACT "Who may do what". */
-    API_TOKENS: commaList.transform((entries, ctx) => {
-      const parsed = parseOperatorTokens(entries);
-      if ('tokens' in parsed) return parsed.tokens;
-      for (const message of parsed.problems) ctx.addIssue({ code: 'custom', message });
-      return z.NEVER;
-    }),
+    API_TOKENS: operatorTokens,
     ADMIN_USER: optionalString,
     ADMIN_PASSWORD: optionalString,
     WORKER_CONCURRENCY: positiveInt(Math.max(4, os.availableParallelism() * 4)),

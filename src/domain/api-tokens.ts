@@ -29,29 +29,3 @@ export function hashApiToken(token: string): string {
 export function requestedByToken(name: string): string {
   return `api:${name}`;
 }
-
-/**
- * The operator tokens of `API_TOKENS`: each comma-separated entry is `name:token` or a bare token,
- * named by its position (`token-1` for the first entry). Returns the problems instead when an entry
- * is malformed or two entries share a name.
- */
-export function parseOperatorTokens(
-  entries: readonly string[],
-): { tokens: Array<{ name: string; token: string }> } | { problems: string[] } {
-  const problems: string[] = [];
-  const tokens = entries.map((entry, i) => {
-    const colon = entry.indexOf(':');
-    if (colon === -1) return { name: `token-${i + 1}`, token: entry };
-    const name = entry.slice(0, colon).trim();
-    const token = entry.slice(colon + 1).trim();
-    if (!TOKEN_NAME.test(name)) problems.push(`entry ${i + 1}: the name must be ${TOKEN_NAME_RULE}`);
-    if (token === '') problems.push(`entry ${i + 1}: the token after "${name}:" is empty`);
-    return { name, token };
-  });
-  const seen = new Set<string>();
-  for (const { name } of tokens) {
-    if (seen.has(name)) problems.push(`the name ${name} is given twice`);
-    seen.add(name);
-  }
-  return problems.length > 0 ? { problems } : { tokens };
-}
