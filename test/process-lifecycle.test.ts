@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
-import { freePort } from '../src/services/embedded.js';
+import { freePort } from '../src/infra/embedded.js';
 import { newPrefix, queuesOn, startServiceOn } from './support/extra-services.js';
 import { newProgram, uniqueKey } from './support/fixtures.js';
 import { createTestDatabase, deleteKeysUnder, useTestService, waitFor, waitJob } from './support/service.js';

@@ -1,10 +1,10 @@
 import { type Command, Option } from 'commander';
+import { describeIssues } from '../contract/payloads.js';
 import type { StoredApiToken } from '../db/api-tokens.js';
 import { connectDatabase } from '../db/client.js';
 import { runMigrations } from '../db/migrate.js';
 import { TOKEN_PERMISSIONS } from '../domain/api-tokens.js';
-import { describeIssues } from '../queue/payloads.js';
-import { zeroSetupDatabase } from '../services/zero-setup-postgres.js';
+import { zeroSetupDatabase } from '../infra/zero-setup-postgres.js';
 import {
   apiTokens,
   issueApiToken,

@@ -57,10 +57,3 @@ export async function programOrganization(sql: Queryable, programUuid: string): 
     select organization_key as "organizationKey" from programs where program_uuid = ${programUuid}`;
   return row?.organizationKey ?? null;
 }
-
-/** The program of a job the service added itself (an upload), or null. */
-export async function submittedJobProgram(sql: Queryable, jobId: string): Promise<string | null> {
-  const [row] = await sql<{ programUuid: string | null }[]>`
-    select program_uuid as "programUuid" from submitted_jobs where job_id = ${jobId}`;
-  return row?.programUuid ?? null;
-}

@@ -1,7 +1,8 @@
 import { Job, type Queue } from 'bullmq';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Queryable } from '../db/client.js';
-import { programOrganization, submittedJobProgram } from '../db/program-catalog.js';
+import { submittedJobProgram } from '../db/job-ledger.js';
+import { programOrganization } from '../db/program-catalog.js';
 import {
   type AccessTarget,
   type ApiCaller,

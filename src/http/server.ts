@@ -1,20 +1,12 @@
-import type { Queue } from 'bullmq';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import type { Services } from '../jobs/context.js';
 import { ApiAuthenticator } from '../use-cases/api-tokens.js';
 import { accessGuard } from './access-guard.js';
 import { registerAdmin } from './admin.js';
 import { registerApi } from './api.js';
-
-export interface HttpDeps {
-  services: Services;
-  queues: Queue[];
-  /** Really checks Redis, Postgres and the workers; resolves to the failing parts. */
-  readiness(): Promise<string[]>;
-}
+import type { HttpDeps } from './deps.js';
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
-  const { config, metrics } = deps.services;
+  const { config, metrics } = deps;
   const app = Fastify({
     logger: false,
     trustProxy: true,
@@ -31,7 +23,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
 
   app.setErrorHandler((err: Error & { statusCode?: number }, _request, reply) => {
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
-    if (status >= 500) deps.services.log.error({ err: err.message }, 'http error');
+    if (status >= 500) deps.log.error({ err: err.message }, 'http error');
     return reply.code(status).send({ error: status >= 500 ? 'internal error' : err.message });
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: 'not found' }));
@@ -51,9 +43,9 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     async (api) => {
       const enrollments = deps.queues.find((q) => q.name === 'enrollments');
       if (!enrollments) throw new Error('the enrollments queue is required for the API');
-      const authenticator = new ApiAuthenticator(config.API_TOKENS, deps.services.database.sql, deps.services.log);
+      const authenticator = new ApiAuthenticator(config.API_TOKENS, deps.database.sql, deps.log);
       api.decorateRequest('apiCaller', null);
-      api.addHook('onRequest', accessGuard({ authenticator, sql: deps.services.database.sql, enrollments }));
+      api.addHook('onRequest', accessGuard({ authenticator, sql: deps.database.sql, enrollments }));
       await registerApi(api, deps);
       // Unknown /api paths still pass the guard first: no route probing without a token.
       api.all('/*', { config: { access: { scope: 'any' } } }, async (_request, reply) =>

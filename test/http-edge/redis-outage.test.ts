@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Service, startService } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { freePort } from '../../src/services/embedded.js';
+import { freePort } from '../../src/infra/embedded.js';
 import { API_TOKEN, createTestDatabase, waitFor } from '../support/service.js';
 
 let port: number;

@@ -3,8 +3,8 @@ import { z } from 'zod';
 import { listPrograms, programCatalog } from '../../db/program-catalog.js';
 import { permissionsOn } from '../../domain/api-access.js';
 import { apiCaller } from '../access-guard.js';
+import type { HttpDeps } from '../deps.js';
 import { badRequest, notFound } from '../errors.js';
-import type { HttpDeps } from '../server.js';
 import { programUuidParam } from './programs.js';
 
 const programsQuery = z.object({ org: z.string().optional() });
@@ -13,8 +13,8 @@ const programsQuery = z.object({ org: z.string().optional() });
  * The program catalog as upsert-program keeps it (CONTRACT "HTTP"): the programs a token may read,
  * and one program's curricula and courses, the start of the Registrar console.
  */
-export async function registerCatalogRoutes(api: FastifyInstance, { services }: HttpDeps): Promise<void> {
-  const { sql } = services.database;
+export async function registerCatalogRoutes(api: FastifyInstance, { database }: HttpDeps): Promise<void> {
+  const { sql } = database;
 
   // Any valid token: the list holds only the programs of the organizations the token covers.
   api.get('/v1/programs', { config: { access: { scope: 'any' } } }, async (request) => {
