@@ -24,7 +24,7 @@ const commaList = z.preprocess(
 const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$/;
 
 /**
- * The operator tokens of `API_TOKENS` (CONTRACT "Who may do what"): each entry is `name:token` or
+ * The operator tokens of `API_TOKENS` (docs/contract.md "Who may do what"): each entry is `name:token` or
  * a bare token, named by its position (`token-1` for the first entry). Names are unique.
  */
 const operatorTokens = commaList.transform((entries, ctx) => {
@@ -74,7 +74,7 @@ const envSchema = z
     ),
     PORT: z.preprocess((v) => (v === '' || v === undefined ? 3000 : v), z.coerce.number().int().min(0).max(65535)),
     HOST: z.preprocess((v) => (v === '' || v === undefined ? '0.0.0.0' : v), z.string()),
-    /** Operator tokens: `name:token` or bare (named `token-<position>`), CONTRACT "Who may do what". */
+    /** Operator tokens: `name:token` or bare (named `token-<position>`), docs/contract.md "Who may do what". */
     API_TOKENS: operatorTokens,
     ADMIN_USER: optionalString,
     ADMIN_PASSWORD: optionalString,

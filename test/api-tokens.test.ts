@@ -1,5 +1,5 @@
 /**
- * Who may do what on the HTTP API (CONTRACT "Who may do what"), black-box against the running
+ * Who may do what on the HTTP API (docs/contract.md "Who may do what"), black-box against the running
  * service on real Redis and Postgres: every /api route × every kind of token, tokens kept only as
  * digests, revocation seen at once by another process, uploads that say who made them, and the
  * program catalog reads. Partner tokens are issued through the command line (a child process, as an
@@ -160,7 +160,7 @@ describe('every /api route × every kind of token', () => {
   const bearer = (kind: Kind): string | null =>
     kind === 'none' ? null : kind === 'operator' ? OPERATOR_TOKEN : tokens[kind];
 
-  // Each route with the status CONTRACT "Who may do what" gives each kind of token, in `kinds` order.
+  // Each route with the status docs/contract.md "Who may do what" gives each kind of token, in `kinds` order.
   const table: Array<{
     route: string;
     method?: 'POST';

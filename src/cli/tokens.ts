@@ -15,7 +15,7 @@ import {
 import { InputError } from './payloads.js';
 
 /**
- * `program-enrollments tokens …`: the partner tokens of the HTTP API (CONTRACT "Who may do what"),
+ * `program-enrollments tokens …`: the partner tokens of the HTTP API (docs/contract.md "Who may do what"),
  * in the service's database: DATABASE_URL, or with it unset the zero-setup database under DATA_DIR
  * (default .data), found running or started for the command.
  */

@@ -1,7 +1,7 @@
 import type { Queryable } from './client.js';
 
 /**
- * The catalog reads of the HTTP API (CONTRACT "HTTP": `GET /api/v1/programs`, `GET
+ * The catalog reads of the HTTP API (docs/contract.md "HTTP": `GET /api/v1/programs`, `GET
  * /api/v1/programs/{program_uuid}`) and the lookups its access guard needs, over the tables
  * `upsert-program` fills (db/programs.ts).
  */

@@ -230,13 +230,13 @@ export const submittedJobs = pgTable('submitted_jobs', {
   name: text('name').notNull(),
   /** The program the job writes to: a partner token sees only jobs of its organizations' programs. */
   programUuid: uuid('program_uuid'),
-  /** `api:<token name>` of the upload (CONTRACT "Who may do what"), for the job status. */
+  /** `api:<token name>` of the upload (docs/contract.md "Who may do what"), for the job status. */
   requestedBy: text('requested_by'),
   createdAt: createdAt(),
 });
 
 /**
- * Partner tokens of the HTTP API (CONTRACT "Who may do what"): a name, the organizations covered
+ * Partner tokens of the HTTP API (docs/contract.md "Who may do what"): a name, the organizations covered
  * and the permission on them. Only a SHA-256 digest of the token is kept (src/domain/api-tokens.ts
  * says why that hash); the token itself is shown once, by the command line. A revoked token keeps
  * its row (its name stays in the history as `api:<name>`), and its name may be issued again.

@@ -1,7 +1,7 @@
 import type { TokenPermission } from './api-tokens.js';
 
 /**
- * Who may do what on the HTTP API (CONTRACT "Who may do what"), as pure decisions: the HTTP guard
+ * Who may do what on the HTTP API (docs/contract.md "Who may do what"), as pure decisions: the HTTP guard
  * gathers the facts (the caller, the organization the request concerns) and asks here.
  */
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 
 /**
- * Bearer tokens of the HTTP API (CONTRACT "Who may do what"). Pure: naming and hashing rules only.
+ * Bearer tokens of the HTTP API (docs/contract.md "Who may do what"). Pure: naming and hashing rules only.
  *
  * Why SHA-256, neither slow nor keyed: a partner token is 32 random bytes (256 bits of entropy),
  * printed once by `tokens create`. Slow hashes (scrypt, bcrypt) and keys (a pepper) exist to protect
@@ -25,7 +25,7 @@ export function hashApiToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
-/** What an upload records as `requested_by` (CONTRACT "Who may do what"). */
+/** What an upload records as `requested_by` (docs/contract.md "Who may do what"). */
 export function requestedByToken(name: string): string {
   return `api:${name}`;
 }

@@ -16,7 +16,7 @@ import { programUuidParam } from './routes/programs.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** What the route needs of the caller's token (CONTRACT "Who may do what"); absent: operators only. */
+    /** What the route needs of the caller's token (docs/contract.md "Who may do what"); absent: operators only. */
     access?: RouteAccess;
   }
   interface FastifyRequest {

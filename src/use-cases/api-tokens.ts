@@ -14,7 +14,7 @@ import { hashApiToken, TOKEN_NAME, TOKEN_NAME_RULE, TOKEN_PERMISSIONS } from '..
 import type { Logger } from '../log.js';
 
 /**
- * Partner tokens (CONTRACT "Who may do what"): issued, listed and revoked by the command line, and
+ * Partner tokens (docs/contract.md "Who may do what"): issued, listed and revoked by the command line, and
  * recognized, beside the operator tokens of API_TOKENS, by the HTTP guard.
  */
 

@@ -10,7 +10,7 @@ import { programUuidParam } from './programs.js';
 const programsQuery = z.object({ org: z.string().optional() });
 
 /**
- * The program catalog as upsert-program keeps it (CONTRACT "HTTP"): the programs a token may read,
+ * The program catalog as upsert-program keeps it (docs/contract.md "HTTP"): the programs a token may read,
  * and one program's curricula and courses, the start of the Registrar console.
  */
 export async function registerCatalogRoutes(api: FastifyInstance, { database }: HttpDeps): Promise<void> {

@@ -17,7 +17,7 @@ function userIdParam(raw: string): number {
 export async function registerUserRoutes(api: FastifyInstance, { database }: HttpDeps): Promise<void> {
   const { sql } = database;
 
-  // An account's enrollments span organizations: operator tokens only (CONTRACT "Who may do what").
+  // An account's enrollments span organizations: operator tokens only (docs/contract.md "Who may do what").
   const operators = { config: { access: { scope: 'operator' } as const } };
   api.get<{ Params: { user_id: string } }>('/v1/users/:user_id/course_enrollments', operators, async (request) => {
     const userId = userIdParam(request.params.user_id);
