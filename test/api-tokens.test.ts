@@ -10,7 +10,6 @@ import { createHash, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { type ApiCaller, decideAccess, type RouteAccess } from '../src/domain/api-access.js';
 import { issueApiToken, revokeApiTokenNamed } from '../src/use-cases/api-tokens.js';
 import {
   announceLearner,
@@ -66,47 +65,6 @@ function tokensCli(args: string[]): Promise<{ code: number; stdout: string; stde
     child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
 }
-
-describe('the access decision (pure)', () => {
-  const operator: ApiCaller = { kind: 'operator', name: 'ops' };
-  const reader: ApiCaller = { kind: 'partner', name: 'r', organizations: ['UoX', 'UoZ'], permission: 'read' };
-  const writer: ApiCaller = { kind: 'partner', name: 'w', organizations: ['UoX'], permission: 'write' };
-  const routes: Array<[string, RouteAccess]> = [
-    ['any', { scope: 'any' }],
-    ['operator', { scope: 'operator' }],
-    ['program read', { scope: 'program', permission: 'read' }],
-    ['program write', { scope: 'program', permission: 'write' }],
-    ['job', { scope: 'job' }],
-  ];
-  const targets: Array<[string, string | null]> = [
-    ['UoX', 'UoX'],
-    ['UoY', 'UoY'],
-    ['none', null],
-  ];
-  // route × caller × target organization → status (200 = allowed).
-  const expected: Record<string, Record<string, [number, number, number]>> = {
-    any: { operator: [200, 200, 200], reader: [200, 200, 200], writer: [200, 200, 200] },
-    operator: { operator: [200, 200, 200], reader: [403, 403, 403], writer: [403, 403, 403] },
-    'program read': { operator: [200, 200, 200], reader: [200, 403, 404], writer: [200, 403, 404] },
-    'program write': { operator: [200, 200, 200], reader: [403, 403, 404], writer: [200, 403, 404] },
-    job: { operator: [200, 200, 200], reader: [200, 404, 404], writer: [200, 404, 404] },
-  };
-  for (const [routeName, access] of routes) {
-    for (const [callerName, caller] of [
-      ['operator', operator],
-      ['reader', reader],
-      ['writer', writer],
-    ] as const) {
-      it(`${routeName} × ${callerName}`, () => {
-        const statuses = targets.map(([, organizationKey]) => {
-          const decision = decideAccess(access, caller, { organizationKey }, 'program p');
-          return decision.allow ? 200 : decision.status;
-        });
-        expect(statuses).toEqual(expected[routeName]![callerName]);
-      });
-    }
-  }
-});
 
 describe('API_TOKENS', () => {
   it('takes name:token and bare entries, bare ones named by position, and refuses a name given twice', () => {
