@@ -1,3 +1,4 @@
+import { courseEnrollmentEvents } from '../domain/course-access-events.js';
 import {
   applyCourseEffects,
   type CourseEffect,
@@ -9,6 +10,7 @@ import type { CourseStatus } from '../domain/statuses.js';
 import type { Logger } from '../log.js';
 import type { Tx } from './client.js';
 import { insertHistory, type JobStamp } from './history.js';
+import { insertOutboxEvents } from './outbox.js';
 import { courseModes } from './programs.js';
 
 export class ConcurrentCourseEnrollmentError extends Error {
@@ -123,6 +125,14 @@ export async function applyCourseEnrollmentEffects(
       });
     }
   }
+  if (stamp.recordEvents)
+    await insertOutboxEvents(
+      tx,
+      courseEnrollmentEvents(
+        created,
+        changed.map((c) => ({ before: c, after: byId.get(c.id)! })),
+      ),
+    );
   for (const [key, s] of states) ceIds.set(key, s.id!);
 
   // Existing PCEs that got or lost their CE.

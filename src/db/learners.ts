@@ -1,4 +1,5 @@
-import type { CourseEffect } from '../domain/course-enrollment.js';
+import { staffRoleEvents } from '../domain/course-access-events.js';
+import { type CourseEffect, pairKey } from '../domain/course-enrollment.js';
 import type { HistoryRow } from '../domain/history.js';
 import { compareCodePoints } from '../domain/order.js';
 import type { CourseStatus } from '../domain/statuses.js';
@@ -6,6 +7,7 @@ import type { Logger } from '../log.js';
 import type { Tx } from './client.js';
 import { applyCourseEnrollmentEffects } from './course-enrollments.js';
 import { insertHistory, type JobStamp } from './history.js';
+import { insertOutboxEvents } from './outbox.js';
 
 /** A learner: the partner organization's person, keyed case-insensitively. */
 export interface Learner {
@@ -93,8 +95,9 @@ export async function linkProgramEnrollments(
   }));
   await insertHistory(tx, history, stamp);
 
-  const pces = await tx<{ id: number; peId: number; courseKey: string; status: CourseStatus }[]>`
-    select pce.id, pce.program_enrollment_id as "peId", pce.course_key as "courseKey", pce.status
+  const pces = await tx<{ id: number; peId: number; courseKey: string; status: CourseStatus; org: string }[]>`
+    select pce.id, pce.program_enrollment_id as "peId", pce.course_key as "courseKey", pce.status,
+           pce.organization_key as org
     from unnest(${ids}::bigint[]) as p(id)
     join program_course_enrollments pce on pce.program_enrollment_id = p.id
     order by pce.program_enrollment_id, pce.id`;
@@ -107,7 +110,7 @@ export async function linkProgramEnrollments(
 
   if (pces.length) {
     const pceIds = pces.map((p) => p.id);
-    await tx`
+    const granted = await tx<{ userId: number; courseKey: string }[]>`
       with granted as (
         delete from pending_role_assignments where program_course_enrollment_id = any(${pceIds}::bigint[])
         returning program_course_enrollment_id as pce_id
@@ -117,7 +120,12 @@ export async function linkProgramEnrollments(
       from granted
       join program_course_enrollments pce on pce.id = granted.pce_id
       join program_enrollments pe on pe.id = pce.program_enrollment_id
-      on conflict do nothing`;
+      on conflict do nothing
+      returning user_id as "userId", course_key as "courseKey"`;
+    // The role event names the organization of the program that granted it.
+    const orgOf = new Map(pces.map((p) => [pairKey(userOf.get(p.peId)!, p.courseKey), p.org]));
+    const roles = granted.map((g) => ({ ...g, orgKey: orgOf.get(pairKey(g.userId, g.courseKey))! }));
+    if (stamp.recordEvents) await insertOutboxEvents(tx, staffRoleEvents('added', roles));
   }
   for (const keys of courseKeys.values()) keys.sort(compareCodePoints);
   return courseKeys;

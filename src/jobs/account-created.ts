@@ -121,7 +121,12 @@ export const accountCreatedJob: JobHandler<AccountCreatedPayload, AccountCreated
           taken.add(pe.programUuid);
           links.push({ peId: pe.id, userId: payload.user_id });
         }
-        const courseKeys = await linkProgramEnrollments(tx, links, { jobId: ctx.jobId, requestedBy: null }, ctx.log);
+        const courseKeys = await linkProgramEnrollments(
+          tx,
+          links,
+          { jobId: ctx.jobId, requestedBy: null, recordEvents: ctx.config.EVENT_BUS === 'on' },
+          ctx.log,
+        );
         const linked = waiting
           .filter((pe) => courseKeys.has(pe.id))
           .map((pe) => ({

@@ -27,7 +27,8 @@ export const courseEnrollmentChangedJob: JobHandler<CourseEnrollmentChangedPaylo
       const [before] = await tx<{ id: number; mode: string; isActive: boolean }[]>`
         select id, mode, is_active as "isActive" from course_enrollments
         where user_id = ${payload.user_id} and course_key = ${payload.course_key} for update`;
-      const stamp = { jobId: ctx.jobId, requestedBy: null };
+      // The LMS's own changes are not echoed back to it (contract.md "Outbound events").
+      const stamp = { jobId: ctx.jobId, requestedBy: null, recordEvents: false };
       if (!before) {
         const [row] = await tx<{ id: number }[]>`
           insert into course_enrollments (user_id, course_key, mode, is_active)

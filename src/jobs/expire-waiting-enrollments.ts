@@ -1,5 +1,6 @@
 import { claimResult, findResult, storeResult } from '../db/job-ledger.js';
 import { lockLearners } from '../db/learners.js';
+import { deletePublishedEvents } from '../db/outbox.js';
 import { type ExpireWaitingEnrollmentsPayload, expireWaitingEnrollmentsPayload } from '../queue/payloads.js';
 import type { JobHandler } from './context.js';
 
@@ -16,8 +17,8 @@ const EVENT_RESULT_RETENTION_DAYS = 90;
  * `expire-waiting-enrollments` (SPEC rule 11): deletes waiting PEs whose own modification time is
  * `expiration_days` old or older, with their PCEs, pending roles (by cascade) and history. Realized
  * PEs never expire. A write that refreshes a PE at the same moment wins: the row lock makes the
- * delete re-check the PE's age after the write commits. It also forgets job results past their
- * retention, as part of the same daily run.
+ * delete re-check the PE's age after the write commits. It also forgets job results and published
+ * outbound events past their retention, as part of the same daily run.
  */
 export const expireWaitingEnrollmentsJob: JobHandler<ExpireWaitingEnrollmentsPayload, ExpiryResult> = {
   schema: expireWaitingEnrollmentsPayload,
@@ -78,6 +79,7 @@ export const expireWaitingEnrollmentsJob: JobHandler<ExpireWaitingEnrollmentsPay
           and finished_at < now() - make_interval(days => ${JOB_RESULT_RETENTION_DAYS})`;
       await tx`delete from job_chunks where finished_at < now() - make_interval(days => ${JOB_RESULT_RETENTION_DAYS})`;
       await tx`delete from submitted_jobs where created_at < now() - make_interval(days => ${JOB_RESULT_RETENTION_DAYS})`;
+      await deletePublishedEvents(tx, ctx.config.EVENT_BUS_RETENTION_DAYS);
       const result = { removed: { program_enrollments: ids.length, program_course_enrollments: pces } };
       ctx.log.info(
         { expirationDays: payload.expiration_days, ...result.removed },

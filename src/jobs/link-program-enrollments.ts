@@ -29,7 +29,7 @@ export const linkProgramEnrollmentsJob: JobHandler<LinkProgramEnrollmentsPayload
     if (earlier) return earlier;
     const program = await requireProgram(sql, payload.program_uuid);
     const org = program.organizationKey;
-    const stamp: JobStamp = { jobId: ctx.jobId, requestedBy: null };
+    const stamp: JobStamp = { jobId: ctx.jobId, requestedBy: null, recordEvents: ctx.config.EVENT_BUS === 'on' };
 
     const lowers = await lowerKeys(
       sql,

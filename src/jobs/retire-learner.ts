@@ -68,7 +68,7 @@ export const retireLearnerJob: JobHandler<RetireLearnerPayload, RetireResult> = 
             action: 'changed',
             changes: { student_key: [null, r.key] },
           })),
-          { jobId: ctx.jobId, requestedBy: null },
+          { jobId: ctx.jobId, requestedBy: null, recordEvents: false },
         );
       }
       // The learners of the old keys go too: nothing may keep a retired key.

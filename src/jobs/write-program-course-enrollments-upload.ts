@@ -72,7 +72,11 @@ export const writeProgramCourseEnrollmentsUploadJob: JobHandler<
       sql,
       rows.map((r) => r.student_key),
     );
-    const stamp: JobStamp = { jobId: ctx.jobId, requestedBy: payload.requested_by ?? null };
+    const stamp: JobStamp = {
+      jobId: ctx.jobId,
+      requestedBy: payload.requested_by ?? null,
+      recordEvents: ctx.config.EVENT_BUS === 'on',
+    };
     for (const [courseKey, positions] of rowsOfCourse) {
       const before = done;
       // Progress counts rows over the whole upload, not over the course being written.

@@ -2,6 +2,8 @@ import type { Tx } from '../db/client.js';
 import { applyCourseEnrollmentEffects } from '../db/course-enrollments.js';
 import { insertHistory, type JobStamp } from '../db/history.js';
 import { linkWaitingOfKnownLearners, lockLearners } from '../db/learners.js';
+import { insertOutboxEvents } from '../db/outbox.js';
+import { staffRoleEvents } from '../domain/course-access-events.js';
 import { type CourseEffect, pairKey } from '../domain/course-enrollment.js';
 import { type CourseRecord, planCourseWrites } from '../domain/course-enrollment-writes.js';
 import type { HistoryRow } from '../domain/history.js';
@@ -43,7 +45,11 @@ export const writeProgramCourseEnrollmentsJob: JobHandler<WriteProgramCourseEnro
       courseKey,
       records,
       action: payload.action,
-      stamp: { jobId: ctx.jobId, requestedBy: payload.requested_by ?? null },
+      stamp: {
+        jobId: ctx.jobId,
+        requestedBy: payload.requested_by ?? null,
+        recordEvents: ctx.config.EVENT_BUS === 'on',
+      },
     });
   },
 };
@@ -189,15 +195,23 @@ export async function writeCourseEnrollments(ctx: JobContext, write: CourseEnrol
         const userOf = new Map(rows.map((r) => [r.lower, r.userId]));
         const roles = (grant: boolean, realized: boolean) =>
           plan.staff.filter((s) => s.grant === grant && (userOf.get(s.lower) !== null) === realized);
+        const roleChanges = (rows: ReadonlyArray<{ userId: number }>) =>
+          rows.map((r) => ({ userId: r.userId, courseKey, orgKey: org }));
         const grantUsers = roles(true, true).map((s) => userOf.get(s.lower)!);
         const revokeUsers = roles(false, true).map((s) => userOf.get(s.lower)!);
         const grantPending = roles(true, false).map((s) => pceIdOf.get(s.lower)!);
         const revokePending = roles(false, false).map((s) => pceIdOf.get(s.lower)!);
         if (grantUsers.length) {
-          await tx`insert into course_staff_roles (user_id, course_key) select u, ${courseKey} from unnest(${grantUsers}::bigint[]) as u on conflict do nothing`;
+          const granted = await tx<{ userId: number }[]>`
+            insert into course_staff_roles (user_id, course_key) select u, ${courseKey} from unnest(${grantUsers}::bigint[]) as u
+            on conflict do nothing returning user_id as "userId"`;
+          if (stamp.recordEvents) await insertOutboxEvents(tx, staffRoleEvents('added', roleChanges(granted)));
         }
         if (revokeUsers.length) {
-          await tx`delete from course_staff_roles where course_key = ${courseKey} and user_id = any(${revokeUsers}::bigint[])`;
+          const revoked = await tx<{ userId: number }[]>`
+            delete from course_staff_roles where course_key = ${courseKey} and user_id = any(${revokeUsers}::bigint[])
+            returning user_id as "userId"`;
+          if (stamp.recordEvents) await insertOutboxEvents(tx, staffRoleEvents('removed', roleChanges(revoked)));
         }
         if (grantPending.length) {
           await tx`insert into pending_role_assignments (program_course_enrollment_id) select unnest(${grantPending}::bigint[]) on conflict do nothing`;

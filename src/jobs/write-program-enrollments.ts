@@ -48,7 +48,11 @@ export const writeProgramEnrollmentsJob: JobHandler<WriteProgramEnrollmentsPaylo
       status: e.status,
       curriculumUuid: e.curriculum_uuid ?? fallback,
     }));
-    const stamp: JobStamp = { jobId: ctx.jobId, requestedBy: payload.requested_by ?? null };
+    const stamp: JobStamp = {
+      jobId: ctx.jobId,
+      requestedBy: payload.requested_by ?? null,
+      recordEvents: ctx.config.EVENT_BUS === 'on',
+    };
     const org = program.organizationKey;
 
     return runChunkedWrite(ctx, {
