@@ -56,14 +56,23 @@ export interface UnpublishedEvent extends StoredCourseAccessEvent {
 
 /** The oldest unpublished events of the given topics, in publishing (`id`) order. */
 export async function unpublishedEvents(tx: Tx, topics: readonly Topic[], limit: number): Promise<UnpublishedEvent[]> {
-  return tx<UnpublishedEvent[]>`
+  // Times as epoch milliseconds: the pool reads timestamps as text.
+  const rows = await tx<
+    Array<Omit<UnpublishedEvent, 'enrolledAt' | 'occurredAt'> & { enrolledMs: number | null; occurredMs: number }>
+  >`
     select id, event_id as "eventId", event_type as type, topic, user_id as "userId", course_key as "courseKey",
-           mode, is_active as "isActive", org_key as "orgKey", username, email, enrolled_at as "enrolledAt",
-           occurred_at as "occurredAt"
+           mode, is_active as "isActive", org_key as "orgKey", username, email,
+           (extract(epoch from enrolled_at) * 1000)::float8 as "enrolledMs",
+           (extract(epoch from occurred_at) * 1000)::float8 as "occurredMs"
     from outbox
     where published_at is null and topic = any(${topics as string[]}::text[])
     order by id
     limit ${limit}`;
+  return rows.map(({ enrolledMs, occurredMs, ...row }) => ({
+    ...row,
+    enrolledAt: enrolledMs === null ? null : new Date(enrolledMs),
+    occurredAt: new Date(occurredMs),
+  }));
 }
 
 export async function markPublished(tx: Tx, ids: readonly number[]): Promise<void> {
