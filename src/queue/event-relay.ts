@@ -53,11 +53,12 @@ export function startEventRelay(deps: {
       let more = false;
       try {
         const round = await publishRound(database, streams, settings);
-        if (busAway) log.info('event bus reachable again: publishing resumes');
-        busAway = false;
         if (databaseAway) log.info('outbox readable again: publishing resumes');
         databaseAway = false;
+        // Only a round that led spoke to the event bus.
         if (round.led) {
+          if (busAway) log.info('event bus reachable again: publishing resumes');
+          busAway = false;
           const nowFull = new Set(round.full);
           for (const topic of nowFull)
             if (!full.has(topic))
