@@ -29,7 +29,10 @@ export function streamsOf(prefix: string): { enrollments: string; roles: string 
 }
 
 export function outboxRows(sql: Sql, afterId = 0): Promise<OutboxRow[]> {
-  return sql<OutboxRow[]>`select * from outbox where id > ${afterId} order by id`;
+  return sql<OutboxRow[]>`
+    select id::float8 as id, event_id, event_type, topic, user_id::float8 as user_id, course_key, mode, is_active,
+           org_key, username, email, enrolled_at, occurred_at, published_at
+    from outbox where id > ${afterId} order by id`;
 }
 
 /** Waits until every outbox row is published; returns how many rows there are. */
