@@ -17,7 +17,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Service, startService } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { freePort } from '../src/services/embedded.js';
+import { freePort } from '../src/infra/embedded.js';
 import { entriesAdded, outboxRows, streamEntries, streamsOf, untilAllPublished } from './support/event-bus.js';
 import { newPrefix, queuesOn, spawnServiceProcess } from './support/extra-services.js';
 import { completed, newCourseKey, newOrg, newProgram, type ProgramPayload, uniqueKey } from './support/fixtures.js';

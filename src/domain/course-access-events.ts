@@ -27,41 +27,30 @@ export interface CourseAccessEvent {
   orgKey: string | null;
 }
 
-export interface CourseEnrollmentAfter {
+/** A CE as the course-access module reports its write: what became of it, and its state after. */
+export interface CourseEnrollmentWrite {
+  kind: 'created' | 'changed' | 'unchanged';
   userId: number;
   courseKey: string;
-  mode: string;
-  isActive: boolean;
+  to: { mode: string; isActive: boolean };
 }
 
 /**
  * The events of one batch of CE writes: `created` for each new CE, `changed` for each existing CE
- * whose mode or is_active differs from before. A CE written back unchanged makes no event.
+ * whose mode or is_active changed. A CE written back unchanged makes no event (contract.md
+ * "Outbound events": a write that changes nothing publishes nothing).
  */
-export function courseEnrollmentEvents(
-  created: readonly CourseEnrollmentAfter[],
-  changed: ReadonlyArray<{ before: { mode: string; isActive: boolean }; after: CourseEnrollmentAfter }>,
-): CourseAccessEvent[] {
-  const events: CourseAccessEvent[] = created.map((ce) => ({
-    type: ENROLLMENT_CREATED,
-    userId: ce.userId,
-    courseKey: ce.courseKey,
-    mode: ce.mode,
-    isActive: ce.isActive,
-    orgKey: null,
-  }));
-  for (const { before, after } of changed) {
-    if (before.mode === after.mode && before.isActive === after.isActive) continue;
-    events.push({
-      type: ENROLLMENT_CHANGED,
-      userId: after.userId,
-      courseKey: after.courseKey,
-      mode: after.mode,
-      isActive: after.isActive,
+export function courseEnrollmentEvents(writes: readonly CourseEnrollmentWrite[]): CourseAccessEvent[] {
+  return writes
+    .filter((w) => w.kind !== 'unchanged')
+    .map((w) => ({
+      type: w.kind === 'created' ? ENROLLMENT_CREATED : ENROLLMENT_CHANGED,
+      userId: w.userId,
+      courseKey: w.courseKey,
+      mode: w.to.mode,
+      isActive: w.to.isActive,
       orgKey: null,
-    });
-  }
-  return events;
+    }));
 }
 
 /** The course staff role (rules.md 8) as Open edX names it in `student_courseaccessrole`. */

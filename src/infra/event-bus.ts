@@ -1,4 +1,4 @@
-import type { RedisClient } from '../services/redis.js';
+import type { RedisClient } from './redis.js';
 
 /** The event bus's Redis did not answer: publishing waits for it. */
 export class EventBusUnavailableError extends Error {
