@@ -90,6 +90,25 @@ const envSchema = z
     WRITE_CHUNK_SIZE: positiveInt(1000),
     /** Mixed into the one-way hash of retired keys, so that they cannot be guessed from a list of ids. */
     RETIREMENT_SALT: z.preprocess((v) => (v === '' || v === undefined ? 'program-enrollments' : v), z.string()),
+    /** Outbound events on the Open edX event bus (contract.md "Outbound events"). */
+    EVENT_BUS: z.preprocess((v) => (v === '' || v === undefined ? 'on' : v), z.enum(['on', 'off'])),
+    /** Redis of the event streams; the queues' Redis when unset. */
+    EVENT_BUS_REDIS_URL: urlWithScheme(['redis', 'rediss']),
+    /** Prefix of the stream names, joined with a hyphen, as Open edX's EVENT_BUS_TOPIC_PREFIX. */
+    EVENT_BUS_TOPIC_PREFIX: z.preprocess(
+      (v) => (v === '' ? undefined : v),
+      z
+        .string()
+        .regex(/^[^\s]+$/, 'may not contain white space')
+        .optional(),
+    ),
+    /** Undelivered entries a stream may hold before publishing pauses (lowered only in tests). */
+    EVENT_BUS_MAX_UNDELIVERED: positiveInt(1_000_000),
+    /** Days a published event stays in the outbox before the daily maintenance deletes it. */
+    EVENT_BUS_RETENTION_DAYS: z.preprocess(
+      (v) => (v === '' || v === undefined ? 7 : v),
+      z.coerce.number().min(0).max(36_500),
+    ),
     DATA_DIR: z.preprocess((v) => (v === '' || v === undefined ? '.data' : v), z.string()),
     LOG_LEVEL: z.preprocess(
       (v) => (v === '' || v === undefined ? 'info' : v),
