@@ -167,6 +167,7 @@ async function main(): Promise<void> {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
   onCleanup('redis connection', async () => void (await redis.quit().catch(() => redis.disconnect())));
   onCleanup(`redis keys ${prefix}:*`, () => deleteKeys(redis, `${prefix}:*`));
+  onCleanup(`event streams ${prefix}-*`, () => deleteKeys(redis, `${prefix}-*`));
   const sql = postgres(databaseUrl, { max: 4, onnotice: () => {} });
   onCleanup('bench connection', () => sql.end({ timeout: 5 }));
 
@@ -267,6 +268,9 @@ async function main(): Promise<void> {
     REDIS_URL: redisUrl,
     DATABASE_URL: databaseUrl,
     QUEUE_PREFIX: prefix,
+    // EVENT_BUS=off npm run bench measures without the outbound events; streams named after the prefix.
+    EVENT_BUS: process.env.EVENT_BUS ?? 'on',
+    EVENT_BUS_TOPIC_PREFIX: prefix,
     PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'error',

@@ -116,7 +116,25 @@ export function createMetrics() {
     registers: [registry],
   });
 
+  const eventsPublished = new Counter({
+    name: 'program_enrollments_events_published_total',
+    help: 'Outbound events this process published on the event bus, by event type.',
+    labelNames: ['type'] as const,
+    registers: [registry],
+  });
+  const outboxBacklog = new Gauge({
+    name: 'program_enrollments_outbox_backlog',
+    help: 'Outbound events written and not yet published (shared by every process).',
+    registers: [registry],
+  });
+  const outboxOldest = new Gauge({
+    name: 'program_enrollments_outbox_oldest_unpublished_seconds',
+    help: 'Age of the oldest outbound event not yet published, 0 when none waits.',
+    registers: [registry],
+  });
+
   let sources: MetricsSources | undefined;
+  let readOutbox: (() => Promise<{ unpublished: number; oldestSeconds: number }>) | undefined;
 
   async function readQueues(queues: Queue[]): Promise<void> {
     for (const queue of queues) {
@@ -143,6 +161,11 @@ export function createMetrics() {
     redisReconnects,
     writeResults,
     lockWaits,
+    eventsPublished,
+    /** Reads the outbox backlog at scrape time (with EVENT_BUS=on). */
+    watchOutbox(read: () => Promise<{ unpublished: number; oldestSeconds: number }>) {
+      readOutbox = read;
+    },
     watch(s: MetricsSources) {
       sources = s;
       dbPoolMax.set(s.databasePoolMax);
@@ -178,6 +201,17 @@ export function createMetrics() {
           dbConnections.set({ state: 'idle' }, open - busy);
         } catch {
           dbConnections.reset();
+        }
+      }
+      if (readOutbox) {
+        outboxBacklog.reset();
+        outboxOldest.reset();
+        try {
+          const backlog = await readOutbox();
+          outboxBacklog.set(backlog.unpublished);
+          outboxOldest.set(backlog.oldestSeconds);
+        } catch {
+          // Without Postgres the backlog is left out; the rest is still served.
         }
       }
       return registry.metrics();

@@ -664,6 +664,7 @@ describe('read API', () => {
         result: null,
         text: null,
         error: null,
+        requested_by: null,
       });
       expect(body.created).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       const csv = await t.api(`/api/v1/jobs/${done.job.id}/result.csv`);
@@ -704,6 +705,7 @@ describe('read API', () => {
         result: null,
         text: null,
         error: null,
+        requested_by: null,
       });
       expect((await t.api('/api/v1/jobs/later/result.csv')).status).toBe(404);
     });
@@ -806,6 +808,7 @@ describe('job API over running, retried and write-result jobs', () => {
       result: `https://${new URL(service.url).host}/api/v1/jobs/${jobId}/result.csv`,
       text: '207',
       error: null,
+      requested_by: null,
     });
 
     const csv = await api(`/api/v1/jobs/${jobId}/result.csv`);
@@ -834,6 +837,7 @@ describe('job API over running, retried and write-result jobs', () => {
       result: null,
       text: null,
       error: null,
+      requested_by: null,
     });
     expect((await api('/api/v1/jobs/running/result.csv')).status).toBe(404);
     release();
@@ -854,6 +858,7 @@ describe('job API over running, retried and write-result jobs', () => {
       result: null,
       text: null,
       error: null,
+      requested_by: null,
     });
   });
 
@@ -868,6 +873,7 @@ describe('job API over running, retried and write-result jobs', () => {
       result: null,
       text: null,
       error: null,
+      requested_by: null,
     });
   });
 });

@@ -27,6 +27,8 @@ const CONTRACT_ROUTES = [
   'get /metrics',
   'get /openapi.json',
   'get /admin/queues',
+  'get /api/v1/programs',
+  'get /api/v1/programs/{program_uuid}',
   'get /api/v1/programs/{program_uuid}/enrollments',
   'get /api/v1/programs/{program_uuid}/courses/{course_key}/enrollments',
   'get /api/v1/programs/{program_uuid}/enrollments/{student_key}/history',
@@ -115,6 +117,13 @@ describe('GET /openapi.json', () => {
     );
     await expectDocumented('get', '/admin/queues', await fetch(`${t.url}/admin/queues`));
 
+    await expectDocumented('get', '/api/v1/programs', await api('/api/v1/programs'));
+    await expectDocumented('get', '/api/v1/programs/{program_uuid}', await api(`/api/v1/programs/${P}`));
+    await expectDocumented(
+      'get',
+      '/api/v1/programs/{program_uuid}',
+      await api(`/api/v1/programs/${crypto.randomUUID()}`),
+    );
     const list = '/api/v1/programs/{program_uuid}/enrollments';
     await expectDocumented('get', list, await api(`/api/v1/programs/${P}/enrollments?page_size=1`));
     await expectDocumented('get', list, await api(`/api/v1/programs/${P}/enrollments?page_size=0`));

@@ -6,6 +6,8 @@ export interface JobStamp {
   jobId: string;
   queue: string;
   requestedBy: string | null;
+  /** EVENT_BUS=on: the change also writes its outbound events (contract.md "Outbound events"). */
+  recordEvents: boolean;
 }
 
 /**

@@ -1,20 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from '../log.js';
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The name of the bearer token that authenticated the request, once the guard knows one. */
-    tokenName?: string;
-  }
-}
-
 /** Probes and the dashboard's static files: frequent, and nobody's action. */
 const QUIET = /^\/(healthz|readyz|metrics)$|^\/admin\/queues\/static\//;
 
 /**
  * One `request` log line per HTTP request (README "Operating it"): method, the route's pattern
- * (never the URL itself, which carries student keys), status, time in ms, and the token's name when
- * it has one. Neither the token nor any credential is logged.
+ * (never the URL itself, which carries student keys), status, time in ms, and the name of the API
+ * token that the access guard recognized (access-guard.ts). Neither a token nor any credential is logged.
  */
 export function registerAccessLog(app: FastifyInstance, log: Logger): void {
   const access = log.child({ component: 'http' });
@@ -27,7 +20,7 @@ export function registerAccessLog(app: FastifyInstance, log: Logger): void {
         route,
         status: reply.statusCode,
         ms: Math.round(reply.elapsedTime * 10) / 10,
-        ...(request.tokenName !== undefined ? { token: request.tokenName } : {}),
+        ...(request.apiCaller ? { token: request.apiCaller.name } : {}),
       },
       'request',
     );

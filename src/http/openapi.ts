@@ -15,6 +15,23 @@ const pageOf = <T extends z.ZodType>(item: T) =>
   z.object({ next: z.url().nullable(), previous: z.url().nullable(), results: z.array(item) });
 const uuidParam = z.string().describe('a program uuid (8-4-4-4-12 hex, any case)');
 
+const programSummary = z.object({
+  program_uuid: z.string(),
+  program_key: z.string().nullable(),
+  organization_key: z.string(),
+  permissions: z.array(z.enum(['read', 'write'])),
+});
+const program = z.object({
+  program_uuid: z.string(),
+  program_key: z.string().nullable(),
+  organization_key: z.string(),
+  curricula: z.array(
+    z.object({ curriculum_uuid: z.string(), is_active: z.boolean(), course_keys: z.array(z.string()) }),
+  ),
+  courses: z.array(
+    z.object({ course_key: z.string(), external_course_key: z.string().nullable(), modes: z.array(z.string()) }),
+  ),
+});
 const programEnrollment = z.object({
   student_key: z.string(),
   status: z.string(),
@@ -76,6 +93,7 @@ const refusals = (...codes: number[]) =>
 const REFUSALS: Record<number, string> = {
   400: 'a malformed request, named in `error`',
   401: 'no valid credentials',
+  403: "outside the token's organizations or permission",
   404: 'nothing by that name',
   413: 'the body is over its limit',
 };
@@ -116,12 +134,30 @@ const OPERATIONS: Record<string, Operation> = {
     auth: 'basic',
     responses: { 200: { description: 'the dashboard page', content: { 'text/html': z.string() } }, ...refusals(401) },
   },
+  'GET /api/v1/programs': {
+    summary: 'The programs the token may read, sorted by program_uuid',
+    auth: 'bearer',
+    query: { org: z.string().describe('only this organization') },
+    responses: {
+      200: { description: 'the programs', content: json(z.array(programSummary)) },
+      ...refusals(400, 401, 403),
+    },
+  },
+  'GET /api/v1/programs/:program_uuid': {
+    summary: 'A program as last upserted',
+    auth: 'bearer',
+    params: { program_uuid: uuidParam },
+    responses: { 200: { description: 'the program', content: json(program) }, ...refusals(400, 401, 403, 404) },
+  },
   'GET /api/v1/programs/:program_uuid/enrollments': {
     summary: 'Program enrollments in creation order',
     auth: 'bearer',
     params: { program_uuid: uuidParam },
     query: pagination,
-    responses: { 200: { description: 'a page', content: json(pageOf(programEnrollment)) }, ...refusals(400, 401, 404) },
+    responses: {
+      200: { description: 'a page', content: json(pageOf(programEnrollment)) },
+      ...refusals(400, 401, 403, 404),
+    },
   },
   'GET /api/v1/programs/:program_uuid/courses/:course_key/enrollments': {
     summary: "A course's program course enrollments in creation order",
@@ -140,7 +176,10 @@ const OPERATIONS: Record<string, Operation> = {
     summary: "History of a learner's PE and its PCEs, oldest first",
     auth: 'bearer',
     params: { program_uuid: uuidParam, student_key: z.string().describe('matched case-insensitively') },
-    responses: { 200: { description: 'the rows', content: json(z.array(historyRow)) }, ...refusals(400, 401, 404) },
+    responses: {
+      200: { description: 'the rows', content: json(z.array(historyRow)) },
+      ...refusals(400, 401, 403, 404),
+    },
   },
   'GET /api/v1/users/:user_id/course_enrollments': {
     summary: "An account's course enrollments, modes and staff roles",
@@ -156,26 +195,29 @@ const OPERATIONS: Record<string, Operation> = {
     auth: 'bearer',
     params: { program_uuid: uuidParam },
     body: { 'multipart/form-data': upload },
-    responses: { 202: { description: 'the job', content: json(accepted) }, ...refusals(400, 401, 404, 413) },
+    responses: { 202: { description: 'the job', content: json(accepted) }, ...refusals(400, 401, 403, 404, 413) },
   },
   'POST /api/v1/programs/:program_uuid/course_enrollments/upload': {
     summary: 'CSV `student_key,course_id,status[,course_staff]`, several courses in one job',
     auth: 'bearer',
     params: { program_uuid: uuidParam },
     body: { 'multipart/form-data': upload },
-    responses: { 202: { description: 'the job', content: json(accepted) }, ...refusals(400, 401, 404, 413) },
+    responses: { 202: { description: 'the job', content: json(accepted) }, ...refusals(400, 401, 403, 404, 413) },
   },
   'GET /api/v1/jobs/:job_id': {
     summary: "A job's state (enrollments queue)",
     auth: 'bearer',
     params: { job_id: z.string() },
-    responses: { 200: { description: 'the job', content: json(jobStatus) }, ...refusals(400, 401, 404) },
+    responses: { 200: { description: 'the job', content: json(jobStatus) }, ...refusals(400, 401, 403, 404) },
   },
   'GET /api/v1/jobs/:job_id/result.csv': {
     summary: 'The per-learner results of a succeeded write job, CRLF lines',
     auth: 'bearer',
     params: { job_id: z.string() },
-    responses: { 200: { description: 'the CSV', content: { 'text/csv': z.string() } }, ...refusals(400, 401, 404) },
+    responses: {
+      200: { description: 'the CSV', content: { 'text/csv': z.string() } },
+      ...refusals(400, 401, 403, 404),
+    },
   },
 };
 

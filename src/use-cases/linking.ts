@@ -62,6 +62,7 @@ export async function realizeProgramEnrollments(
   await grantPendingRoles(
     tx,
     pces.map((p) => p.id),
+    stamp,
   );
   for (const keys of courseKeys.values()) keys.sort(compareCodePoints);
   return courseKeys;
