@@ -12,6 +12,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 
 COPY . .
+# The one postinstall step a container needs: patches/ fixes postgres.js's crash when a connection
+# is cut with a write pending (README, "Faults").
+RUN npx patch-package
 
 USER node
 ENV PORT=3000
