@@ -229,7 +229,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .version;
   const program = new Command('program-enrollments')
     .description(
-      "Adds program-enrollments jobs to the service's queues and follows them.\nReads REDIS_URL (required) and QUEUE_PREFIX (default bull).",
+      "Adds program-enrollments jobs to the service's queues and follows them.\nReads REDIS_URL and QUEUE_PREFIX (default bull); without REDIS_URL, the .data/services.json of the zero-setup service in this checkout.",
     )
     .version(version)
     .showHelpAfterError('(add --help for usage)')

@@ -32,6 +32,11 @@ export function createMetrics() {
     help: 'Times a job found a learner-course lock held by another job and was delayed.',
     registers: [registry],
   });
+  const redisReconnects = new Counter({
+    name: 'program_enrollments_redis_reconnects_total',
+    help: "Times one of this process's Redis connections came back after it was lost.",
+    registers: [registry],
+  });
   const queueJobs = new Gauge({
     name: 'program_enrollments_queue_jobs',
     help: 'Jobs in each queue by state (shared by every process).',
@@ -45,6 +50,7 @@ export function createMetrics() {
     jobDuration,
     writeResults,
     lockWaits,
+    redisReconnects,
     watchQueues(q: Queue[]) {
       queues = q;
     },

@@ -105,7 +105,12 @@ export async function runChunkedWrite<R extends SentRecord>(
  */
 export async function earlierResult<T>(ctx: JobContext, total: number): Promise<T | undefined> {
   const earlier = await findResult<T>(ctx.database.sql, ctx.key);
-  if (earlier !== undefined) await ctx.progress(total, total);
+  if (earlier !== undefined) {
+    // A run that finished but whose completion never reached BullMQ (a crash, a Redis outage
+    // longer than the job lock): one indexed read, nothing applied again.
+    ctx.log.info({ ledgerKey: ctx.key }, 'job already finished; answering with its recorded result');
+    await ctx.progress(total, total);
+  }
   return earlier;
 }
 

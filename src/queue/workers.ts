@@ -1,7 +1,7 @@
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { JobContext, JobHandler, Services } from '../jobs/context.js';
 import { coerceError, isTransient, JobRejectedError, LockBusyError } from '../jobs/errors.js';
-import type { RedisClient } from '../services/redis.js';
+import { isLostJobLock, isRedisConnectionError, type RedisClient } from '../services/redis.js';
 import { describeIssues } from './payloads.js';
 import { KEEP_COMPLETED, KEEP_FAILED, QUEUES, type QueueName } from './queues.js';
 
@@ -49,6 +49,23 @@ function selfRetryCounter(redis: RedisClient, prefix: string) {
     },
   };
 }
+
+/**
+ * How fast a dead process's work moves on (README, "Faults"). A worker holds a lock on each of its
+ * jobs for JOB_LOCK_MS and renews it every half of that; every worker of every process checks
+ * every STALLED_CHECK_MS for active jobs whose lock is gone and puts them back in the queue. A job
+ * of a killed process is therefore running again within about JOB_LOCK_MS + STALLED_CHECK_MS
+ * (7.5 s) instead of BullMQ's default 30 + 30 s. The price: renewals and checks cost Redis a few
+ * commands a second per process, and a process whose event loop stalls for more than JOB_LOCK_MS
+ * (or that loses Redis that long) has its jobs run a second time elsewhere, which the job ledger
+ * makes harmless (rules.md, rule 13). A job put back more than MAX_STALLED_COUNT times (it keeps
+ * killing its processes) fails instead of taking down process after process.
+ */
+export const JOB_LOCK_MS = 5_000;
+export const STALLED_CHECK_MS = 2_500;
+export const MAX_STALLED_COUNT = 10;
+/** Learner-course leases live as long as a job lock, renewed the same way, for the same reason. */
+export const LEARNER_LOCK_TTL_MS = JOB_LOCK_MS;
 
 function retryDelayMs(run: number): number {
   const base = Math.min(30_000, 250 * 2 ** Math.min(run, 7));
@@ -123,7 +140,9 @@ export function startWorkers(
         concurrency: config.WORKER_CONCURRENCY,
         removeOnComplete: KEEP_COMPLETED,
         removeOnFail: KEEP_FAILED,
-        maxStalledCount: 10,
+        lockDuration: JOB_LOCK_MS,
+        stalledInterval: STALLED_CHECK_MS,
+        maxStalledCount: MAX_STALLED_COUNT,
       },
     );
     worker.on('completed', (job) => {
@@ -138,7 +157,13 @@ export function startWorkers(
         metrics.jobDuration.observe({ queue, name: job.name }, (Date.now() - job.processedOn) / 1000);
       log.warn({ queue, job: job.name, jobId: job.id, reason: err.message }, 'job failed');
     });
-    worker.on('error', (err) => log.error({ queue, err: err.message }, 'worker error'));
+    worker.on('error', (err) => {
+      // Redis away: the outage watch (app.ts) says so once, not once per retry of each connection.
+      if (isRedisConnectionError(err)) return;
+      if (isLostJobLock(err))
+        log.info({ queue, reason: err.message }, 'a job lock expired; another run finishes the job');
+      else log.error({ queue, err: err.message }, 'worker error');
+    });
     return worker;
   });
 
