@@ -98,5 +98,10 @@ export function isRedisConnectionError(err: Error): boolean {
  * in the ledger. Worth an info line, not an error.
  */
 export function isLostJobLock(err: Error): boolean {
-  return /Missing lock for job|could not renew lock for job|Lock mismatch for job/i.test(err.message);
+  return /Missing lock for job|Lock mismatch for job/i.test(err.message);
+}
+
+/** BullMQ's word that a lock renewal failed; the worker's `lockRenewalFailed` handler acts on it. */
+export function isLockRenewalFailure(err: Error): boolean {
+  return /could not renew lock for job/i.test(err.message);
 }
