@@ -55,17 +55,17 @@ function selfRetryCounter(redis: RedisClient, prefix: string) {
  * How fast a dead process's work moves on (README, "Faults"). A worker holds a lock on each of its
  * jobs for JOB_LOCK_MS and renews it every JOB_LOCK_RENEW_MS; every worker of every process checks
  * every STALLED_CHECK_MS for active jobs whose lock is gone and puts them back in the queue. A job
- * of a killed process is therefore running again 4.5 to 8 s after the kill, instead of BullMQ's
+ * of a killed process is therefore running again 4 to 6.5 s after the kill, instead of BullMQ's
  * default 30 to 60 s. The price: renewals and checks cost Redis a few commands a second per
  * process, and a process whose event loop stalls for more than JOB_LOCK_MS - JOB_LOCK_RENEW_MS
- * (4.5 s), or that loses Redis that long, has its jobs run again elsewhere, which the job ledger
+ * (3.75 s), or that loses Redis that long, has its jobs run again elsewhere, which the job ledger
  * makes harmless (rules.md, rule 13). A job put back more than MAX_STALLED_COUNT times fails
  * instead of taking down process after process; the count is generous because on a starved host a
  * long job may lose its lock several times and every run of it is safe.
  */
-export const JOB_LOCK_MS = 6_000;
-export const JOB_LOCK_RENEW_MS = 1_500;
-export const STALLED_CHECK_MS = 2_000;
+export const JOB_LOCK_MS = 5_000;
+export const JOB_LOCK_RENEW_MS = 1_250;
+export const STALLED_CHECK_MS = 1_500;
 export const MAX_STALLED_COUNT = 20;
 /** Learner-course leases live as long as a job lock, renewed the same way, for the same reason. */
 export const LEARNER_LOCK_TTL_MS = JOB_LOCK_MS;

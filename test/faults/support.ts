@@ -9,7 +9,7 @@ import { appendFileSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { Job, Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import { type Cluster, Redis } from 'ioredis';
 import postgres, { type Sql } from 'postgres';
 import { freePort } from '../../src/services/embedded.js';
 import { createTestDatabase, type FinishedJob, type TestService } from '../support/service.js';
@@ -203,7 +203,7 @@ export interface World {
   prefix: string;
   databaseUrl: string;
   sql: Sql;
-  redis: Redis;
+  redis: Redis | Cluster;
   queues: { enrollments: Queue; accounts: Queue };
   /** Enough of a TestService for the fixtures' adders and readers. */
   t: TestService;
@@ -211,7 +211,7 @@ export interface World {
   close(): Promise<void>;
 }
 
-export async function openWorld(redisEnv: Record<string, string>, redis: Redis): Promise<World> {
+export async function openWorld(redisEnv: Record<string, string>, redis: Redis | Cluster): Promise<World> {
   const database = await createTestDatabase();
   const prefix = redisEnv.QUEUE_PREFIX ?? `f${randomBytes(4).toString('hex')}`;
   const queues = {
@@ -332,7 +332,42 @@ export async function measureResume(
   return (Date.now() - killedAt) / 1000;
 }
 
-/** Whether redis-server is installed with cluster support (`redis-cli --cluster`). */
-export function hasRedisCluster(): boolean {
-  return spawnSync('sh', ['-c', 'command -v redis-server && command -v redis-cli'], { stdio: 'ignore' }).status === 0;
+/**
+ * Three redis-server masters on loopback joined into a Redis Cluster (`redis-cli --cluster create`),
+ * each with its own directory (append-only file and nodes.conf), so that one restarts into its
+ * place with its slots and data.
+ */
+export async function startRedisCluster(): Promise<{
+  masters: PrivateRedis[];
+  seeds: string;
+  destroy(): Promise<void>;
+}> {
+  const masters: PrivateRedis[] = [];
+  for (let i = 0; i < 3; i++)
+    masters.push(await startRedis(['--cluster-enabled', 'yes', '--cluster-node-timeout', '2000']));
+  const create = spawnSync(
+    'redis-cli',
+    ['--cluster', 'create', ...masters.map((m) => `127.0.0.1:${m.port}`), '--cluster-replicas', '0', '--cluster-yes'],
+    { encoding: 'utf8' },
+  );
+  if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout} ${create.stderr}`);
+  await waitUntil(
+    async () => {
+      for (const m of masters) {
+        const info = spawnSync('redis-cli', ['-p', String(m.port), 'cluster', 'info'], { encoding: 'utf8' }).stdout;
+        if (!info.includes('cluster_state:ok')) return false;
+      }
+      return true;
+    },
+    30_000,
+    'the cluster to be ok',
+    200,
+  );
+  return {
+    masters,
+    seeds: masters.map((m) => `127.0.0.1:${m.port}`).join(','),
+    async destroy() {
+      for (const m of masters) await m.destroy();
+    },
+  };
 }
