@@ -10,7 +10,8 @@ export default defineConfig({
     globalSetup: ['./test/support/global-setup.ts', './test/faults/global-setup.ts'],
     include: ['test/faults/**/*.test.ts'],
     testTimeout: 600_000,
-    hookTimeout: 120_000,
+    // Starting three service processes on a busy machine takes minutes.
+    hookTimeout: 400_000,
     pool: 'forks',
     maxWorkers: 1,
     fileParallelism: false,

@@ -21,7 +21,7 @@ import {
   report,
   type ServiceProcess,
   sleep,
-  spawnService,
+  spawnServices,
   startRedisCluster,
   type World,
   waitAllDone,
@@ -43,7 +43,7 @@ describe('Redis Cluster with three masters', () => {
     );
     producer.on('error', () => {});
     world = await openWorld({ REDIS_CLUSTER_NODES: cluster.seeds, QUEUE_PREFIX: `{${tag}}` }, producer);
-    for (let i = 0; i < 2; i++) processes.push(await spawnService(world.env({ WORKER_CONCURRENCY: '4' })));
+    await spawnServices(2, world.env({ WORKER_CONCURRENCY: '4' }), processes);
   });
   afterAll(async () => {
     for (const p of processes) await p.kill('SIGTERM');

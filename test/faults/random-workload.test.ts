@@ -26,6 +26,7 @@ import {
   type ServiceProcess,
   sleep,
   spawnService,
+  spawnServices,
   startRedis,
   type World,
   waitAllDone,
@@ -70,8 +71,7 @@ describe.each([
     redis = await startRedis();
     producer = new Redis(redis.url, { maxRetriesPerRequest: null });
     world = await openWorld({ REDIS_URL: redis.url }, producer);
-    for (let i = 0; i < 3; i++)
-      processes.push(await spawnService(world.env({ LEARNER_LOCKS: 'off', WORKER_CONCURRENCY: '4' })));
+    await spawnServices(3, world.env({ LEARNER_LOCKS: 'off', WORKER_CONCURRENCY: '4' }), processes);
   });
   afterAll(async () => {
     for (const p of processes) await p.kill('SIGTERM');

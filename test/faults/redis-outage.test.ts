@@ -21,7 +21,7 @@ import {
   report,
   type ServiceProcess,
   sleep,
-  spawnService,
+  spawnServices,
   startRedis,
   type World,
   waitAllDone,
@@ -41,8 +41,7 @@ describe('Redis restarted and away for 45 s', () => {
     producer = new Redis(redis.url, { maxRetriesPerRequest: null });
     producer.on('error', () => {});
     world = await openWorld({ REDIS_URL: redis.url }, producer);
-    for (let i = 0; i < 2; i++)
-      processes.push(await spawnService(world.env({ WORKER_CONCURRENCY: '4', WRITE_CHUNK_SIZE: '500' })));
+    await spawnServices(2, world.env({ WORKER_CONCURRENCY: '4', WRITE_CHUNK_SIZE: '500' }), processes);
   });
   afterAll(async () => {
     for (const p of processes) await p.kill('SIGTERM');

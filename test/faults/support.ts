@@ -170,6 +170,7 @@ export async function spawnService(env: Record<string, string>): Promise<Service
     200,
   ).catch((err) => {
     if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}; see ${logFile}`);
+    child.kill('SIGKILL');
     throw err;
   });
   return {
@@ -185,6 +186,14 @@ export async function spawnService(env: Record<string, string>): Promise<Service
       await exited;
     },
   };
+}
+
+/** Starts `n` service processes at once; the ones that started are in `into` even if one fails. */
+export async function spawnServices(n: number, env: Record<string, string>, into: ServiceProcess[]): Promise<void> {
+  const started = await Promise.allSettled(Array.from({ length: n }, () => spawnService(env)));
+  for (const s of started) if (s.status === 'fulfilled') into.push(s.value);
+  const failed = started.find((s) => s.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** Log lines of a service process at `level` or above (pino numbers: 40 warn, 50 error, 60 fatal). */
