@@ -1,8 +1,8 @@
 import { Job, type JobsOptions, type Queue } from 'bullmq';
 import { ConfigError, loadConfig } from '../config.js';
+import { connectRedis, type RedisClient, untilReady } from '../infra/redis.js';
+import { readServicesFile } from '../infra/services-file.js';
 import { createQueues, QUEUE_NAMES, type QueueName } from '../queue/queues.js';
-import { connectRedis, type RedisClient, untilReady } from '../services/redis.js';
-import { readServicesFile } from '../services/services-file.js';
 import { InputError } from './payloads.js';
 
 /**

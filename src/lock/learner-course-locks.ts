@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { RedisClient } from '../services/redis.js';
+import type { RedisClient } from '../infra/redis.js';
 
 /** A learner (organization, lower-cased key) in one course. */
 export interface LearnerCourse {
@@ -44,10 +44,6 @@ export class LearnerCourseLocks {
       redis.defineCommand('renewLearnerCourseLock', { numberOfKeys: 1, lua: renewScript });
     }
     this.redis = redis as WithRelease;
-  }
-
-  get enabled(): boolean {
-    return this.options.enabled;
   }
 
   keyFor(pair: LearnerCourse): string {

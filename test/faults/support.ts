@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Job, Queue } from 'bullmq';
 import { type Cluster, Redis } from 'ioredis';
 import postgres, { type Sql } from 'postgres';
-import { freePort } from '../../src/services/embedded.js';
+import { freePort } from '../../src/infra/embedded.js';
 import { createTestDatabase, type FinishedJob, type TestService } from '../support/service.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
