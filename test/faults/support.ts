@@ -165,7 +165,8 @@ export async function spawnService(env: Record<string, string>): Promise<Service
       if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}; see ${logFile}`);
       return (await fetch(`${url}/readyz`)).status === 200;
     },
-    90_000,
+    // Minutes, not seconds: on a loaded two-core machine tsx alone may take that long to start.
+    240_000,
     `service ready (${logFile})`,
     200,
   ).catch((err) => {
