@@ -21,6 +21,10 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund && npm cache clean --force
+# The one postinstall step a container needs: patches/ fixes postgres.js's crash when a connection
+# is cut with a write pending (README, "Faults").
+COPY patches ./patches
+RUN npx patch-package
 COPY --from=build /app/dist ./dist
 # Migrations are read at start-up (dist/db/migrate.js looks in ../../drizzle).
 COPY drizzle ./drizzle

@@ -11,7 +11,7 @@
  *
  * | layer     | files                                        | may import                                                            |
  * |-----------|----------------------------------------------|-----------------------------------------------------------------------|
- * | wiring    | main.ts, app.ts, cli.ts, cli/                | everything below                                                      |
+ * | wiring    | supervisor.ts, main.ts, app.ts, cli.ts, cli/ | everything below                                                      |
  * | client    | client/                                      | contract (the producers' typed client: the wire and nothing of the service) |
  * | http      | http/                                        | queue, jobs, use-cases and the bottom                                 |
  * | queue     | queue/                                       | jobs, use-cases and the bottom                                        |
@@ -46,7 +46,7 @@ const BOTTOM = ['db', 'lock', 'infra', 'uploads', 'domain', 'contract', 'support
 const LAYERS: Layer[] = [
   {
     name: 'wiring',
-    files: ['main.ts', 'app.ts', 'cli.ts', 'cli/'],
+    files: ['supervisor.ts', 'main.ts', 'app.ts', 'cli.ts', 'cli/'],
     mayImport: ['http', 'queue', 'jobs', 'use-cases', ...BOTTOM],
   },
   { name: 'client', files: ['client/'], mayImport: ['contract'] },

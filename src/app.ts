@@ -10,7 +10,14 @@ import { poolConnections } from './db/pool-stats.js';
 import { buildHttpServer } from './http/server.js';
 import { type PrivateService, startEmbeddedPostgres, startPrivateRedis } from './infra/embedded.js';
 import { EventStreams } from './infra/event-bus.js';
-import { connectRedis, type RedisClient, untilReady } from './infra/redis.js';
+import {
+  connectRedis,
+  isRedisConnectionError,
+  type RedisClient,
+  untilReady,
+  watchRedisOutages,
+} from './infra/redis.js';
+import { writeServicesFile } from './infra/services-file.js';
 import type { JobDeps } from './jobs/context.js';
 import { handlers } from './jobs/index.js';
 import { exporterLease } from './lock/exporter-lease.js';
@@ -20,7 +27,7 @@ import { createMetrics } from './metrics.js';
 import { type EventRelay, startEventRelay } from './queue/event-relay.js';
 import { createQueues, QUEUE_NAMES, type QueueName } from './queue/queues.js';
 import { scheduleExpiry } from './queue/schedules.js';
-import { startWorkers, type WorkerSet } from './queue/workers.js';
+import { LEARNER_LOCK_TTL_MS, startWorkers, type WorkerSet } from './queue/workers.js';
 
 export interface Service {
   /** The HTTP base URL, e.g. http://127.0.0.1:3000 */
@@ -72,20 +79,23 @@ export async function startService(config: Config, options: StartOptions = {}): 
 
   try {
     let redisUrl = config.REDIS_URL;
+    let startedRedisUrl: string | undefined;
     if (!redisUrl && config.REDIS_CLUSTER_NODES.length === 0) {
-      const redis = await startPrivateRedis();
+      const dataDir = path.join(config.DATA_DIR, 'redis');
+      const redis = await startPrivateRedis({ dataDir, onNotice: (m) => log.warn(m) });
       privateServices.push(redis);
-      redisUrl = redis.url;
-      log.info({ url: redis.url }, 'REDIS_URL is unset: started a private redis-server');
+      redisUrl = startedRedisUrl = redis.url;
+      log.info({ url: redis.url, dataDir }, 'REDIS_URL is unset: started a private redis-server');
     }
     let databaseUrl = config.DATABASE_URL;
+    let startedDatabaseUrl: string | undefined;
     if (!databaseUrl) {
       const pg = await startEmbeddedPostgres({
         dataDir: path.join(config.DATA_DIR, 'postgres'),
         onNotice: (m) => log.warn(m),
       });
       privateServices.push(pg);
-      databaseUrl = pg.url;
+      databaseUrl = startedDatabaseUrl = pg.url;
       log.info(
         { dataDir: path.join(config.DATA_DIR, 'postgres') },
         'DATABASE_URL is unset: started an embedded Postgres',
@@ -95,12 +105,22 @@ export async function startService(config: Config, options: StartOptions = {}): 
     await runMigrations(databaseUrl);
     database = connectDatabase(databaseUrl, { max: Math.max(10, Math.min(config.WORKER_CONCURRENCY, 40)) });
 
+    if (startedRedisUrl || startedDatabaseUrl) {
+      writeServicesFile(config.DATA_DIR, {
+        redisUrl: startedRedisUrl,
+        databaseUrl: startedDatabaseUrl,
+        queuePrefix: config.QUEUE_PREFIX,
+        pid: process.pid,
+        startedAt: new Date().toISOString(),
+      });
+    }
+
     const metrics = createMetrics();
+    const outages = watchRedisOutages(log, () => metrics.redisReconnects.inc());
     const target = { url: redisUrl, clusterNodes: config.REDIS_CLUSTER_NODES };
     const connect = (name: string, forWorker = true) => {
       const c = connectRedis(target, { forWorker, name });
-      c.on('error', (err) => log.warn({ connection: name, err: err.message }, 'redis connection error'));
-      c.on('reconnecting', () => metrics.redisReconnects.inc({ connection: name }));
+      outages.watch(c, name);
       redisConnections.push(c);
       return c;
     };
@@ -111,7 +131,9 @@ export async function startService(config: Config, options: StartOptions = {}): 
     await Promise.all([untilReady(shared), untilReady(queueConnection)]);
     queues = createQueues(queueConnection, config.QUEUE_PREFIX);
     for (const q of Object.values(queues))
-      q.on('error', (err) => log.warn({ queue: q.name, err: err.message }, 'queue error'));
+      q.on('error', (err) => {
+        if (!isRedisConnectionError(err)) log.warn({ queue: q.name, err: err.message }, 'queue error');
+      });
 
     const db = database;
     const lease = exporterLease(shared, config.QUEUE_PREFIX);
@@ -128,7 +150,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
       metrics,
       locks: new LearnerCourseLocks(connect('locks'), config.QUEUE_PREFIX, {
         enabled: config.LEARNER_LOCKS === 'on',
-        ttlMs: 60_000,
+        ttlMs: LEARNER_LOCK_TTL_MS,
       }),
     };
 

@@ -291,7 +291,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .version;
   const program = new Command('program-enrollments')
     .description(
-      "Adds program-enrollments jobs to the service's queues and follows them.\nReads REDIS_URL (required) and QUEUE_PREFIX (default bull); `tokens` reads DATABASE_URL instead.",
+      "Adds program-enrollments jobs to the service's queues and follows them.\nReads REDIS_URL and QUEUE_PREFIX (default bull); without REDIS_URL, the .data/services.json of the zero-setup service in this checkout. `tokens` reads DATABASE_URL instead.",
     )
     .version(version)
     .showHelpAfterError('(add --help for usage)')

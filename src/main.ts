@@ -42,9 +42,9 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
-  // The process cannot be trusted after an uncaught exception (postgres.js 3.4.9 throws one from a
-  // timer when a connection dies with a write pending): stop cleanly, exit 1, let the supervisor
-  // restart it. Jobs resume from their ledger.
+  // The process cannot be trusted after an uncaught exception: stop cleanly, exit 1, and the
+  // supervisor (src/supervisor.ts) starts it again. Jobs resume from their ledger. (postgres.js's
+  // own such exception on cut connections is patched away: patches/postgres+3.4.9.patch.)
   process.on('uncaughtException', (err) => {
     log.fatal({ err: err.message, stack: err.stack }, 'uncaught exception; stopping');
     if (!service) process.exit(1);

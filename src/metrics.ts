@@ -61,8 +61,7 @@ export function createMetrics() {
   });
   const redisReconnects = new Counter({
     name: 'program_enrollments_redis_reconnects_total',
-    help: "Times one of this process's Redis connections started reconnecting, by connection.",
-    labelNames: ['connection'] as const,
+    help: "Times one of this process's Redis connections came back after it was lost.",
     registers: [registry],
   });
   const writeResults = new Counter({

@@ -425,8 +425,8 @@ describe('the CLI against a running service', () => {
     expect(JSON.parse(unknown.stdout)).toEqual({ job_id: 'no-such-job', jobs: [] });
   });
 
-  it('names REDIS_URL when it is unset', async () => {
-    const run = await cli(['status', '1'], { REDIS_URL: undefined });
+  it('names REDIS_URL when it is unset and no zero-setup service wrote its services file', async () => {
+    const run = await cli(['status', '1'], { REDIS_URL: undefined, DATA_DIR: '/nonexistent/pe-no-service' });
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('REDIS_URL is not set');
   });

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -97,6 +97,44 @@ describe('npm start', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
+  it('restarts the service after a fatal exit, on the same Redis port, and writes services.json', async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'pe-supervise-'));
+    const port = await freePort();
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+    };
+    delete env.REDIS_URL;
+    delete env.DATABASE_URL;
+    const child = spawn('npm', ['start', '--silent'], { cwd: root, env, stdio: 'ignore' });
+    const url = `http://127.0.0.1:${port}`;
+    const servicePid = () => descendants(child.pid!).find((c) => c.args.includes('src/main.ts'))?.pid;
+    try {
+      await waitReady(url, child, 90_000);
+      const written = JSON.parse(readFileSync(path.join(dataDir, 'services.json'), 'utf8'));
+      const redisPort = readFileSync(path.join(dataDir, 'redis/port'), 'utf8').trim();
+      expect(written.redisUrl).toBe(`redis://127.0.0.1:${redisPort}`);
+      expect(written.databaseUrl).toMatch(/^postgres:\/\//);
+      const first = servicePid()!;
+      process.kill(first, 'SIGKILL');
+      await waitFor(
+        async () => (servicePid() !== undefined && servicePid() !== first) || undefined,
+        30_000,
+        'a new service process',
+      );
+      await waitReady(url, child, 120_000);
+      expect(JSON.parse(readFileSync(path.join(dataDir, 'services.json'), 'utf8')).redisUrl).toBe(written.redisUrl);
+      const { code } = await stopWithSigterm(child);
+      expect(code).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 300_000);
 
   it('runs on the given Redis and Postgres and exits 0 on SIGTERM', async () => {
     const database = await createTestDatabase();

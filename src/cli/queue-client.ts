@@ -1,22 +1,34 @@
 import { Job, type JobsOptions, type Queue } from 'bullmq';
 import { ConfigError, loadConfig } from '../config.js';
 import { connectRedis, type RedisClient, untilReady } from '../infra/redis.js';
+import { readServicesFile } from '../infra/services-file.js';
 import { createQueues, QUEUE_NAMES, type QueueName } from '../queue/queues.js';
 import { InputError } from './payloads.js';
 
-/** What the CLI reads of the environment; the service's own variables are none of its business. */
+/**
+ * What the CLI reads of the environment; the service's own variables are none of its business.
+ * Without REDIS_URL it finds the zero-setup service of this checkout through the services file it
+ * wrote (`<DATA_DIR>/services.json`), its Redis and its queue prefix.
+ */
 export function loadCliConfig(env: NodeJS.ProcessEnv) {
-  if (!env.REDIS_URL && !env.REDIS_CLUSTER_NODES) {
-    throw new InputError(
-      "REDIS_URL is not set: the CLI adds jobs to the service's Redis, e.g. REDIS_URL=redis://127.0.0.1:6379 (and QUEUE_PREFIX when the service uses one)",
-    );
+  let redisUrl = env.REDIS_URL;
+  let queuePrefix = env.QUEUE_PREFIX;
+  if (!redisUrl && !env.REDIS_CLUSTER_NODES) {
+    const started = readServicesFile(env.DATA_DIR || '.data');
+    if (!started?.redisUrl) {
+      throw new InputError(
+        "REDIS_URL is not set and no service of this checkout wrote .data/services.json: the CLI adds jobs to the service's Redis, e.g. REDIS_URL=redis://127.0.0.1:6379 (and QUEUE_PREFIX when the service uses one)",
+      );
+    }
+    redisUrl = started.redisUrl;
+    queuePrefix ||= started.queuePrefix;
   }
   try {
     // Only these three are passed, so that a service-only variable set badly cannot stop the CLI.
     return loadConfig({
-      REDIS_URL: env.REDIS_URL,
+      REDIS_URL: redisUrl,
       REDIS_CLUSTER_NODES: env.REDIS_CLUSTER_NODES,
-      QUEUE_PREFIX: env.QUEUE_PREFIX,
+      QUEUE_PREFIX: queuePrefix,
     });
   } catch (err) {
     if (err instanceof ConfigError) throw new InputError(err.message);

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,15 +42,90 @@ async function waitForPort(port: number, child: ChildProcess, timeoutMs: number)
   }
 }
 
-/** Starts a loopback-only, non-persistent redis-server with the only eviction policy BullMQ accepts. */
-export async function startPrivateRedis(): Promise<PrivateService> {
+export interface PrivateRedisOptions {
+  /**
+   * Where the server keeps an append-only file and the port it listens on, so that queued jobs
+   * and the address survive a restart. Without it the server keeps nothing (tests, benchmark).
+   */
+  dataDir?: string;
+  /** Told when the remembered port had to change, or an earlier run's server was taken over. */
+  onNotice?: (message: string) => void;
+}
+
+function redisAnswers(port: number): Promise<{ dir: string } | null> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let reply = '';
+    socket.setTimeout(1_000);
+    socket.once('connect', () => socket.write('*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$3\r\ndir\r\n'));
+    socket.on('data', (d) => {
+      reply += d.toString('utf8');
+      const lines = reply.split('\r\n');
+      if (lines.length >= 6) {
+        socket.destroy();
+        resolve({ dir: lines[4] ?? '' });
+      }
+    });
+    socket.once('error', () => resolve(null));
+    socket.once('timeout', () => (socket.destroy(), resolve(null)));
+  });
+}
+
+/**
+ * The port of a persistent private Redis: the one it had last time (kept in `<dataDir>/port`), so
+ * that the CLI and operators find it where it was; a new one only when another program took it.
+ */
+async function stablePort(dataDir: string, notice: (m: string) => void): Promise<{ port: number; running: boolean }> {
+  const file = path.join(dataDir, 'port');
+  const remembered = existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : 0;
+  if (remembered > 0) {
+    const running = await redisAnswers(remembered);
+    // A server of ours still running (its service was killed): take it over, data and all.
+    if (running && path.resolve(running.dir) === path.resolve(dataDir)) {
+      notice(`took over the private redis-server of an earlier run on port ${remembered}`);
+      return { port: remembered, running: true };
+    }
+    if (!running && (await portIsFree(remembered))) return { port: remembered, running: false };
+    notice(`port ${remembered} of the private redis-server is taken by another program; choosing a new one`);
+  }
+  const port = await freePort();
+  writeFileSync(file, `${port}\n`);
+  return { port, running: false };
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Starts a loopback-only redis-server with the only eviction policy BullMQ accepts. With a
+ * `dataDir` it is the zero-setup Redis of `npm start`: an append-only file (fsync every second)
+ * under that directory, on a port that stays the same across starts. Without one it keeps nothing.
+ */
+export async function startPrivateRedis(options: PrivateRedisOptions = {}): Promise<PrivateService> {
   if (spawnSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' }).status !== 0) {
     throw new Error(
       'REDIS_URL is unset and redis-server is not installed: install it with `sudo apt-get install -y redis-server`, or set REDIS_URL',
     );
   }
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'program-enrollments-redis-'));
+  const persistent = options.dataDir !== undefined;
+  const dir = persistent
+    ? path.resolve(options.dataDir!)
+    : mkdtempSync(path.join(os.tmpdir(), 'program-enrollments-redis-'));
+  if (persistent) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const { port, running } = persistent
+    ? await stablePort(dir, options.onNotice ?? (() => {}))
+    : { port: await freePort(), running: false };
+  const url = `redis://127.0.0.1:${port}`;
+  if (running) return { url, stop: () => shutdownRedis(port) };
+
+  const durability = persistent
+    ? ['--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '']
+    : ['--appendonly', 'no', '--save', ''];
   const child = spawn(
     'redis-server',
     [
@@ -58,10 +133,7 @@ export async function startPrivateRedis(): Promise<PrivateService> {
       String(port),
       '--bind',
       '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
+      ...durability,
       '--maxmemory-policy',
       'noeviction',
       '--dir',
@@ -71,19 +143,31 @@ export async function startPrivateRedis(): Promise<PrivateService> {
     ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
-  await waitForPort(port, child, 10_000);
+  await waitForPort(port, child, 30_000);
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url,
     async stop() {
       if (child.exitCode === null) {
+        // SIGTERM: redis-server flushes its append-only file and exits.
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGTERM');
         await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
         if (child.exitCode === null) child.kill('SIGKILL');
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (!persistent) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Stops a taken-over private Redis with SHUTDOWN (it flushes its append-only file first). */
+async function shutdownRedis(port: number): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => socket.write('*1\r\n$8\r\nSHUTDOWN\r\n'));
+    socket.once('close', () => resolve());
+    socket.once('error', () => resolve());
+    setTimeout(() => (socket.destroy(), resolve()), 5_000).unref();
+  });
 }
 
 export interface EmbeddedPostgresOptions {

@@ -41,3 +41,67 @@ export function untilReady(client: RedisClient, timeoutMs = 30_000): Promise<voi
     });
   });
 }
+
+/**
+ * One warning when Redis goes away and one info line when every connection of the process is back,
+ * however many connections retry and however often (ioredis retries each every few hundred ms).
+ */
+export interface RedisOutageWatch {
+  watch(client: RedisClient, name: string): void;
+}
+
+export function watchRedisOutages(
+  log: { warn(o: object, m: string): void; info(o: object, m: string): void },
+  onReconnect: () => void,
+): RedisOutageWatch {
+  const down = new Set<string>();
+  let since = 0;
+  let attempts = 0;
+  return {
+    watch(client, name) {
+      let wasReady = client.status === 'ready';
+      client.on('ready', () => {
+        wasReady = true;
+        if (!down.delete(name)) return;
+        onReconnect();
+        if (down.size === 0) log.info({ outageMs: Date.now() - since, attempts }, 'Redis is back');
+      });
+      client.on('reconnecting', () => {
+        attempts += 1;
+      });
+      client.on('close', () => {
+        if (!wasReady) return;
+        wasReady = false;
+        if (down.size === 0) {
+          since = Date.now();
+          attempts = 0;
+          log.warn({ connection: name }, 'lost the connection to Redis; retrying until it is back');
+        }
+        down.add(name);
+      });
+      // Reported by the lines above; an 'error' listener is still needed, or ioredis prints each one.
+      client.on('error', () => {});
+    },
+  };
+}
+
+/** An error that only says Redis is away (or moving): the outage watch has said so already. */
+export function isRedisConnectionError(err: Error): boolean {
+  return /Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTCONN|Stream isn't writeable|MaxRetriesPerRequest|LOADING|CLUSTERDOWN|TRYAGAIN|MOVED|ASK|Failed to refresh slots cache|None of startup nodes is available|Reached the max retries per request limit|enableOfflineQueue|READONLY/i.test(
+    err.message,
+  );
+}
+
+/**
+ * A job whose lock expired while Redis was away (or the process stalled): BullMQ refuses to record
+ * this run's completion, and the stall check hands the job to another run, which finds its result
+ * in the ledger. Worth an info line, not an error.
+ */
+export function isLostJobLock(err: Error): boolean {
+  return /Missing lock for job|Lock mismatch for job/i.test(err.message);
+}
+
+/** BullMQ's word that a lock renewal failed; the worker's `lockRenewalFailed` handler acts on it. */
+export function isLockRenewalFailure(err: Error): boolean {
+  return /could not renew lock for job/i.test(err.message);
+}

@@ -15,8 +15,12 @@ export interface Lease {
 }
 
 const releaseScript = readFileSync(new URL('./release-1.lua', import.meta.url), 'utf8');
+const renewScript = readFileSync(new URL('./renew-1.lua', import.meta.url), 'utf8');
 
-type WithRelease = RedisClient & { releaseLearnerCourseLock(key: string, token: string): Promise<number> };
+type WithRelease = RedisClient & {
+  releaseLearnerCourseLock(key: string, token: string): Promise<number>;
+  renewLearnerCourseLock(key: string, token: string, ttlMs: number): Promise<number>;
+};
 
 /**
  * Per-learner-per-course leases in Redis. They make concurrent jobs wait for each other instead of
@@ -37,6 +41,7 @@ export class LearnerCourseLocks {
   ) {
     if (!('releaseLearnerCourseLock' in redis)) {
       redis.defineCommand('releaseLearnerCourseLock', { numberOfKeys: 1, lua: releaseScript });
+      redis.defineCommand('renewLearnerCourseLock', { numberOfKeys: 1, lua: renewScript });
     }
     this.redis = redis as WithRelease;
   }
@@ -56,9 +61,19 @@ export class LearnerCourseLocks {
     // Sent together: ioredis writes every command before the first reply comes back.
     const replies = await Promise.all(keys.map((k) => this.redis.set(k, token, 'PX', this.options.ttlMs, 'NX')));
     const taken = keys.filter((_, i) => replies[i] === 'OK');
+    // The TTL is short so that the leases of a killed process free their pairs within seconds; a
+    // living holder renews them while it works, however long its transaction takes.
+    const renewal = setInterval(
+      () => {
+        Promise.all(taken.map((k) => this.redis.renewLearnerCourseLock(k, token, this.options.ttlMs))).catch(() => {});
+      },
+      Math.max(10, Math.floor(this.options.ttlMs / 3)),
+    );
+    renewal.unref();
     const lease: Lease = {
       keys: taken,
       release: async () => {
+        clearInterval(renewal);
         await Promise.all(taken.map((k) => this.redis.releaseLearnerCourseLock(k, token)));
       },
     };

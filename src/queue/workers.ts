@@ -1,8 +1,9 @@
+import os from 'node:os';
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import { describeIssues } from '../contract/payloads.js';
 import { ledgerKeys } from '../db/job-ledger.js';
 import type { RetryableError } from '../domain/errors.js';
-import type { RedisClient } from '../infra/redis.js';
+import { isLockRenewalFailure, isLostJobLock, isRedisConnectionError, type RedisClient } from '../infra/redis.js';
 import type { HandlerRegistry, JobContext, JobDeps } from '../jobs/context.js';
 import { asRetryable, coerceError, JobRejectedError, LockBusyError } from '../jobs/errors.js';
 import { KEEP_COMPLETED, KEEP_FAILED, QUEUES, type QueueName } from './queues.js';
@@ -45,6 +46,25 @@ function selfRetryCounter(redis: RedisClient, prefix: string) {
   };
 }
 
+/**
+ * How fast a dead process's work moves on (README, "Faults"). A worker holds a lock on each of its
+ * jobs for JOB_LOCK_MS and renews it every JOB_LOCK_RENEW_MS; every worker of every process checks
+ * every STALLED_CHECK_MS for active jobs whose lock is gone and puts them back in the queue. A job
+ * of a killed process is therefore running again 4 to 6.5 s after the kill, instead of BullMQ's
+ * default 30 to 60 s. The price: renewals and checks cost Redis a few commands a second per
+ * process, and a process whose event loop stalls for more than JOB_LOCK_MS - JOB_LOCK_RENEW_MS
+ * (3.75 s), or that loses Redis that long, has its jobs run again elsewhere, which the job ledger
+ * makes harmless (rules.md, rule 13). A job put back more than MAX_STALLED_COUNT times fails
+ * instead of taking down process after process; the count is generous because on a starved host a
+ * long job may lose its lock several times and every run of it is safe.
+ */
+export const JOB_LOCK_MS = 5_000;
+export const JOB_LOCK_RENEW_MS = 1_250;
+export const STALLED_CHECK_MS = 1_500;
+export const MAX_STALLED_COUNT = 20;
+/** Learner-course leases live as long as a job lock, renewed the same way, for the same reason. */
+export const LEARNER_LOCK_TTL_MS = JOB_LOCK_MS;
+
 function retryDelayMs(run: number): number {
   const base = Math.min(30_000, 250 * 2 ** Math.min(run, 7));
   return Math.round(base / 2 + Math.random() * base);
@@ -64,6 +84,8 @@ export function startWorkers(
 ): WorkerSet {
   const { config, log, metrics } = services;
   let handingBack = false;
+  /** Jobs of this process whose lock expired while they ran: their runs are abandoned. */
+  const lostLocks = new Set<string>();
   const selfRetries = selfRetryCounter(connect('self-retries'), config.QUEUE_PREFIX);
   const workers = (Object.keys(QUEUES) as QueueName[]).map((queue) => {
     const worker = new Worker(
@@ -85,9 +107,15 @@ export function startWorkers(
           signal: signal ?? new AbortController().signal,
         };
         try {
-          return await handler.run(parsed.data, ctx);
+          const result = await handler.run(parsed.data, ctx);
+          lostLocks.delete(String(job.id));
+          return result;
         } catch (raw) {
           const err = coerceError(raw);
+          if (lostLocks.delete(String(job.id))) {
+            // Another run owns the job now (its lock expired under this one): leave it be.
+            throw new DelayedError();
+          }
           if (err instanceof JobRejectedError) throw new UnrecoverableError(err.message);
           if (handingBack && ctx.signal.aborted) {
             // Shutting down: back to the queue at once, for another worker, without using an attempt.
@@ -113,11 +141,16 @@ export function startWorkers(
       },
       {
         connection: connect(`worker-${queue}`),
+        // Recorded on each job as `processedBy`: which process ran it, for operators and the fault suite.
+        name: `${os.hostname()}:${process.pid}`,
         prefix: config.QUEUE_PREFIX,
         concurrency: config.WORKER_CONCURRENCY,
         removeOnComplete: KEEP_COMPLETED,
         removeOnFail: KEEP_FAILED,
-        maxStalledCount: 10,
+        lockDuration: JOB_LOCK_MS,
+        lockRenewTime: JOB_LOCK_RENEW_MS,
+        stalledInterval: STALLED_CHECK_MS,
+        maxStalledCount: MAX_STALLED_COUNT,
       },
     );
     worker.on('active', (job) => metrics.jobStarted(queue, job));
@@ -134,7 +167,23 @@ export function startWorkers(
         metrics.jobDuration.observe({ queue, name: job.name }, (Date.now() - job.processedOn) / 1000);
       log.warn({ queue, job: job.name, jobId: job.id, reason: err.message }, 'job failed');
     });
-    worker.on('error', (err) => log.error({ queue, err: err.message }, 'worker error'));
+    // A lock that could not be renewed belongs to nobody: the stall check hands the job to another
+    // run. This run stops at its next chunk instead of doing the same work beside it.
+    worker.on('lockRenewalFailed', (ids) => {
+      for (const id of ids) {
+        if (lostLocks.has(id)) continue;
+        lostLocks.add(id);
+        worker.cancelJob(id, 'job lock lost');
+        log.info({ queue, jobId: id }, 'a job lock expired under this run; stopping it, another run finishes the job');
+      }
+    });
+    worker.on('error', (err) => {
+      // Redis away: the outage watch (app.ts) says so once, not once per retry of each connection.
+      if (isRedisConnectionError(err) || isLockRenewalFailure(err)) return;
+      if (isLostJobLock(err))
+        log.info({ queue, reason: err.message }, 'a job lock expired; another run finishes the job');
+      else log.error({ queue, err: err.message }, 'worker error');
+    });
     return worker;
   });
 
