@@ -1,5 +1,6 @@
-import { type DefaultJobOptions, type KeepJobs, Queue } from 'bullmq';
+import type { DefaultJobOptions, KeepJobs, Queue } from 'bullmq';
 import type { RedisClient } from '../services/redis.js';
+import { ReadableQueue } from './readable-job.js';
 
 /**
  * The two queues of CONTRACT.md and the job names each one carries; besides CONTRACT's names,
@@ -23,6 +24,15 @@ export type QueueName = keyof typeof QUEUES;
 export type JobName = (typeof QUEUES)[QueueName][number];
 export const QUEUE_NAMES = Object.keys(QUEUES) as QueueName[];
 
+const JOB_NAMES: ReadonlySet<string> = new Set(Object.values(QUEUES).flat());
+/**
+ * A job name as a metric label: one of the known names, else `unknown`. Producers choose job
+ * names freely, and every label value is a time series kept for the life of the process.
+ */
+export function metricJobName(name: string): JobName | 'unknown' {
+  return JOB_NAMES.has(name) ? (name as JobName) : 'unknown';
+}
+
 /** Finished jobs stay visible in Bull Board for a while; Postgres keeps the durable record. */
 export const KEEP_COMPLETED: KeepJobs = { age: 24 * 3600, count: 5_000 };
 export const KEEP_FAILED: KeepJobs = { age: 7 * 24 * 3600, count: 50_000 };
@@ -37,7 +47,7 @@ export const DEFAULT_JOB_OPTIONS: DefaultJobOptions = {
 
 export function createQueues(connection: RedisClient, prefix: string): Record<QueueName, Queue> {
   return {
-    enrollments: new Queue('enrollments', { connection, prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS }),
-    accounts: new Queue('accounts', { connection, prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS }),
+    enrollments: new ReadableQueue('enrollments', { connection, prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS }),
+    accounts: new ReadableQueue('accounts', { connection, prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS }),
   };
 }

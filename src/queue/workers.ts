@@ -1,9 +1,10 @@
-import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError, type Worker } from 'bullmq';
 import type { JobContext, JobHandler, Services } from '../jobs/context.js';
 import { coerceError, isTransient, JobRejectedError, LockBusyError } from '../jobs/errors.js';
 import type { RedisClient } from '../services/redis.js';
-import { describeIssues } from './payloads.js';
-import { KEEP_COMPLETED, KEEP_FAILED, QUEUES, type QueueName } from './queues.js';
+import { capFailedReason, describeIssues } from './payloads.js';
+import { KEEP_COMPLETED, KEEP_FAILED, metricJobName, QUEUES, type QueueName } from './queues.js';
+import { ReadableWorker, UnreadableJobData } from './readable-job.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type HandlerRegistry = Record<string, JobHandler<any, unknown>>;
@@ -71,15 +72,17 @@ export function startWorkers(
   let handingBack = false;
   const selfRetries = selfRetryCounter(connect('self-retries'), config.QUEUE_PREFIX);
   const workers = (Object.keys(QUEUES) as QueueName[]).map((queue) => {
-    const worker = new Worker(
+    const rejected = (reason: string) => new UnrecoverableError(capFailedReason(reason));
+    const worker = new ReadableWorker(
       queue,
       async (job: Job, token?: string, signal?: AbortSignal) => {
         const handler = handlers[job.name];
         if (!handler || !(QUEUES[queue] as readonly string[]).includes(job.name)) {
-          throw new UnrecoverableError(`unknown job name ${job.name} on queue ${queue}`);
+          throw rejected(`unknown job name ${job.name} on queue ${queue}`);
         }
+        if (job.data instanceof UnreadableJobData) throw rejected(`invalid payload: (root): ${job.data.problem}`);
         const parsed = handler.schema.safeParse(job.data);
-        if (!parsed.success) throw new UnrecoverableError(`invalid payload: ${describeIssues(parsed.error.issues)}`);
+        if (!parsed.success) throw rejected(`invalid payload: ${describeIssues(parsed.error.issues)}`);
         const ctx: JobContext = {
           ...services,
           log: log.child({ queue, job: job.name, jobId: job.id }),
@@ -92,7 +95,7 @@ export function startWorkers(
           return await handler.run(parsed.data, ctx);
         } catch (raw) {
           const err = coerceError(raw);
-          if (err instanceof JobRejectedError) throw new UnrecoverableError(err.message);
+          if (err instanceof JobRejectedError) throw rejected(err.message);
           if (handingBack && ctx.signal.aborted) {
             // Shutting down: back to the queue at once, for another worker, without using an attempt.
             await job.moveToDelayed(Date.now(), token);
@@ -100,7 +103,7 @@ export function startWorkers(
           }
           if (err instanceof LockBusyError) {
             metrics.lockWaits.inc();
-            metrics.jobs.inc({ queue, name: job.name, outcome: 'delayed' });
+            metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'delayed' });
             await job.moveToDelayed(Date.now() + 20 + Math.random() * 150, token);
             throw new DelayedError();
           }
@@ -110,10 +113,11 @@ export function startWorkers(
               { err: err.message, code: (err as { code?: string }).code, delay },
               'transient fault; retrying',
             );
-            metrics.jobs.inc({ queue, name: job.name, outcome: 'retried' });
+            metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'retried' });
             await job.moveToDelayed(Date.now() + delay, token);
             throw new DelayedError();
           }
+          err.message = capFailedReason(err.message);
           throw err;
         }
       },
@@ -127,16 +131,17 @@ export function startWorkers(
       },
     );
     worker.on('completed', (job) => {
-      metrics.jobs.inc({ queue, name: job.name, outcome: 'completed' });
-      if (job.processedOn)
-        metrics.jobDuration.observe({ queue, name: job.name }, (Date.now() - job.processedOn) / 1000);
+      const name = metricJobName(job.name);
+      metrics.jobs.inc({ queue, name, outcome: 'completed' });
+      if (job.processedOn) metrics.jobDuration.observe({ queue, name }, (Date.now() - job.processedOn) / 1000);
     });
     worker.on('failed', (job, err) => {
       if (!job) return;
-      metrics.jobs.inc({ queue, name: job.name, outcome: 'failed' });
-      if (job.processedOn)
-        metrics.jobDuration.observe({ queue, name: job.name }, (Date.now() - job.processedOn) / 1000);
-      log.warn({ queue, job: job.name, jobId: job.id, reason: err.message }, 'job failed');
+      const name = metricJobName(job.name);
+      metrics.jobs.inc({ queue, name, outcome: 'failed' });
+      if (job.processedOn) metrics.jobDuration.observe({ queue, name }, (Date.now() - job.processedOn) / 1000);
+      // The reason is capped (it may still be long), and logged only in part: a log line stays small.
+      log.warn({ queue, job: name, jobId: job.id, reason: err.message.slice(0, 1_000) }, 'job failed');
     });
     worker.on('error', (err) => log.error({ queue, err: err.message }, 'worker error'));
     return worker;
