@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import type { Config } from './config.js';
+import type { Config, ServiceConfig } from './config.js';
 import { connectDatabase, type Database } from './db/client.js';
 import { runMigrations } from './db/migrate.js';
 import { buildHttpServer } from './http/server.js';
@@ -15,6 +15,7 @@ import { scheduleExpiry } from './queue/schedules.js';
 import { startWorkers, type WorkerSet } from './queue/workers.js';
 import { type PrivateService, startEmbeddedPostgres, startPrivateRedis } from './services/embedded.js';
 import { connectRedis, type RedisClient, untilReady } from './services/redis.js';
+import { zeroSetupRetirementSalt } from './services/retirement-salt.js';
 
 export interface Service {
   /** The HTTP base URL, e.g. http://127.0.0.1:3000 */
@@ -84,6 +85,13 @@ export async function startService(config: Config, options: StartOptions = {}): 
       );
     }
 
+    // Required with DATABASE_URL (the configuration refuses to start without it); the zero-setup
+    // database gets one generated and kept beside it.
+    const serviceConfig: ServiceConfig = {
+      ...config,
+      RETIREMENT_SALT: config.RETIREMENT_SALT ?? (await zeroSetupRetirementSalt(config.DATA_DIR)),
+    };
+
     await runMigrations(databaseUrl);
     database = connectDatabase(databaseUrl, { max: Math.max(10, Math.min(config.WORKER_CONCURRENCY, 40)) });
 
@@ -106,7 +114,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
     const metrics = createMetrics();
     metrics.watchQueues(Object.values(queues));
     const services: Services = {
-      config,
+      config: serviceConfig,
       database,
       log,
       metrics,
@@ -125,6 +133,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
     http = await buildHttpServer({
       services,
       queues: QUEUE_NAMES.map((n) => queues![n]),
+      redisTarget: target,
       async readiness() {
         const failing: string[] = [];
         await shared.ping().catch(() => failing.push('redis'));

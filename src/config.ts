@@ -55,8 +55,12 @@ const envSchema = z
     ),
     /** Records per transaction in the bulk write jobs. */
     WRITE_CHUNK_SIZE: positiveInt(1000),
-    /** Mixed into the one-way hash of retired keys, so that they cannot be guessed from a list of ids. */
-    RETIREMENT_SALT: z.preprocess((v) => (v === '' || v === undefined ? 'program-enrollments' : v), z.string()),
+    /**
+     * Mixed into the one-way hash of retired keys, so that they cannot be reversed by hashing a
+     * list of likely keys. Required with DATABASE_URL (docs/contract.md, "Running it"); the
+     * zero-setup start keeps a generated one under DATA_DIR (src/services/retirement-salt.ts).
+     */
+    RETIREMENT_SALT: optionalString.pipe(z.string().min(16, 'must be a secret of at least 16 characters').optional()),
     DATA_DIR: z.preprocess((v) => (v === '' || v === undefined ? '.data' : v), z.string()),
     LOG_LEVEL: z.preprocess(
       (v) => (v === '' || v === undefined ? 'info' : v),
@@ -67,6 +71,10 @@ const envSchema = z
     message: 'ADMIN_USER and ADMIN_PASSWORD must be set together',
     path: ['ADMIN_PASSWORD'],
   })
+  .refine((c) => !c.DATABASE_URL || c.RETIREMENT_SALT, {
+    message: 'is required when DATABASE_URL is set: a secret of at least 16 characters, kept for good',
+    path: ['RETIREMENT_SALT'],
+  })
   // BullMQ's scripts touch many keys of a queue at once; on a cluster they must share a slot.
   .refine((c) => c.REDIS_CLUSTER_NODES.length === 0 || /\{[^{}]+\}/.test(c.QUEUE_PREFIX), {
     message: 'must contain a hash tag such as {bull} when REDIS_CLUSTER_NODES is set',
@@ -74,6 +82,8 @@ const envSchema = z
   });
 
 export type Config = z.infer<typeof envSchema>;
+/** The configuration a running service uses: its RETIREMENT_SALT is known (given or zero-setup). */
+export type ServiceConfig = Config & { RETIREMENT_SALT: string };
 
 export class ConfigError extends Error {
   override name = 'ConfigError';

@@ -1,13 +1,13 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import type { Config } from '../config.js';
+import type { ServiceConfig } from '../config.js';
 import type { Database } from '../db/client.js';
 import type { LearnerCourseLocks } from '../lock/learner-course-locks.js';
 import type { Metrics } from '../metrics.js';
 
 /** What every job handler may use. Built once per process. */
 export interface Services {
-  config: Config;
+  config: ServiceConfig;
   database: Database;
   locks: LearnerCourseLocks;
   metrics: Metrics;

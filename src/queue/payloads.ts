@@ -28,7 +28,7 @@ export function isWellFormedUnicode(value: string): boolean {
   return !LONE_SURROGATE.test(value);
 }
 /** White space, controls, zero-width and other format or default-ignorable characters. */
-const INVISIBLE_ONLY = /^[\p{White_Space}\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]*$/u;
+const INVISIBLE_ONLY = /^[\p{White_Space}\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]+$/u;
 
 /** Any string of a payload: well-formed Unicode without NUL; `max` counts code points. */
 const text = (max?: number) => {
