@@ -45,6 +45,8 @@ const envSchema = z
     API_TOKENS: commaList,
     ADMIN_USER: optionalString,
     ADMIN_PASSWORD: optionalString,
+    /** `on` (the default): the dashboard shows the queues but cannot retry, clean or delete jobs. */
+    DASHBOARD_READ_ONLY: z.preprocess((v) => (v === '' || v === undefined ? 'on' : v), z.enum(['on', 'off'])),
     WORKER_CONCURRENCY: positiveInt(Math.max(4, os.availableParallelism() * 4)),
     /** Off only in the tests that prove Postgres alone keeps the invariants. */
     LEARNER_LOCKS: z.preprocess((v) => (v === '' || v === undefined ? 'on' : v), z.enum(['on', 'off'])),

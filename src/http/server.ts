@@ -81,7 +81,12 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     reply.type('text/plain; version=0.0.4; charset=utf-8').send(await metrics.render()),
   );
 
-  await registerAdmin(app, deps.queues, { user: config.ADMIN_USER, password: config.ADMIN_PASSWORD });
+  await registerAdmin(
+    app,
+    deps.queues,
+    { user: config.ADMIN_USER, password: config.ADMIN_PASSWORD },
+    { readOnly: config.DASHBOARD_READ_ONLY === 'on' },
+  );
 
   await app.register(
     async (api) => {
