@@ -48,6 +48,12 @@ const envSchema = z
     /** `on` (the default): the dashboard shows the queues but cannot retry, clean or delete jobs. */
     DASHBOARD_READ_ONLY: z.preprocess((v) => (v === '' || v === undefined ? 'on' : v), z.enum(['on', 'off'])),
     WORKER_CONCURRENCY: positiveInt(Math.max(4, os.availableParallelism() * 4)),
+    /**
+     * Bulk jobs (over 1,000 records) that one process runs at once on `enrollments`, in slots of
+     * their own beside WORKER_CONCURRENCY's, so that small jobs always find one free
+     * (docs/contract.md, "Fair share").
+     */
+    BULK_CONCURRENCY: positiveInt(2),
     /** Off only in the tests that prove Postgres alone keeps the invariants. */
     LEARNER_LOCKS: z.preprocess((v) => (v === '' || v === undefined ? 'on' : v), z.enum(['on', 'off'])),
     /** How long a stopping process lets active jobs finish before handing them back to the queue. */

@@ -51,6 +51,23 @@ function selfRetryCounter(redis: RedisClient, prefix: string) {
   };
 }
 
+/**
+ * Fair share (docs/contract.md, "Fair share"): a job of more records than this is bulk. Bulk jobs
+ * run in BULK_CONCURRENCY slots of their own; the WORKER_CONCURRENCY slots beside them are never
+ * all held by bulk work, so a small job starts as soon as it reaches the head of the queue. A bulk
+ * job that finds every bulk slot taken goes back to the delayed set for a few seconds, without
+ * using an attempt; the time it held a slot was only that of reading it.
+ */
+export const BULK_JOB_RECORDS = 1_000;
+const BULK_RETRY_DELAY_MS = { min: 1_000, spread: 3_000 };
+
+/** The records a job carries as sent (its `enrollments` or `links`), before validation. */
+export function recordCount(data: unknown): number {
+  if (data === null || typeof data !== 'object') return 0;
+  const { enrollments, links } = data as { enrollments?: unknown; links?: unknown };
+  return Math.max(Array.isArray(enrollments) ? enrollments.length : 0, Array.isArray(links) ? links.length : 0);
+}
+
 function retryDelayMs(run: number): number {
   const base = Math.min(30_000, 250 * 2 ** Math.min(run, 7));
   return Math.round(base / 2 + Math.random() * base);
@@ -71,6 +88,7 @@ export function startWorkers(
   const { config, log, metrics } = services;
   let handingBack = false;
   const selfRetries = selfRetryCounter(connect('self-retries'), config.QUEUE_PREFIX);
+  let bulkRunning = 0;
   const workers = (Object.keys(QUEUES) as QueueName[]).map((queue) => {
     const rejected = (reason: string) => new UnrecoverableError(capFailedReason(reason));
     const worker = new ReadableWorker(
@@ -81,55 +99,71 @@ export function startWorkers(
           throw rejected(`unknown job name ${job.name} on queue ${queue}`);
         }
         if (job.data instanceof UnreadableJobData) throw rejected(`invalid payload: (root): ${job.data.problem}`);
-        const parsed = handler.schema.safeParse(job.data);
-        if (!parsed.success) throw rejected(`invalid payload: ${describeIssues(parsed.error.issues)}`);
-        const ctx: JobContext = {
-          ...services,
-          log: log.child({ queue, job: job.name, jobId: job.id }),
-          jobId: String(job.id),
-          key: jobKey(queue, job),
-          progress: (done, total) => job.updateProgress({ done, total }),
-          signal: signal ?? new AbortController().signal,
-        };
+        const bulk = recordCount(job.data) > BULK_JOB_RECORDS;
+        if (bulk && bulkRunning >= config.BULK_CONCURRENCY) {
+          metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'deferred' });
+          await job.moveToDelayed(
+            Date.now() + BULK_RETRY_DELAY_MS.min + Math.random() * BULK_RETRY_DELAY_MS.spread,
+            token,
+          );
+          throw new DelayedError();
+        }
+        if (bulk) bulkRunning++;
         try {
-          return await handler.run(parsed.data, ctx);
-        } catch (raw) {
-          const err = coerceError(raw);
-          if (err instanceof JobRejectedError) throw rejected(err.message);
-          if (handingBack && ctx.signal.aborted) {
-            // Shutting down: back to the queue at once, for another worker, without using an attempt.
-            await job.moveToDelayed(Date.now(), token);
-            throw new DelayedError();
-          }
-          if (err instanceof LockBusyError) {
-            metrics.lockWaits.inc();
-            metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'delayed' });
-            await job.moveToDelayed(Date.now() + 20 + Math.random() * 150, token);
-            throw new DelayedError();
-          }
-          if (isTransient(err) && (await selfRetries.allow(queue, job, err))) {
-            const delay = retryDelayMs(await selfRetries.count(queue, job));
-            ctx.log.warn(
-              { err: err.message, code: (err as { code?: string }).code, delay },
-              'transient fault; retrying',
-            );
-            metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'retried' });
-            await job.moveToDelayed(Date.now() + delay, token);
-            throw new DelayedError();
-          }
-          err.message = capFailedReason(err.message);
-          throw err;
+          return await runParsed(job, handler, token, signal);
+        } finally {
+          if (bulk) bulkRunning--;
         }
       },
       {
         connection: connect(`worker-${queue}`),
         prefix: config.QUEUE_PREFIX,
-        concurrency: config.WORKER_CONCURRENCY,
+        // Only `enrollments` carries bulk jobs; their slots come on top of the small jobs' ones.
+        concurrency: config.WORKER_CONCURRENCY + (queue === 'enrollments' ? config.BULK_CONCURRENCY : 0),
         removeOnComplete: KEEP_COMPLETED,
         removeOnFail: KEEP_FAILED,
         maxStalledCount: 10,
       },
     );
+
+    async function runParsed(job: Job, handler: HandlerRegistry[string], token?: string, signal?: AbortSignal) {
+      const parsed = handler.schema.safeParse(job.data);
+      if (!parsed.success) throw rejected(`invalid payload: ${describeIssues(parsed.error.issues)}`);
+      const ctx: JobContext = {
+        ...services,
+        log: log.child({ queue, job: job.name, jobId: job.id }),
+        jobId: String(job.id),
+        key: jobKey(queue, job),
+        progress: (done, total) => job.updateProgress({ done, total }),
+        signal: signal ?? new AbortController().signal,
+      };
+      try {
+        return await handler.run(parsed.data, ctx);
+      } catch (raw) {
+        const err = coerceError(raw);
+        if (err instanceof JobRejectedError) throw rejected(err.message);
+        if (handingBack && ctx.signal.aborted) {
+          // Shutting down: back to the queue at once, for another worker, without using an attempt.
+          await job.moveToDelayed(Date.now(), token);
+          throw new DelayedError();
+        }
+        if (err instanceof LockBusyError) {
+          metrics.lockWaits.inc();
+          metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'delayed' });
+          await job.moveToDelayed(Date.now() + 20 + Math.random() * 150, token);
+          throw new DelayedError();
+        }
+        if (isTransient(err) && (await selfRetries.allow(queue, job, err))) {
+          const delay = retryDelayMs(await selfRetries.count(queue, job));
+          ctx.log.warn({ err: err.message, code: (err as { code?: string }).code, delay }, 'transient fault; retrying');
+          metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'retried' });
+          await job.moveToDelayed(Date.now() + delay, token);
+          throw new DelayedError();
+        }
+        err.message = capFailedReason(err.message);
+        throw err;
+      }
+    }
     worker.on('completed', (job) => {
       const name = metricJobName(job.name);
       metrics.jobs.inc({ queue, name, outcome: 'completed' });
