@@ -9,7 +9,7 @@
  *       write-program-course-enrollments job for the same learners;
  *   (d) the service: M account-created events, each linking one waiting PE with one PCE.
  * Redis and Postgres: REDIS_URL / DATABASE_URL when set, else the local services when they answer,
- * else private ones (src/services/locate.ts). Everything it creates (a database, a queue prefix, temp dirs) is removed at the
+ * else private ones (src/infra/locate.ts). Everything it creates (a database, a queue prefix, temp dirs) is removed at the
  * end, also on failure or Ctrl-C.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -23,7 +23,7 @@ import postgres from 'postgres';
 import { type Service, startService } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { runMigrations } from '../src/db/migrate.js';
-import { locatePostgres, locateRedis } from '../src/services/locate.js';
+import { locatePostgres, locateRedis } from '../src/infra/locate.js';
 
 /** The service writes in chunks of this many records (WRITE_CHUNK_SIZE); (a) uses the same batches. */
 const PG_BATCH = 1_000;
@@ -266,6 +266,8 @@ async function main(): Promise<void> {
   const config = loadConfig({
     REDIS_URL: redisUrl,
     DATABASE_URL: databaseUrl,
+    // Required with DATABASE_URL; the benchmark's database is dropped afterwards, so any will do.
+    RETIREMENT_SALT: randomBytes(32).toString('hex'),
     QUEUE_PREFIX: prefix,
     PORT: '0',
     HOST: '127.0.0.1',

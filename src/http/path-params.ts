@@ -1,4 +1,4 @@
-import { codePointLength, isWellFormedUnicode } from '../queue/payloads.js';
+import { codePointLength, isWellFormedUnicode } from '../contract/payloads.js';
 
 /**
  * Whether a percent-decoded path parameter can name anything stored (docs/contract.md, "Bad

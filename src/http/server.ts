@@ -1,20 +1,9 @@
 import type { IncomingMessage } from 'node:http';
-import type { Queue } from 'bullmq';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import type { Services } from '../jobs/context.js';
-import type { RedisTarget } from '../services/redis.js';
 import { registerAdmin } from './admin.js';
 import { registerApi } from './api.js';
 import { bearerGuard } from './auth.js';
-
-export interface HttpDeps {
-  services: Services;
-  queues: Queue[];
-  /** The queues' Redis, for the upload parser thread's own connection. */
-  redisTarget: RedisTarget;
-  /** Really checks Redis, Postgres and the workers; resolves to the failing parts. */
-  readiness(): Promise<string[]>;
-}
+import type { HttpDeps } from './deps.js';
 
 /** The largest request body outside the uploads. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -42,7 +31,7 @@ function drainBody(raw: IncomingMessage): Promise<void> {
 }
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
-  const { config, metrics } = deps.services;
+  const { config, metrics } = deps;
   const app = Fastify({
     logger: false,
     trustProxy: true,
@@ -67,7 +56,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       await drainBody(request.raw);
       void reply.header('connection', 'close');
     }
-    if (status >= 500) deps.services.log.error({ err: err.message }, 'http error');
+    if (status >= 500) deps.log.error({ err: err.message }, 'http error');
     return reply.code(status).send({ error: status >= 500 ? 'internal error' : err.message });
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: 'not found' }));

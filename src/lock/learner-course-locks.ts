@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { RedisClient } from '../services/redis.js';
+import type { RedisClient } from '../infra/redis.js';
 
 /** A learner (organization, lower-cased key) in one course. */
 export interface LearnerCourse {
@@ -39,10 +39,6 @@ export class LearnerCourseLocks {
       redis.defineCommand('releaseLearnerCourseLock', { numberOfKeys: 1, lua: releaseScript });
     }
     this.redis = redis as WithRelease;
-  }
-
-  get enabled(): boolean {
-    return this.options.enabled;
   }
 
   keyFor(pair: LearnerCourse): string {

@@ -1,28 +1,10 @@
 import type { DefaultJobOptions, KeepJobs, Queue } from 'bullmq';
-import type { RedisClient } from '../services/redis.js';
+import type { RedisClient } from '../infra/redis.js';
 import { ReadableQueue } from './readable-job.js';
 
-/**
- * The two queues of CONTRACT.md and the job names each one carries; besides CONTRACT's names,
- * `write-program-course-enrollments-upload` is the service's own job for a course CSV upload
- * (src/queue/payloads.ts), which producers never send.
- */
-export const QUEUES = {
-  enrollments: [
-    'upsert-program',
-    'write-program-enrollments',
-    'write-program-course-enrollments',
-    'write-program-course-enrollments-upload',
-    'link-program-enrollments',
-    'expire-waiting-enrollments',
-    'retire-learner',
-  ],
-  accounts: ['account-created', 'course-enrollment-changed'],
-} as const;
+export { QUEUE_NAMES, QUEUES, type QueueName } from '../contract/jobs.js';
 
-export type QueueName = keyof typeof QUEUES;
-export type JobName = (typeof QUEUES)[QueueName][number];
-export const QUEUE_NAMES = Object.keys(QUEUES) as QueueName[];
+import { type JobName, QUEUES, type QueueName } from '../contract/jobs.js';
 
 const JOB_NAMES: ReadonlySet<string> = new Set(Object.values(QUEUES).flat());
 /**

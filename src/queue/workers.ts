@@ -1,13 +1,12 @@
 import { DelayedError, type Job, UnrecoverableError, type Worker } from 'bullmq';
-import type { JobContext, JobHandler, Services } from '../jobs/context.js';
-import { coerceError, isTransient, JobRejectedError, LockBusyError } from '../jobs/errors.js';
-import type { RedisClient } from '../services/redis.js';
-import { capFailedReason, describeIssues } from './payloads.js';
+import { capFailedReason, describeIssues } from '../contract/payloads.js';
+import { ledgerKeys } from '../db/job-ledger.js';
+import type { RetryableError } from '../domain/errors.js';
+import type { RedisClient } from '../infra/redis.js';
+import type { HandlerRegistry, JobContext, JobDeps } from '../jobs/context.js';
+import { asRetryable, coerceError, JobRejectedError, LockBusyError } from '../jobs/errors.js';
 import { KEEP_COMPLETED, KEEP_FAILED, metricJobName, QUEUES, type QueueName } from './queues.js';
 import { ReadableWorker, UnreadableJobData } from './readable-job.js';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type HandlerRegistry = Record<string, JobHandler<any, unknown>>;
 
 /**
  * Past this many retries a fault that looked transient is treated as what it is: a failure. A
@@ -17,14 +16,10 @@ export type HandlerRegistry = Record<string, JobHandler<any, unknown>>;
 const MAX_SELF_RETRIES = 100;
 const MAX_SELF_RETRIES_ON_UNIQUE_VIOLATION = 5;
 
-/**
- * The identity of a job across runs. A producer-chosen jobId names the job for good (so a
- * re-submission after BullMQ forgot it still returns the first result); BullMQ's own numeric ids
- * restart when Redis loses its data, so those are qualified with the job's creation time.
- */
-export function jobKey(queue: string, job: Job): string {
+/** The identity of a job across runs (src/db/job-ledger.ts `ledgerKeys`). */
+function jobKey(queue: string, job: Job): string {
   const custom = job.opts?.jobId !== undefined && job.opts.jobId !== null;
-  return custom ? `${queue}/${job.id}` : `${queue}/${job.id}@${job.timestamp}`;
+  return ledgerKeys.job(queue, String(job.id), custom ? undefined : job.timestamp);
 }
 
 /**
@@ -35,14 +30,14 @@ function selfRetryCounter(redis: RedisClient, prefix: string) {
   const key = (queue: string, job: Job) =>
     `${prefix.replace(/[{}]/g, '')}:self-retries:${queue}:${job.id}@${job.timestamp}`;
   return {
-    async allow(queue: string, job: Job, err: Error): Promise<boolean> {
+    async allow(queue: string, job: Job, err: RetryableError): Promise<boolean> {
       const k = key(queue, job);
       const [[, n]] = (await redis
         .multi()
         .incr(k)
         .expire(k, 7 * 24 * 3600)
         .exec()) as [[null, number], unknown];
-      const max = (err as { code?: string }).code === '23505' ? MAX_SELF_RETRIES_ON_UNIQUE_VIOLATION : MAX_SELF_RETRIES;
+      const max = err.code === '23505' ? MAX_SELF_RETRIES_ON_UNIQUE_VIOLATION : MAX_SELF_RETRIES;
       return n <= max;
     },
     async count(queue: string, job: Job): Promise<number> {
@@ -81,7 +76,7 @@ export interface WorkerSet {
 }
 
 export function startWorkers(
-  services: Services,
+  services: JobDeps,
   connect: (name: string) => RedisClient,
   handlers: HandlerRegistry,
 ): WorkerSet {
@@ -94,8 +89,7 @@ export function startWorkers(
     const worker = new ReadableWorker(
       queue,
       async (job: Job, token?: string, signal?: AbortSignal) => {
-        const handler = handlers[job.name];
-        if (!handler || !(QUEUES[queue] as readonly string[]).includes(job.name)) {
+        if (!(QUEUES[queue] as readonly string[]).includes(job.name)) {
           throw rejected(`unknown job name ${job.name} on queue ${queue}`);
         }
         if (job.data instanceof UnreadableJobData) throw rejected(`invalid payload: (root): ${job.data.problem}`);
@@ -110,7 +104,7 @@ export function startWorkers(
         }
         if (bulk) bulkRunning++;
         try {
-          return await runParsed(job, handler, token, signal);
+          return await runParsed(job, token, signal);
         } finally {
           if (bulk) bulkRunning--;
         }
@@ -126,7 +120,8 @@ export function startWorkers(
       },
     );
 
-    async function runParsed(job: Job, handler: HandlerRegistry[string], token?: string, signal?: AbortSignal) {
+    async function runParsed(job: Job, token?: string, signal?: AbortSignal) {
+      const handler = handlers[job.name as keyof HandlerRegistry];
       const parsed = handler.schema.safeParse(job.data);
       if (!parsed.success) throw rejected(`invalid payload: ${describeIssues(parsed.error.issues)}`);
       const ctx: JobContext = {
@@ -153,9 +148,10 @@ export function startWorkers(
           await job.moveToDelayed(Date.now() + 20 + Math.random() * 150, token);
           throw new DelayedError();
         }
-        if (isTransient(err) && (await selfRetries.allow(queue, job, err))) {
+        const retryable = asRetryable(err);
+        if (retryable && (await selfRetries.allow(queue, job, retryable))) {
           const delay = retryDelayMs(await selfRetries.count(queue, job));
-          ctx.log.warn({ err: err.message, code: (err as { code?: string }).code, delay }, 'transient fault; retrying');
+          ctx.log.warn({ err: err.message, code: retryable.code, delay }, 'transient fault; retrying');
           metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'retried' });
           await job.moveToDelayed(Date.now() + delay, token);
           throw new DelayedError();

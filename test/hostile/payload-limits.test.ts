@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
-import { MAX_FAILED_REASON_BYTES } from '../../src/queue/payloads.js';
+import { MAX_FAILED_REASON_BYTES } from '../../src/contract/payloads.js';
 import { ReadableJob } from '../../src/queue/readable-job.js';
 import { accountCreatedPayload, dbState, newAccount, tableCounts, useProgram } from '../support/fixtures.js';
 import { useTestService, waitFor } from '../support/service.js';

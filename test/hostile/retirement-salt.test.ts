@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
-import { zeroSetupRetirementSalt } from '../../src/services/retirement-salt.js';
+import { zeroSetupRetirementSalt } from '../../src/infra/retirement-salt.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { forgetSubmittedJob, recordSubmittedJob } from '../../db/job-ledger.js';
 import { programExists } from '../../db/reads.js';
-import { addUploadJobOffThread, type ParsedUpload, type UploadKind } from '../../uploads/parse-thread.js';
+import type { HttpDeps } from '../deps.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
-import type { HttpDeps } from '../server.js';
+import { addUploadJobOffThread, type ParsedUpload, type UploadKind } from '../upload-thread.js';
 import { requestOrigin } from '../urls.js';
 import { programUuidParam } from './programs.js';
 
@@ -47,16 +48,16 @@ async function uploadedFile(request: FastifyRequest): Promise<Buffer> {
 }
 
 /**
- * Registrar's CSV uploads (CONTRACT "HTTP", "Uploads"): the file becomes one job on the
+ * Registrar's CSV uploads (docs/contract.md "HTTP", "Uploads"): the file becomes one job on the
  * `enrollments` queue and the answer is `202 { job_id, job_url }`. The job id is chosen here
  * (`upload-<uuid>`, never digits only, so it cannot collide with BullMQ's own numbering), so the
  * job's history rows and result CSV carry the id the caller was given.
  */
 export async function registerUploadRoutes(
   api: FastifyInstance,
-  { services, queues, redisTarget }: HttpDeps,
+  { config, database, log, queues, redisTarget }: HttpDeps,
 ): Promise<void> {
-  const { sql } = services.database;
+  const { sql } = database;
   const enrollments = queues.find((q) => q.name === 'enrollments');
   if (!enrollments) throw new Error('the enrollments queue is required for the upload routes');
 
@@ -67,7 +68,7 @@ export async function registerUploadRoutes(
   };
 
   /**
-   * Parses the file and adds its job off the event loop (uploads/parse-thread.ts): a refused file
+   * Parses the file and adds its job off the event loop (http/upload-thread.ts): a refused file
    * answers 400 or 413 and leaves no job; an accepted one answers 202 with the job's id and URL.
    */
   const accept = async (
@@ -80,24 +81,24 @@ export async function registerUploadRoutes(
   ) => {
     const jobId = `upload-${randomUUID()}`;
     // Recorded first, so the job API can answer for the job once BullMQ has forgotten it.
-    await sql`insert into submitted_jobs (job_id, queue, name) values (${jobId}, ${enrollments.name}, ${name})`;
+    await recordSubmittedJob(sql, jobId, enrollments.name, name);
     let added: ParsedUpload;
     try {
       added = await addUploadJobOffThread(kind, programUuid, content, {
         redis: redisTarget,
-        prefix: services.config.QUEUE_PREFIX,
+        prefix: config.QUEUE_PREFIX,
         name,
         jobId,
       });
     } catch (err) {
-      await sql`delete from submitted_jobs where job_id = ${jobId}`;
+      await forgetSubmittedJob(sql, jobId);
       throw err;
     }
     if (!added.ok) {
-      await sql`delete from submitted_jobs where job_id = ${jobId}`;
+      await forgetSubmittedJob(sql, jobId);
       throw new HttpError(added.refusal === 'too-large' ? 413 : 400, added.message);
     }
-    services.log.info({ job: name, jobId, records: added.records }, 'upload accepted');
+    log.info({ job: name, jobId, records: added.records }, 'upload accepted');
     return reply.code(202).send({ job_id: jobId, job_url: `${requestOrigin(request)}/api/v1/jobs/${jobId}` });
   };
 

@@ -1,14 +1,14 @@
 /**
- * The worker thread of parse-thread.ts: decodes the CSV, builds and validates the job payload
+ * The worker thread of upload-thread.ts: decodes the CSV, builds and validates the job payload
  * (upload-payloads.ts, the same rules as everywhere else) and, when it is valid, adds the job.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { connectRedis, untilReady } from '../infra/redis.js';
 import { DEFAULT_JOB_OPTIONS } from '../queue/queues.js';
 import { ReadableQueue } from '../queue/readable-job.js';
-import { connectRedis, untilReady } from '../services/redis.js';
-import type { ParsedUpload, UploadJobTarget, UploadKind } from './parse-thread.js';
-import { UploadCsvError } from './read-csv.js';
-import { courseUploadPayload, programUploadPayload, UploadTooLargeError } from './upload-payloads.js';
+import { UploadCsvError } from '../uploads/read-csv.js';
+import { courseUploadPayload, programUploadPayload, UploadTooLargeError } from '../uploads/upload-payloads.js';
+import type { ParsedUpload, UploadJobTarget, UploadKind } from './upload-thread.js';
 
 const { kind, programUuid, bytes, target } = workerData as {
   kind: UploadKind;

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { z } from 'zod';
-import type { RedisTarget } from '../services/redis.js';
+import type { RedisTarget } from '../infra/redis.js';
 
 /**
  * Parses an upload's CSV into its job payload on a worker thread (docs/contract.md, "Bad
@@ -27,10 +27,10 @@ const threadAnswer = z.discriminatedUnion('ok', [
 ]);
 export type ParsedUpload = z.infer<typeof threadAnswer>;
 
-const THREAD_ENTRY = new URL('./parse-thread-boot.mjs', import.meta.url);
+const THREAD_ENTRY = new URL('./upload-thread-boot.mjs', import.meta.url);
 
 /**
- * Runs `parse-thread-entry.ts` on a thread for this file: it parses the CSV and, when the file is
+ * Runs `upload-thread-entry.ts` on a thread for this file: it parses the CSV and, when the file is
  * valid, adds the job to `target`; the thread ends with its answer.
  */
 export function addUploadJobOffThread(

@@ -3,4 +3,4 @@
 import { register } from 'tsx/esm/api';
 
 register();
-await import('./parse-thread-entry.ts');
+await import('./upload-thread-entry.ts');
