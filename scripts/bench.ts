@@ -267,6 +267,8 @@ async function main(): Promise<void> {
   const config = loadConfig({
     REDIS_URL: redisUrl,
     DATABASE_URL: databaseUrl,
+    // Required with DATABASE_URL; the benchmark's database is dropped afterwards, so any will do.
+    RETIREMENT_SALT: randomBytes(32).toString('hex'),
     QUEUE_PREFIX: prefix,
     // EVENT_BUS=off npm run bench measures without the outbound events; streams named after the prefix.
     EVENT_BUS: process.env.EVENT_BUS ?? 'on',

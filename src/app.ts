@@ -2,7 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import type { Config } from './config.js';
+import type { Config, ServiceConfig } from './config.js';
 import { connectDatabase, type Database, databaseAnswers } from './db/client.js';
 import { runMigrations } from './db/migrate.js';
 import { outboxBacklog } from './db/outbox.js';
@@ -17,6 +17,7 @@ import {
   untilReady,
   watchRedisOutages,
 } from './infra/redis.js';
+import { zeroSetupRetirementSalt } from './infra/retirement-salt.js';
 import { writeServicesFile } from './infra/services-file.js';
 import type { JobDeps } from './jobs/context.js';
 import { handlers } from './jobs/index.js';
@@ -102,6 +103,13 @@ export async function startService(config: Config, options: StartOptions = {}): 
       );
     }
 
+    // Required with DATABASE_URL (the configuration refuses to start without it); the zero-setup
+    // database gets one generated and kept beside it.
+    const serviceConfig: ServiceConfig = {
+      ...config,
+      RETIREMENT_SALT: config.RETIREMENT_SALT ?? (await zeroSetupRetirementSalt(config.DATA_DIR)),
+    };
+
     await runMigrations(databaseUrl);
     database = connectDatabase(databaseUrl, { max: Math.max(10, Math.min(config.WORKER_CONCURRENCY, 40)) });
 
@@ -144,7 +152,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
       databasePoolMax: db.max,
     });
     const services: JobDeps = {
-      config,
+      config: serviceConfig,
       database,
       log,
       metrics,
@@ -191,6 +199,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
       metrics,
       log,
       queues: QUEUE_NAMES.map((n) => queues![n]),
+      redisTarget: target,
       async readiness() {
         const failing: string[] = [];
         await shared.ping().catch(() => failing.push('redis'));

@@ -78,7 +78,15 @@ const envSchema = z
     API_TOKENS: operatorTokens,
     ADMIN_USER: optionalString,
     ADMIN_PASSWORD: optionalString,
+    /** `on` (the default): the dashboard shows the queues but cannot retry, clean or delete jobs. */
+    DASHBOARD_READ_ONLY: z.preprocess((v) => (v === '' || v === undefined ? 'on' : v), z.enum(['on', 'off'])),
     WORKER_CONCURRENCY: positiveInt(Math.max(4, os.availableParallelism() * 4)),
+    /**
+     * Bulk jobs (over 1,000 records) that one process runs at once on `enrollments`, in slots of
+     * their own beside WORKER_CONCURRENCY's, so that small jobs always find one free
+     * (docs/contract.md, "Fair share").
+     */
+    BULK_CONCURRENCY: positiveInt(2),
     /** Off only in the tests that prove Postgres alone keeps the invariants. */
     LEARNER_LOCKS: z.preprocess((v) => (v === '' || v === undefined ? 'on' : v), z.enum(['on', 'off'])),
     /** How long a stopping process lets active jobs finish before handing them back to the queue. */
@@ -88,8 +96,12 @@ const envSchema = z
     ),
     /** Records per transaction in the bulk write jobs. */
     WRITE_CHUNK_SIZE: positiveInt(1000),
-    /** Mixed into the one-way hash of retired keys, so that they cannot be guessed from a list of ids. */
-    RETIREMENT_SALT: z.preprocess((v) => (v === '' || v === undefined ? 'program-enrollments' : v), z.string()),
+    /**
+     * Mixed into the one-way hash of retired keys, so that they cannot be reversed by hashing a
+     * list of likely keys. Required with DATABASE_URL (docs/contract.md, "Running it"); the
+     * zero-setup start keeps a generated one under DATA_DIR (src/services/retirement-salt.ts).
+     */
+    RETIREMENT_SALT: optionalString.pipe(z.string().min(16, 'must be a secret of at least 16 characters').optional()),
     /** Outbound events on the Open edX event bus (contract.md "Outbound events"). */
     EVENT_BUS: z.preprocess((v) => (v === '' || v === undefined ? 'on' : v), z.enum(['on', 'off'])),
     /** Redis of the event streams; the queues' Redis when unset. */
@@ -119,6 +131,10 @@ const envSchema = z
     message: 'ADMIN_USER and ADMIN_PASSWORD must be set together',
     path: ['ADMIN_PASSWORD'],
   })
+  .refine((c) => !c.DATABASE_URL || c.RETIREMENT_SALT, {
+    message: 'is required when DATABASE_URL is set: a secret of at least 16 characters, kept for good',
+    path: ['RETIREMENT_SALT'],
+  })
   // BullMQ's scripts touch many keys of a queue at once; on a cluster they must share a slot.
   .refine((c) => c.REDIS_CLUSTER_NODES.length === 0 || /\{[^{}]+\}/.test(c.QUEUE_PREFIX), {
     message: 'must contain a hash tag such as {bull} when REDIS_CLUSTER_NODES is set',
@@ -126,6 +142,8 @@ const envSchema = z
   });
 
 export type Config = z.infer<typeof envSchema>;
+/** The configuration a running service uses: its RETIREMENT_SALT is known (given or zero-setup). */
+export type ServiceConfig = Config & { RETIREMENT_SALT: string };
 
 export class ConfigError extends Error {
   override name = 'ConfigError';

@@ -7,7 +7,14 @@ import { describe, expect, inject, it } from 'vitest';
 import { freePort } from '../src/infra/embedded.js';
 import { newPrefix, queuesOn, startServiceOn } from './support/extra-services.js';
 import { newProgram, uniqueKey } from './support/fixtures.js';
-import { createTestDatabase, deleteKeysUnder, useTestService, waitFor, waitJob } from './support/service.js';
+import {
+  createTestDatabase,
+  deleteKeysUnder,
+  TEST_RETIREMENT_SALT,
+  useTestService,
+  waitFor,
+  waitJob,
+} from './support/service.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -147,6 +154,7 @@ describe('npm start', () => {
       LOG_LEVEL: 'warn',
       REDIS_URL: inject('redisUrl'),
       DATABASE_URL: database.url,
+      RETIREMENT_SALT: TEST_RETIREMENT_SALT,
       QUEUE_PREFIX: prefix,
     };
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], {

@@ -282,14 +282,23 @@ describe('POST /api/v1/programs/{program_uuid}/enrollments/upload', () => {
     const P = await newProgram(t);
     const path = `/api/v1/programs/${P.program_uuid}/enrollments/upload`;
     const wrongField = await post(path, csvForm('student_key,status\na,enrolled\n', 'csv'));
-    expect(wrongField).toEqual({ status: 400, body: { error: 'No file content uploaded' } });
+    expect(wrongField).toEqual({
+      status: 400,
+      body: { error: 'No file content uploaded: send the CSV as the multipart field file' },
+    });
     const textField = new FormData();
     textField.append('file', 'student_key,status\na,enrolled\n');
-    expect(await post(path, textField)).toEqual({ status: 400, body: { error: 'No file content uploaded' } });
+    expect(await post(path, textField)).toEqual({
+      status: 400,
+      body: { error: 'No file content uploaded: send the CSV as the multipart field file' },
+    });
     const json = await post(path, JSON.stringify({ file: 'student_key,status' }), {
       'content-type': 'application/json',
     });
-    expect(json).toEqual({ status: 400, body: { error: 'No file content uploaded' } });
+    expect(json).toEqual({
+      status: 400,
+      body: { error: 'No file content uploaded: send the CSV as the multipart field file' },
+    });
   });
 
   it('answers 400 for a multipart body that cannot be read, 415 for a bare CSV body', async () => {

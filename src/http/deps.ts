@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
+import type { RedisTarget } from '../infra/redis.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 
@@ -11,6 +12,8 @@ export interface HttpDeps {
   metrics: Metrics;
   log: Logger;
   queues: Queue[];
+  /** The queues' Redis, for the upload parser thread's own connection. */
+  redisTarget: RedisTarget;
   /** Really checks Redis, Postgres and the workers; resolves to the failing parts. */
   readiness(): Promise<string[]>;
 }

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { ApiAuthenticator } from '../use-cases/api-tokens.js';
 import { accessGuard } from './access-guard.js';
@@ -7,12 +8,39 @@ import { registerApi } from './api.js';
 import type { HttpDeps } from './deps.js';
 import { collectRoutes, registerOpenApi } from './openapi.js';
 
+/** The largest request body outside the uploads. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+/** How much of a refused body is read and dropped before the connection is closed instead. */
+const MAX_DRAINED_BYTES = 64 * 1024 * 1024;
+
+function drainBody(raw: IncomingMessage): Promise<void> {
+  if (raw.complete || raw.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let drained = 0;
+    const done = () => {
+      raw.off('data', onData);
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > MAX_DRAINED_BYTES) done();
+    };
+    raw.on('data', onData);
+    raw.once('end', done);
+    raw.once('error', done);
+    raw.once('close', done);
+    raw.resume();
+  });
+}
+
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
   const { config, metrics } = deps;
   const app = Fastify({
     logger: false,
     trustProxy: true,
-    bodyLimit: 6 * 1024 * 1024,
+    // docs/contract.md "Bad requests": 1 MiB for any body but an upload's (the multipart parser
+    // of the upload routes enforces their 5 MiB).
+    bodyLimit: MAX_BODY_BYTES,
     // Path parameters carry student keys (up to 255 characters) and course keys, percent-encoded:
     // up to 12 characters each. The router's default of 100 would answer 414 to legitimate keys.
     // Open edX clients put a trailing slash on these URLs; accept both spellings.
@@ -26,8 +54,14 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   const routes = collectRoutes(app);
   registerAccessLog(app, deps.log);
 
-  app.setErrorHandler((err: Error & { statusCode?: number }, _request, reply) => {
+  app.setErrorHandler(async (err: Error & { statusCode?: number }, request, reply) => {
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    // Refused before its body was read (over the limit, say): read the rest, so that the client,
+    // still sending, gets the answer instead of a reset connection.
+    if (status === 413) {
+      await drainBody(request.raw);
+      void reply.header('connection', 'close');
+    }
     if (status >= 500) deps.log.error({ err: err.message }, 'http error');
     return reply.code(status).send({ error: status >= 500 ? 'internal error' : err.message });
   });
@@ -44,7 +78,12 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
 
   registerOpenApi(app, routes);
 
-  await registerAdmin(app, deps.queues, { user: config.ADMIN_USER, password: config.ADMIN_PASSWORD });
+  await registerAdmin(
+    app,
+    deps.queues,
+    { user: config.ADMIN_USER, password: config.ADMIN_PASSWORD },
+    { readOnly: config.DASHBOARD_READ_ONLY === 'on' },
+  );
 
   await app.register(
     async (api) => {

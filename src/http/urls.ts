@@ -10,7 +10,8 @@ export function requestOrigin(request: FastifyRequest): string {
   const forwarded = headerValue(request.headers['x-forwarded-proto']);
   // A chain of proxies appends its own schemes; the first one is what the client spoke.
   const first = forwarded?.split(',')[0]?.trim().toLowerCase();
-  const scheme = first && /^[a-z][a-z0-9+.-]*$/.test(first) ? first : 'http';
+  // Only these two (docs/contract.md "Pagination"): any other would build links such as javascript://.
+  const scheme = first === 'https' ? 'https' : 'http';
   const host = headerValue(request.headers.host) ?? request.hostname;
   return `${scheme}://${host}`;
 }

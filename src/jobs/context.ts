@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { Config } from '../config.js';
+import type { ServiceConfig } from '../config.js';
 import type { JobName } from '../contract/jobs.js';
 import type { Database } from '../db/client.js';
 import type { JobStamp } from '../db/history.js';
@@ -9,7 +9,7 @@ import type { Metrics } from '../metrics.js';
 
 /** What the job handlers use; the process wiring (src/app.ts) builds it once. */
 export interface JobDeps {
-  config: Config;
+  config: ServiceConfig;
   database: Database;
   locks: LearnerCourseLocks;
   metrics: Metrics;

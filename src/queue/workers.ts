@@ -1,12 +1,13 @@
 import os from 'node:os';
-import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
-import { describeIssues } from '../contract/payloads.js';
+import { DelayedError, type Job, UnrecoverableError, type Worker } from 'bullmq';
+import { capFailedReason, describeIssues } from '../contract/payloads.js';
 import { ledgerKeys } from '../db/job-ledger.js';
 import type { RetryableError } from '../domain/errors.js';
 import { isLockRenewalFailure, isLostJobLock, isRedisConnectionError, type RedisClient } from '../infra/redis.js';
 import type { HandlerRegistry, JobContext, JobDeps } from '../jobs/context.js';
 import { asRetryable, coerceError, JobRejectedError, LockBusyError } from '../jobs/errors.js';
-import { KEEP_COMPLETED, KEEP_FAILED, QUEUES, type QueueName } from './queues.js';
+import { KEEP_COMPLETED, KEEP_FAILED, metricJobName, QUEUES, type QueueName } from './queues.js';
+import { ReadableWorker, UnreadableJobData } from './readable-job.js';
 
 /**
  * Past this many retries a fault that looked transient is treated as what it is: a failure. A
@@ -65,6 +66,23 @@ export const MAX_STALLED_COUNT = 20;
 /** Learner-course leases live as long as a job lock, renewed the same way, for the same reason. */
 export const LEARNER_LOCK_TTL_MS = JOB_LOCK_MS;
 
+/**
+ * Fair share (docs/contract.md, "Fair share"): a job of more records than this is bulk. Bulk jobs
+ * run in BULK_CONCURRENCY slots of their own; the WORKER_CONCURRENCY slots beside them are never
+ * all held by bulk work, so a small job starts as soon as it reaches the head of the queue. A bulk
+ * job that finds every bulk slot taken goes back to the delayed set for a few seconds, without
+ * using an attempt; the time it held a slot was only that of reading it.
+ */
+export const BULK_JOB_RECORDS = 1_000;
+const BULK_RETRY_DELAY_MS = { min: 1_000, spread: 3_000 };
+
+/** The records a job carries as sent (its `enrollments` or `links`), before validation. */
+export function recordCount(data: unknown): number {
+  if (data === null || typeof data !== 'object') return 0;
+  const { enrollments, links } = data as { enrollments?: unknown; links?: unknown };
+  return Math.max(Array.isArray(enrollments) ? enrollments.length : 0, Array.isArray(links) ? links.length : 0);
+}
+
 function retryDelayMs(run: number): number {
   const base = Math.min(30_000, 250 * 2 ** Math.min(run, 7));
   return Math.round(base / 2 + Math.random() * base);
@@ -87,56 +105,30 @@ export function startWorkers(
   /** Jobs of this process whose lock expired while they ran: their runs are abandoned. */
   const lostLocks = new Set<string>();
   const selfRetries = selfRetryCounter(connect('self-retries'), config.QUEUE_PREFIX);
+  let bulkRunning = 0;
   const workers = (Object.keys(QUEUES) as QueueName[]).map((queue) => {
-    const worker = new Worker(
+    const rejected = (reason: string) => new UnrecoverableError(capFailedReason(reason));
+    const worker = new ReadableWorker(
       queue,
       async (job: Job, token?: string, signal?: AbortSignal) => {
         if (!(QUEUES[queue] as readonly string[]).includes(job.name)) {
-          throw new UnrecoverableError(`unknown job name ${job.name} on queue ${queue}`);
+          throw rejected(`unknown job name ${job.name} on queue ${queue}`);
         }
-        const handler = handlers[job.name as keyof HandlerRegistry];
-        const parsed = handler.schema.safeParse(job.data);
-        if (!parsed.success) throw new UnrecoverableError(`invalid payload: ${describeIssues(parsed.error.issues)}`);
-        const ctx: JobContext = {
-          ...services,
-          log: log.child({ queue, job: job.name, jobId: job.id }),
-          jobId: String(job.id),
-          queue,
-          key: jobKey(queue, job),
-          progress: (done, total) => job.updateProgress({ done, total }),
-          signal: signal ?? new AbortController().signal,
-        };
+        if (job.data instanceof UnreadableJobData) throw rejected(`invalid payload: (root): ${job.data.problem}`);
+        const bulk = recordCount(job.data) > BULK_JOB_RECORDS;
+        if (bulk && bulkRunning >= config.BULK_CONCURRENCY) {
+          metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'deferred' });
+          await job.moveToDelayed(
+            Date.now() + BULK_RETRY_DELAY_MS.min + Math.random() * BULK_RETRY_DELAY_MS.spread,
+            token,
+          );
+          throw new DelayedError();
+        }
+        if (bulk) bulkRunning++;
         try {
-          const result = await handler.run(parsed.data, ctx);
-          lostLocks.delete(String(job.id));
-          return result;
-        } catch (raw) {
-          const err = coerceError(raw);
-          if (lostLocks.delete(String(job.id))) {
-            // Another run owns the job now (its lock expired under this one): leave it be.
-            throw new DelayedError();
-          }
-          if (err instanceof JobRejectedError) throw new UnrecoverableError(err.message);
-          if (handingBack && ctx.signal.aborted) {
-            // Shutting down: back to the queue at once, for another worker, without using an attempt.
-            await job.moveToDelayed(Date.now(), token);
-            throw new DelayedError();
-          }
-          if (err instanceof LockBusyError) {
-            metrics.lockWaits.inc();
-            metrics.jobs.inc({ queue, name: job.name, outcome: 'delayed' });
-            await job.moveToDelayed(Date.now() + 20 + Math.random() * 150, token);
-            throw new DelayedError();
-          }
-          const retryable = asRetryable(err);
-          if (retryable && (await selfRetries.allow(queue, job, retryable))) {
-            const delay = retryDelayMs(await selfRetries.count(queue, job));
-            ctx.log.warn({ err: err.message, code: retryable.code, delay }, 'transient fault; retrying');
-            metrics.jobs.inc({ queue, name: job.name, outcome: 'retried' });
-            await job.moveToDelayed(Date.now() + delay, token);
-            throw new DelayedError();
-          }
-          throw err;
+          return await runParsed(job, token, signal);
+        } finally {
+          if (bulk) bulkRunning--;
         }
       },
       {
@@ -144,7 +136,8 @@ export function startWorkers(
         // Recorded on each job as `processedBy`: which process ran it, for operators and the fault suite.
         name: `${os.hostname()}:${process.pid}`,
         prefix: config.QUEUE_PREFIX,
-        concurrency: config.WORKER_CONCURRENCY,
+        // Only `enrollments` carries bulk jobs; their slots come on top of the small jobs' ones.
+        concurrency: config.WORKER_CONCURRENCY + (queue === 'enrollments' ? config.BULK_CONCURRENCY : 0),
         removeOnComplete: KEEP_COMPLETED,
         removeOnFail: KEEP_FAILED,
         lockDuration: JOB_LOCK_MS,
@@ -155,17 +148,66 @@ export function startWorkers(
     );
     worker.on('active', (job) => metrics.jobStarted(queue, job));
     worker.on('stalled', () => metrics.stalls.inc({ queue }));
+
+    async function runParsed(job: Job, token?: string, signal?: AbortSignal) {
+      const handler = handlers[job.name as keyof HandlerRegistry];
+      const parsed = handler.schema.safeParse(job.data);
+      if (!parsed.success) throw rejected(`invalid payload: ${describeIssues(parsed.error.issues)}`);
+      const ctx: JobContext = {
+        ...services,
+        log: log.child({ queue, job: job.name, jobId: job.id }),
+        jobId: String(job.id),
+        queue,
+        key: jobKey(queue, job),
+        progress: (done, total) => job.updateProgress({ done, total }),
+        signal: signal ?? new AbortController().signal,
+      };
+      try {
+        const result = await handler.run(parsed.data, ctx);
+        lostLocks.delete(String(job.id));
+        return result;
+      } catch (raw) {
+        const err = coerceError(raw);
+        if (lostLocks.delete(String(job.id))) {
+          // Another run owns the job now (its lock expired under this one): leave it be.
+          throw new DelayedError();
+        }
+        if (err instanceof JobRejectedError) throw rejected(err.message);
+        if (handingBack && ctx.signal.aborted) {
+          // Shutting down: back to the queue at once, for another worker, without using an attempt.
+          await job.moveToDelayed(Date.now(), token);
+          throw new DelayedError();
+        }
+        if (err instanceof LockBusyError) {
+          metrics.lockWaits.inc();
+          metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'delayed' });
+          await job.moveToDelayed(Date.now() + 20 + Math.random() * 150, token);
+          throw new DelayedError();
+        }
+        const retryable = asRetryable(err);
+        if (retryable && (await selfRetries.allow(queue, job, retryable))) {
+          const delay = retryDelayMs(await selfRetries.count(queue, job));
+          ctx.log.warn({ err: err.message, code: retryable.code, delay }, 'transient fault; retrying');
+          metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'retried' });
+          await job.moveToDelayed(Date.now() + delay, token);
+          throw new DelayedError();
+        }
+        err.message = capFailedReason(err.message);
+        throw err;
+      }
+    }
     worker.on('completed', (job) => {
-      metrics.jobs.inc({ queue, name: job.name, outcome: 'completed' });
-      if (job.processedOn)
-        metrics.jobDuration.observe({ queue, name: job.name }, (Date.now() - job.processedOn) / 1000);
+      const name = metricJobName(job.name);
+      metrics.jobs.inc({ queue, name, outcome: 'completed' });
+      if (job.processedOn) metrics.jobDuration.observe({ queue, name }, (Date.now() - job.processedOn) / 1000);
     });
     worker.on('failed', (job, err) => {
       if (!job) return;
-      metrics.jobs.inc({ queue, name: job.name, outcome: 'failed' });
-      if (job.processedOn)
-        metrics.jobDuration.observe({ queue, name: job.name }, (Date.now() - job.processedOn) / 1000);
-      log.warn({ queue, job: job.name, jobId: job.id, reason: err.message }, 'job failed');
+      const name = metricJobName(job.name);
+      metrics.jobs.inc({ queue, name, outcome: 'failed' });
+      if (job.processedOn) metrics.jobDuration.observe({ queue, name }, (Date.now() - job.processedOn) / 1000);
+      // The reason is capped (it may still be long), and logged only in part: a log line stays small.
+      log.warn({ queue, job: name, jobId: job.id, reason: err.message.slice(0, 1_000) }, 'job failed');
     });
     // A lock that could not be renewed belongs to nobody: the stall check hands the job to another
     // run. This run stops at its next chunk instead of doing the same work beside it.

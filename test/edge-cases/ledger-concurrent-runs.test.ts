@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig, type ServiceConfig } from '../../src/config.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
 import type { JobContext } from '../../src/jobs/context.js';
 import { handlers } from '../../src/jobs/index.js';
@@ -18,7 +18,7 @@ import type { LearnerCourseLocks } from '../../src/lock/learner-course-locks.js'
 import { createLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics.js';
 import { announceAccount, enroll, peOf, uniqueKey, useProgram } from '../support/fixtures.js';
-import { useTestService } from '../support/service.js';
+import { TEST_RETIREMENT_SALT, useTestService } from '../support/service.js';
 
 const t = useTestService();
 const P = useProgram(t);
@@ -44,7 +44,12 @@ function pausedRun(jobId: string, gate: Promise<void>, reached: () => void): Job
     },
   } as unknown as LearnerCourseLocks;
   return {
-    config: loadConfig({ DATABASE_URL: t.databaseUrl, REDIS_URL: 'redis://127.0.0.1:1', LOG_LEVEL: 'silent' }),
+    config: loadConfig({
+      DATABASE_URL: t.databaseUrl,
+      REDIS_URL: 'redis://127.0.0.1:1',
+      LOG_LEVEL: 'silent',
+      RETIREMENT_SALT: TEST_RETIREMENT_SALT,
+    }) as ServiceConfig,
     database: db,
     locks,
     metrics: createMetrics(),

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Service, startService } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { freePort } from '../../src/infra/embedded.js';
-import { API_TOKEN, createTestDatabase, waitFor } from '../support/service.js';
+import { API_TOKEN, createTestDatabase, TEST_RETIREMENT_SALT, waitFor } from '../support/service.js';
 
 let port: number;
 let redis: ChildProcess | undefined;
@@ -57,6 +57,7 @@ beforeAll(async () => {
     loadConfig({
       REDIS_URL: `redis://127.0.0.1:${port}`,
       DATABASE_URL: database.url,
+      RETIREMENT_SALT: TEST_RETIREMENT_SALT,
       QUEUE_PREFIX: 'outage',
       PORT: '0',
       HOST: '127.0.0.1',

@@ -8,6 +8,8 @@ import { loadConfig } from '../../src/config.js';
 import type { QueueName } from '../../src/queue/queues.js';
 
 export const API_TOKEN = 'test-token';
+/** Required with DATABASE_URL; the tests' services share this one. */
+export const TEST_RETIREMENT_SALT = 'test-retirement-salt-0123456789';
 export const ADMIN = { user: 'admin', password: 'admin-secret' };
 
 /** A database of its own, cloned from the migrated template. */
@@ -67,6 +69,7 @@ export function serviceEnv(databaseUrl: string, prefix: string): Record<string, 
     PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    RETIREMENT_SALT: TEST_RETIREMENT_SALT,
   };
 }
 

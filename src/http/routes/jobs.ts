@@ -1,9 +1,10 @@
-import { Job } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { findSubmittedJob } from '../../db/job-ledger.js';
+import { ReadableJob } from '../../queue/readable-job.js';
 import type { HttpDeps } from '../deps.js';
 import { notFound } from '../errors.js';
 import { type JobSnapshot, type JobStatusState, jobStatus, jobStatusState, resultCsv } from '../job-status.js';
+import { canNameStored } from '../path-params.js';
 import { requestOrigin } from '../urls.js';
 
 /**
@@ -18,10 +19,12 @@ import { requestOrigin } from '../urls.js';
  * Postgres: Succeeded with its stored result, or Canceled when it was removed before it finished.
  */
 async function findJob(deps: HttpDeps, jobId: string): Promise<{ job: JobSnapshot; state: JobStatusState } | null> {
+  // A NUL names no job (and Postgres would refuse it): 404, as for any unknown id.
+  if (!canNameStored(jobId)) return null;
   for (const queue of deps.queues) {
     const bullState = await queue.getJobState(jobId);
     if (bullState === 'unknown') continue;
-    const job = await Job.fromId(queue, jobId);
+    const job = await ReadableJob.fromId(queue, jobId);
     // Removed between the two reads: as unknown as if it had never been there.
     if (!job) continue;
     const state = jobStatusState(bullState, job);

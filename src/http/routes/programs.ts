@@ -5,6 +5,7 @@ import { resolveCourseKey } from '../../domain/program.js';
 import type { HttpDeps } from '../deps.js';
 import { notFound } from '../errors.js';
 import { paginate, parsePageRequest } from '../pagination.js';
+import { canNameStored } from '../path-params.js';
 import { formatTimestamp } from '../timestamps.js';
 
 /** Any 8-4-4-4-12 hex id, as the job payloads accept program uuids. */
@@ -78,10 +79,9 @@ export async function registerProgramRoutes(api: FastifyInstance, { database }: 
       const programUuid = programUuidParam(request.params.program_uuid);
       // Keys are stored trimmed (docs/contract.md "Vocabulary"), so a padded key names the same learner.
       const studentKey = request.params.student_key.trim();
-      // No stored key holds NUL or exceeds 255 characters (payload validation refuses them), and
+      // No stored key holds NUL or exceeds 255 code points (payload validation refuses them), and
       // Postgres would reject the NUL: such a key simply names nobody.
-      const storable = studentKey.length <= 255 && !studentKey.includes('\u0000');
-      const rows = storable ? await learnerHistory(sql, programUuid, studentKey) : [];
+      const rows = canNameStored(studentKey, 255) ? await learnerHistory(sql, programUuid, studentKey) : [];
       if (rows.length === 0) throw notFound(`no history for student key ${studentKey} in program ${programUuid}`);
       return rows.map((row) => ({
         at: formatTimestamp(row.at),

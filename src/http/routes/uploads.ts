@@ -4,32 +4,35 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { forgetSubmittedJob, recordSubmittedJob } from '../../db/job-ledger.js';
 import { programExists } from '../../db/reads.js';
 import { requestedByToken } from '../../domain/api-tokens.js';
-import { UploadCsvError } from '../../uploads/read-csv.js';
-import { courseUploadPayload, programUploadPayload, UploadTooLargeError } from '../../uploads/upload-payloads.js';
 import { apiCaller } from '../access-guard.js';
 import type { HttpDeps } from '../deps.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
+import { addUploadJobOffThread, type ParsedUpload, type UploadKind } from '../upload-thread.js';
 import { requestOrigin } from '../urls.js';
 import { programUuidParam } from './programs.js';
 
 /** Registrar's upload limit (UPLOAD_FILE_MAX_SIZE): a file of more bytes answers 413. */
 export const MAX_UPLOAD_BYTES = 5 * 1024 * 1024;
 
-const NO_FILE = 'No file content uploaded';
+const NO_FILE = 'No file content uploaded: send the CSV as the multipart field file';
 
 /**
- * The bytes of the multipart field `file`. Other parts are read and dropped: with the parts
- * iterator a part must be consumed before the next one arrives. Reading the whole body before
- * answering also keeps the connection usable for the client's next request.
+ * The bytes of the multipart field `file`, sent exactly once (docs/contract.md, "Bad requests").
+ * Other parts are read and dropped: with the parts iterator a part must be consumed before the
+ * next one arrives. Reading the whole body before answering also keeps the connection usable for
+ * the client's next request.
  */
 async function uploadedFile(request: FastifyRequest): Promise<Buffer> {
   if (!request.isMultipart()) throw badRequest(NO_FILE);
   let content: Buffer | null = null;
+  let fileParts = 0;
   try {
     for await (const part of request.parts()) {
       if (part.type !== 'file') continue;
       const bytes = await part.toBuffer();
-      if (part.fieldname === 'file' && content === null) content = bytes;
+      if (part.fieldname !== 'file') continue;
+      fileParts++;
+      content = bytes;
     }
   } catch (err) {
     const { code, statusCode } = err as { code?: unknown; statusCode?: unknown };
@@ -41,28 +44,9 @@ async function uploadedFile(request: FastifyRequest): Promise<Buffer> {
     // "Boundary not found" or "Unexpected end of form" are the client's to fix, not a 500.
     throw badRequest(`the multipart body could not be read: ${err instanceof Error ? err.message : String(err)}`);
   }
+  if (fileParts > 1) throw badRequest(`the multipart field file was sent ${fileParts} times; send one file`);
   if (content === null) throw badRequest(NO_FILE);
   return content;
-}
-
-/** The file as text; a byte sequence that is not UTF-8 would otherwise turn into U+FFFD in keys. */
-function csvText(content: Buffer): string {
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(content);
-  } catch {
-    throw badRequest('CSV is not valid UTF-8');
-  }
-}
-
-/** Runs a CSV → payload mapping, answering its refusals: 400 for the file's content, 413 for its size. */
-function payloadFrom<P>(build: () => P): P {
-  try {
-    return build();
-  } catch (err) {
-    if (err instanceof UploadCsvError) throw badRequest(err.message);
-    if (err instanceof UploadTooLargeError) throw new HttpError(413, err.message);
-    throw err;
-  }
 }
 
 /**
@@ -71,7 +55,10 @@ function payloadFrom<P>(build: () => P): P {
  * (`upload-<uuid>`, never digits only, so it cannot collide with BullMQ's own numbering), so the
  * job's history rows and result CSV carry the id the caller was given.
  */
-export async function registerUploadRoutes(api: FastifyInstance, { database, log, queues }: HttpDeps): Promise<void> {
+export async function registerUploadRoutes(
+  api: FastifyInstance,
+  { config, database, log, queues, redisTarget }: HttpDeps,
+): Promise<void> {
   const { sql } = database;
   const enrollments = queues.find((q) => q.name === 'enrollments');
   if (!enrollments) throw new Error('the enrollments queue is required for the upload routes');
@@ -82,11 +69,17 @@ export async function registerUploadRoutes(api: FastifyInstance, { database, log
     return programUuid;
   };
 
+  /**
+   * Parses the file and adds its job off the event loop (http/upload-thread.ts): a refused file
+   * answers 400 or 413 and leaves no job; an accepted one answers 202 with the job's id and URL.
+   */
   const accept = async (
     request: FastifyRequest,
     reply: FastifyReply,
+    kind: UploadKind,
     name: string,
-    payload: { program_uuid: string; enrollments: unknown[] },
+    programUuid: string,
+    content: Buffer,
   ) => {
     const jobId = `upload-${randomUUID()}`;
     // The upload says who made it (docs/contract.md "Who may do what"), in its history and job status.
@@ -96,16 +89,27 @@ export async function registerUploadRoutes(api: FastifyInstance, { database, log
       jobId,
       queue: enrollments.name,
       name,
-      programUuid: payload.program_uuid,
+      programUuid,
       requestedBy,
     });
+    let added: ParsedUpload;
     try {
-      await enrollments.add(name, { ...payload, requested_by: requestedBy }, { jobId });
+      added = await addUploadJobOffThread(kind, programUuid, content, {
+        redis: redisTarget,
+        prefix: config.QUEUE_PREFIX,
+        name,
+        jobId,
+        requestedBy,
+      });
     } catch (err) {
       await forgetSubmittedJob(sql, jobId);
       throw err;
     }
-    log.info({ job: name, jobId, records: payload.enrollments.length }, 'upload accepted');
+    if (!added.ok) {
+      await forgetSubmittedJob(sql, jobId);
+      throw new HttpError(added.refusal === 'too-large' ? 413 : 400, added.message);
+    }
+    log.info({ job: name, jobId, records: added.records }, 'upload accepted');
     return reply.code(202).send({ job_id: jobId, job_url: `${requestOrigin(request)}/api/v1/jobs/${jobId}` });
   };
 
@@ -123,8 +127,7 @@ export async function registerUploadRoutes(api: FastifyInstance, { database, log
       async (request, reply) => {
         const content = await uploadedFile(request);
         const programUuid = await knownProgram(request.params.program_uuid);
-        const payload = payloadFrom(() => programUploadPayload(programUuid, csvText(content)));
-        return accept(request, reply, 'write-program-enrollments', payload);
+        return accept(request, reply, 'program', 'write-program-enrollments', programUuid, content);
       },
     );
 
@@ -134,8 +137,7 @@ export async function registerUploadRoutes(api: FastifyInstance, { database, log
       async (request, reply) => {
         const content = await uploadedFile(request);
         const programUuid = await knownProgram(request.params.program_uuid);
-        const payload = payloadFrom(() => courseUploadPayload(programUuid, csvText(content)));
-        return accept(request, reply, 'write-program-course-enrollments-upload', payload);
+        return accept(request, reply, 'course', 'write-program-course-enrollments-upload', programUuid, content);
       },
     );
   });
