@@ -28,6 +28,7 @@ import { locatePostgres, locateRedis } from '../src/services/locate.js';
 import { perEventCeiling, postgresCeiling, queueCeiling } from './bench/ceilings.js';
 import { cleanUp, onCleanup } from './bench/cleanup.js';
 import { type LargeFigures, runLarge } from './bench/large.js';
+import { Profiler } from './bench/profile.js';
 import { startServiceProcess } from './bench/service-process.js';
 import { fmt, fmtSummary, type Summary, summarize } from './bench/stats.js';
 import {
@@ -63,7 +64,8 @@ if (args.help) {
   --learners N    learners of each bulk write (100000; 10000 with --quick)
   --events N      account-created events of each figure (10000; 1000 with --quick)
   --rate N        events/s offered for the latency figure (1000)
-  --profile       write V8 CPU profiles of the service to bench/profiles/`);
+  --profile       per phase: statements (pg_stat_statements, when preloaded) and Redis commands
+                  per chunk or event, and V8 CPU profiles of the service in bench/profiles/`);
   process.exit(0);
 }
 const positive = (name: string, value: string | undefined, fallback: number): number => {
@@ -190,6 +192,10 @@ async function runOnce(stores: Stores, run: number): Promise<RunFigures> {
     });
     const producer = await Producer.open(stores.redisUrl, space.prefix);
     const closeProducer = onCleanup('producer', () => producer.close());
+    const profiler = args.profile ? await Profiler.open(sql, stores.redis) : null;
+    const phase = <T>(label: string, units: number, unit: string, work: () => Promise<T>) =>
+      profiler ? profiler.phase(label, units, unit, work) : work();
+    const chunks = Math.ceil(LEARNERS / 1000);
     try {
       const program = await createProgram(producer);
       const waiting = Array.from({ length: LEARNERS }, (_, i) => `Waiting-${i}`);
@@ -199,41 +205,21 @@ async function runOnce(stores: Stores, run: number): Promise<RunFigures> {
       const pce = (course_key: string) => ({ program_uuid: program, course_key });
 
       status(`write-program-enrollments: ${fmt(LEARNERS)} learners, waiting`);
-      const programWaiting = await bulkWrite(
-        producer,
-        'write-program-enrollments',
-        pe,
-        waiting,
-        'enrolled',
-        'enrolled',
+      const programWaiting = await phase('program write, waiting', chunks, 'chunk', () =>
+        bulkWrite(producer, 'write-program-enrollments', pe, waiting, 'enrolled', 'enrolled'),
       );
       status(`write-program-course-enrollments: the same learners, waiting`);
-      const courseWaiting = await bulkWrite(
-        producer,
-        'write-program-course-enrollments',
-        pce(course),
-        waiting,
-        'active',
-        'active',
+      const courseWaiting = await phase('course write, waiting', chunks, 'chunk', () =>
+        bulkWrite(producer, 'write-program-course-enrollments', pce(course), waiting, 'active', 'active'),
       );
       await seedKnownAccounts(sql, realized, 1_000_000);
       status(`write-program-enrollments: ${fmt(LEARNERS)} learners with known accounts (realized)`);
-      const programRealized = await bulkWrite(
-        producer,
-        'write-program-enrollments',
-        pe,
-        realized,
-        'enrolled',
-        'enrolled',
+      const programRealized = await phase('program write, realized', chunks, 'chunk', () =>
+        bulkWrite(producer, 'write-program-enrollments', pe, realized, 'enrolled', 'enrolled'),
       );
       status(`write-program-course-enrollments: the same learners, realized`);
-      const courseRealized = await bulkWrite(
-        producer,
-        'write-program-course-enrollments',
-        pce(course),
-        realized,
-        'active',
-        'active',
+      const courseRealized = await phase('course write, realized', chunks, 'chunk', () =>
+        bulkWrite(producer, 'write-program-course-enrollments', pce(course), realized, 'active', 'active'),
       );
 
       // The learners the account events realize: a second waiting PCE each.
@@ -249,9 +235,13 @@ async function runOnce(stores: Stores, run: number): Promise<RunFigures> {
       );
       const runId = `bench-r${run}`;
       status(`account-created: ${fmt(EVENTS)} events at full speed`);
-      const accountEventsPerSecond = await accountEventsFullSpeed(producer, runId, fullSpeed, 2_000_000);
+      const accountEventsPerSecond = await phase('account-created, full speed', EVENTS, 'event', () =>
+        accountEventsFullSpeed(producer, runId, fullSpeed, 2_000_000),
+      );
       status(`account-created: ${fmt(EVENTS)} events offered at ${fmt(RATE)}/s`);
-      const latency = await accountEventsOffered(producer, runId, offered, 3_000_000, RATE);
+      const latency = await phase(`account-created, offered ${RATE}/s`, EVENTS, 'event', () =>
+        accountEventsOffered(producer, runId, offered, 3_000_000, RATE),
+      );
 
       const figures: RunFigures = {
         pgRowsPerSecond,
