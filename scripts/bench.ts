@@ -60,7 +60,7 @@ if (args.help) {
   console.log(`usage: npm run bench -- [options]
   --quick         a tenth of the sizes and one repetition (development)
   --large         also the scale figures: ten N-learner writes into one program
-  --runs N        repetitions (3; 1 with --quick)
+  --runs N        repetitions (3; 1 with --quick; 0 with --large: the scale figures alone)
   --learners N    learners of each bulk write (100000; 10000 with --quick)
   --events N      account-created events of each figure (10000; 1000 with --quick)
   --rate N        events/s offered for the latency figure (1000)
@@ -78,7 +78,8 @@ const positive = (name: string, value: string | undefined, fallback: number): nu
   return n;
 };
 const scale = args.quick ? 10 : 1;
-const RUNS = positive('runs', args.runs, args.quick ? 1 : 3);
+// `--runs 0 --large` measures the scale figures alone.
+const RUNS = args.runs === '0' && args.large ? 0 : positive('runs', args.runs, args.quick ? 1 : 3);
 const LEARNERS = positive('learners', args.learners, 100_000 / scale);
 const EVENTS = positive('events', args.events, 10_000 / scale);
 const RATE = positive('rate', args.rate, 1000);
@@ -323,11 +324,15 @@ function report(runs: RunFigures[], large: LargeFigures | null, machine: Record<
   };
   const p99 = figure((r) => r.accountP99);
   const targets: Record<string, Target> = {
-    bulk_program_enrollments: atLeast(ratios.bulk_program_enrollments.median, 0.25),
-    bulk_course_enrollments_waiting: atLeast(ratios.bulk_course_enrollments_waiting.median, 0.15),
-    bulk_course_enrollments_realized: atLeast(ratios.bulk_course_enrollments_realized.median, 0.15),
-    account_created: atLeast(ratios.account_created.median, 0.35),
-    account_created_p99_ms: below(p99.median, 50, 'ms'),
+    ...(runs.length
+      ? {
+          bulk_program_enrollments: atLeast(ratios.bulk_program_enrollments.median, 0.25),
+          bulk_course_enrollments_waiting: atLeast(ratios.bulk_course_enrollments_waiting.median, 0.15),
+          bulk_course_enrollments_realized: atLeast(ratios.bulk_course_enrollments_realized.median, 0.15),
+          account_created: atLeast(ratios.account_created.median, 0.35),
+          account_created_p99_ms: below(p99.median, 50, 'ms'),
+        }
+      : {}),
     ...(large
       ? {
           large_last_vs_first: atLeast(large.lastVsFirst, 0.8),
@@ -338,58 +343,60 @@ function report(runs: RunFigures[], large: LargeFigures | null, machine: Record<
   };
   const verdict = (key: string) => (targets[key] ? `${targets[key].text} ${targets[key].holds ? '✓' : '✗'}` : '');
   const n = fmt(LEARNERS);
-  const rows: Array<[string, string, string, string]> = [
-    ['(a) Postgres ceiling: `unnest` upsert, 1,000 rows a statement', `${fmtSummary(figure(a))} rows/s`, '1', ''],
-    [
-      '(b) BullMQ ceiling: no-op jobs, concurrency 50',
-      `${fmtSummary(figure((r) => r.noopJobsPerSecond))} jobs/s`,
-      '',
-      '',
-    ],
-    [
-      `(c) per-event ceiling: 1 lock + 1-row upsert transaction, concurrency ${CONCURRENCY}`,
-      `${fmtSummary(figure(c))} jobs/s`,
-      '1',
-      '',
-    ],
-    [
-      `\`write-program-enrollments\`, ${n} learners (create, waiting)`,
-      `${fmtSummary(figure((r) => r.programWaiting))} learners/s`,
-      `${fmtSummary(ratios.bulk_program_enrollments, 3)} × (a)`,
-      verdict('bulk_program_enrollments'),
-    ],
-    [
-      `\`write-program-course-enrollments\`, ${n} learners (waiting)`,
-      `${fmtSummary(figure((r) => r.courseWaiting))} learners/s`,
-      `${fmtSummary(ratios.bulk_course_enrollments_waiting, 3)} × (a)`,
-      verdict('bulk_course_enrollments_waiting'),
-    ],
-    [
-      `\`write-program-enrollments\`, ${n} learners (create, accounts known: realized)`,
-      `${fmtSummary(figure((r) => r.programRealized))} learners/s`,
-      `${fmtSummary(ratios.bulk_program_enrollments_realized, 3)} × (a)`,
-      '',
-    ],
-    [
-      `\`write-program-course-enrollments\`, ${n} learners (realized: course enrollments written)`,
-      `${fmtSummary(figure((r) => r.courseRealized))} learners/s`,
-      `${fmtSummary(ratios.bulk_course_enrollments_realized, 3)} × (a)`,
-      verdict('bulk_course_enrollments_realized'),
-    ],
-    [
-      `\`account-created\`, ${fmt(EVENTS)} events, each realizing 1 PE + 2 PCEs, full speed`,
-      `${fmtSummary(figure((r) => r.accountEventsPerSecond))} events/s`,
-      `${fmtSummary(ratios.account_created, 3)} × (c)`,
-      verdict('account_created'),
-    ],
-    [
-      `\`account-created\` offered at ${fmt(RATE)}/s (${fmtSummary(figure((r) => r.accountOffered))}/s sent): add → completion`,
-      `p50 ${fmtSummary(figure((r) => r.accountP50))} ms, p99 ${fmtSummary(p99)} ms`,
-      '',
-      verdict('account_created_p99_ms'),
-    ],
-    ['service peak RSS over the run', `${fmtSummary(figure((r) => r.peakRssMiB))} MiB`, '', ''],
-  ];
+  const rows: Array<[string, string, string, string]> = [];
+  if (runs.length)
+    rows.push(
+      ['(a) Postgres ceiling: `unnest` upsert, 1,000 rows a statement', `${fmtSummary(figure(a))} rows/s`, '1', ''],
+      [
+        '(b) BullMQ ceiling: no-op jobs, concurrency 50',
+        `${fmtSummary(figure((r) => r.noopJobsPerSecond))} jobs/s`,
+        '',
+        '',
+      ],
+      [
+        `(c) per-event ceiling: 1 lock + 1-row upsert transaction, concurrency ${CONCURRENCY}`,
+        `${fmtSummary(figure(c))} jobs/s`,
+        '1',
+        '',
+      ],
+      [
+        `\`write-program-enrollments\`, ${n} learners (create, waiting)`,
+        `${fmtSummary(figure((r) => r.programWaiting))} learners/s`,
+        `${fmtSummary(ratios.bulk_program_enrollments, 3)} × (a)`,
+        verdict('bulk_program_enrollments'),
+      ],
+      [
+        `\`write-program-course-enrollments\`, ${n} learners (waiting)`,
+        `${fmtSummary(figure((r) => r.courseWaiting))} learners/s`,
+        `${fmtSummary(ratios.bulk_course_enrollments_waiting, 3)} × (a)`,
+        verdict('bulk_course_enrollments_waiting'),
+      ],
+      [
+        `\`write-program-enrollments\`, ${n} learners (create, accounts known: realized)`,
+        `${fmtSummary(figure((r) => r.programRealized))} learners/s`,
+        `${fmtSummary(ratios.bulk_program_enrollments_realized, 3)} × (a)`,
+        '',
+      ],
+      [
+        `\`write-program-course-enrollments\`, ${n} learners (realized: course enrollments written)`,
+        `${fmtSummary(figure((r) => r.courseRealized))} learners/s`,
+        `${fmtSummary(ratios.bulk_course_enrollments_realized, 3)} × (a)`,
+        verdict('bulk_course_enrollments_realized'),
+      ],
+      [
+        `\`account-created\`, ${fmt(EVENTS)} events, each realizing 1 PE + 2 PCEs, full speed`,
+        `${fmtSummary(figure((r) => r.accountEventsPerSecond))} events/s`,
+        `${fmtSummary(ratios.account_created, 3)} × (c)`,
+        verdict('account_created'),
+      ],
+      [
+        `\`account-created\` offered at ${fmt(RATE)}/s (${fmtSummary(figure((r) => r.accountOffered))}/s sent): add → completion`,
+        `p50 ${fmtSummary(figure((r) => r.accountP50))} ms, p99 ${fmtSummary(p99)} ms`,
+        '',
+        verdict('account_created_p99_ms'),
+      ],
+      ['service peak RSS over the run', `${fmtSummary(figure((r) => r.peakRssMiB))} MiB`, '', ''],
+    );
   if (large) {
     rows.push(
       [
