@@ -24,7 +24,7 @@ import { Redis } from 'ioredis';
 import postgres, { type Sql } from 'postgres';
 import { loadConfig } from '../src/config.js';
 import { runMigrations } from '../src/db/migrate.js';
-import { locatePostgres, locateRedis } from '../src/services/locate.js';
+import { locatePostgres, locateRedis } from '../src/infra/locate.js';
 import { perEventCeiling, postgresCeiling, queueCeiling } from './bench/ceilings.js';
 import { cleanUp, onCleanup } from './bench/cleanup.js';
 import { type LargeFigures, runLarge } from './bench/large.js';

@@ -2,10 +2,12 @@ import path from 'node:path';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
-import { connectDatabase, type Database } from './db/client.js';
+import { connectDatabase, type Database, databaseAnswers } from './db/client.js';
 import { runMigrations } from './db/migrate.js';
 import { buildHttpServer } from './http/server.js';
-import type { Services } from './jobs/context.js';
+import { type PrivateService, startEmbeddedPostgres, startPrivateRedis } from './infra/embedded.js';
+import { connectRedis, type RedisClient, untilReady } from './infra/redis.js';
+import type { JobDeps } from './jobs/context.js';
 import { handlers } from './jobs/index.js';
 import { LearnerCourseLocks } from './lock/learner-course-locks.js';
 import { createLogger, type Logger } from './log.js';
@@ -13,8 +15,6 @@ import { createMetrics } from './metrics.js';
 import { createQueues, QUEUE_NAMES, type QueueName } from './queue/queues.js';
 import { scheduleExpiry } from './queue/schedules.js';
 import { startWorkers, type WorkerSet } from './queue/workers.js';
-import { type PrivateService, startEmbeddedPostgres, startPrivateRedis } from './services/embedded.js';
-import { connectRedis, type RedisClient, untilReady } from './services/redis.js';
 
 export interface Service {
   /** The HTTP base URL, e.g. http://127.0.0.1:3000 */
@@ -105,7 +105,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
 
     const metrics = createMetrics();
     metrics.watchQueues(Object.values(queues));
-    const services: Services = {
+    const services: JobDeps = {
       config,
       database,
       log,
@@ -123,12 +123,15 @@ export async function startService(config: Config, options: StartOptions = {}): 
 
     const db = database;
     http = await buildHttpServer({
-      services,
+      config,
+      database,
+      metrics,
+      log,
       queues: QUEUE_NAMES.map((n) => queues![n]),
       async readiness() {
         const failing: string[] = [];
         await shared.ping().catch(() => failing.push('redis'));
-        await db.sql`select 1`.catch(() => failing.push('postgres'));
+        if (!(await databaseAnswers(db.sql))) failing.push('postgres');
         if (workers && !workers.isRunning()) failing.push('workers');
         return failing;
       },

@@ -27,11 +27,11 @@ import {
   retireLearnerPayload,
   upsertProgramPayload,
   writeActions,
-} from './queue/payloads.js';
+} from './contract/payloads.js';
 import { QUEUE_NAMES, type QueueName } from './queue/queues.js';
 
 /**
- * `program-enrollments <command>`: adds the jobs of CONTRACT.md to the service's queues with plain
+ * `program-enrollments <command>`: adds the jobs of docs/contract.md to the service's queues with plain
  * BullMQ, as the Registrar does, and follows them to their result.
  *
  * Output: results on stdout (or one JSON object with --json); narration, progress and errors on

@@ -8,7 +8,7 @@ import { compareCodePoints } from '../src/domain/order.js';
 import { csvField } from '../src/http/csv.js';
 import { jobStatusState } from '../src/http/job-status.js';
 import { newPrefix, type PrefixQueues, queuesOn } from './support/extra-services.js';
-import { API_TOKEN, createTestDatabase, serviceEnv, useTestService } from './support/service.js';
+import { API_TOKEN, createTestDatabase, serviceEnv, useTestService, waitFor } from './support/service.js';
 
 const ORG = 'UoX';
 const CS101 = 'course-v1:UoX+CS101+2026';
@@ -750,11 +750,12 @@ describe('job API over running, retried and write-result jobs', () => {
     fetch(`${service.url}${path}`, { headers: { authorization: `Bearer ${API_TOKEN}`, ...headers } });
 
   async function until(job: Job, state: string) {
-    const deadline = Date.now() + 30_000;
-    while ((await job.getState()) !== state) {
-      if (Date.now() > deadline) throw new Error(`job ${job.id} never became ${state}`);
-      await new Promise((r) => setTimeout(r, 15));
-    }
+    await waitFor(
+      async () => ((await job.getState()) === state ? true : undefined),
+      30_000,
+      `job ${job.id} ${state}`,
+      15,
+    );
   }
 
   beforeAll(async () => {

@@ -4,10 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
-import { freePort } from '../src/services/embedded.js';
+import { freePort } from '../src/infra/embedded.js';
 import { newPrefix, queuesOn, startServiceOn } from './support/extra-services.js';
 import { newProgram, uniqueKey } from './support/fixtures.js';
-import { createTestDatabase, deleteKeysUnder, useTestService, waitJob } from './support/service.js';
+import { createTestDatabase, deleteKeysUnder, useTestService, waitFor, waitJob } from './support/service.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -38,23 +38,30 @@ const alive = (pid: number): boolean => {
 
 async function waitReady(url: string, child: ReturnType<typeof spawn>, timeoutMs: number): Promise<number> {
   const started = Date.now();
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode}`);
-    const status = await fetch(`${url}/readyz`).then(
-      (r) => r.status,
-      () => 0,
-    );
-    if (status === 200) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`/readyz not 200 after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode}`);
+      const status = await fetch(`${url}/readyz`).then(
+        (r) => r.status,
+        () => 0,
+      );
+      return status === 200 ? true : undefined;
+    },
+    timeoutMs,
+    '/readyz to answer 200',
+    50,
+  );
+  return Date.now() - started;
 }
 
+/** Sends SIGTERM and awaits the exit, for at most 15 s (then the code is null: it did not exit). */
 async function stopWithSigterm(child: ReturnType<typeof spawn>): Promise<{ code: number | null; ms: number }> {
   const started = Date.now();
+  let deadline: NodeJS.Timeout | undefined;
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
-  const code = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 15_000))]);
+  const code = await Promise.race([exited, new Promise<null>((r) => (deadline = setTimeout(() => r(null), 15_000)))]);
+  clearTimeout(deadline);
   return { code, ms: Date.now() - started };
 }
 
@@ -148,13 +155,16 @@ describe('graceful shutdown during a long job', () => {
       action: 'create',
       enrollments: keys.map((k) => ({ student_key: k, status: 'enrolled' })),
     });
-    for (;;) {
-      const progress = (await job.getState(), (await queues.enrollments.getJob(job.id!))!.progress) as {
-        done?: number;
-      };
-      if (progress && typeof progress === 'object' && (progress.done ?? 0) > 0) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    // Stop the first process once the job has applied its first chunk.
+    await waitFor(
+      async () => {
+        const progress = (await queues.enrollments.getJob(job.id!))!.progress as { done?: number };
+        return progress && typeof progress === 'object' && (progress.done ?? 0) > 0 ? true : undefined;
+      },
+      60_000,
+      'the first progress report of the long write',
+      20,
+    );
     const started = Date.now();
     await first.stop();
     expect(Date.now() - started).toBeLessThan(10_000);

@@ -19,7 +19,7 @@ import {
   pesOf,
   watchProgress,
 } from './support/fixtures.js';
-import { useTestService } from './support/service.js';
+import { useTestService, waitFor } from './support/service.js';
 
 const COURSE2 = 'course-v1:UoX+CS102+2026';
 const COURSE2_EXTERNAL = 'CS102-F26';
@@ -67,15 +67,17 @@ interface JobStatusBody {
 
 /** Polls the job status resource, as the program console does, until the job has finished. */
 async function finished(jobId: string, timeoutMs = 60_000): Promise<JobStatusBody> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const res = await t.api(`/api/v1/jobs/${jobId}`);
-    expect(res.status).toBe(200);
-    const body = (await res.json()) as JobStatusBody;
-    if (body.state === 'Succeeded' || body.state === 'Failed') return body;
-    if (Date.now() > deadline) throw new Error(`job ${jobId} still ${body.state} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  return waitFor(
+    async () => {
+      const res = await t.api(`/api/v1/jobs/${jobId}`);
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as JobStatusBody;
+      return body.state === 'Succeeded' || body.state === 'Failed' ? body : undefined;
+    },
+    timeoutMs,
+    `job ${jobId} to succeed or fail`,
+    25,
+  );
 }
 
 async function resultCsv(jobId: string): Promise<string> {
@@ -591,7 +593,7 @@ describe('POST /api/v1/programs/{program_uuid}/course_enrollments/upload', () =>
         'course-not-found': 200,
       });
 
-      await new Promise((r) => setTimeout(r, 200));
+      await reports.ended(jobId);
       const progress = reports.of(jobId);
       expect(progress.length).toBeGreaterThanOrEqual(3);
       expect(progress.every((p) => p.total === 2_600)).toBe(true);

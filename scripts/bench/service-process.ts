@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../src/services/embedded.js';
+import { freePort } from '../../src/infra/embedded.js';
 import { onCleanup } from './cleanup.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

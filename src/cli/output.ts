@@ -2,7 +2,7 @@ import { SingleBar } from 'cli-progress';
 import { compareCodePoints } from '../domain/order.js';
 import type { Progress } from './queue-client.js';
 
-/** Human-readable lines for the results of CONTRACT.md, by job name; pure, so tested alone. */
+/** Human-readable lines for the results of docs/contract.md, by job name; pure, so tested alone. */
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 

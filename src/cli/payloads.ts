@@ -4,7 +4,7 @@ import {
   type writeActions,
   writeProgramCourseEnrollmentsPayload,
   writeProgramEnrollmentsPayload,
-} from '../queue/payloads.js';
+} from '../contract/payloads.js';
 import {
   payloadProblem,
   readUploadCsv,
@@ -15,7 +15,7 @@ import {
 
 /**
  * The CLI's input → job payload mapping, kept pure (text in, wire payload out) so that it is
- * tested without Redis. The CSV rules are the HTTP upload's (CONTRACT "Uploads"): headers trimmed
+ * tested without Redis. The CSV rules are the HTTP upload's (docs/contract.md "Uploads"): headers trimmed
  * and case-folded, extra columns dropped, blank lines ignored, RFC 4180 quoting, and the same
  * messages, so a file behaves the same whichever way it is sent.
  */
@@ -39,7 +39,7 @@ export interface CourseEnrollmentRecord {
   course_staff?: boolean;
 }
 
-/** The shared upload reader (CONTRACT "Uploads"), its refusals turned into InputError. */
+/** The shared upload reader (docs/contract.md "Uploads"), its refusals turned into InputError. */
 function readCsv(text: string, required: readonly string[]): UploadCsv {
   try {
     return readUploadCsv(text, required);

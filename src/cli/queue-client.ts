@@ -1,7 +1,7 @@
 import { Job, type JobsOptions, type Queue } from 'bullmq';
 import { ConfigError, loadConfig } from '../config.js';
+import { connectRedis, type RedisClient, untilReady } from '../infra/redis.js';
 import { createQueues, QUEUE_NAMES, type QueueName } from '../queue/queues.js';
-import { connectRedis, type RedisClient, untilReady } from '../services/redis.js';
 import { InputError } from './payloads.js';
 
 /** What the CLI reads of the environment; the service's own variables are none of its business. */

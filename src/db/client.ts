@@ -1,13 +1,12 @@
-import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import postgres, { type Sql } from 'postgres';
-import * as schema from './schema.js';
 
-export type Db = PostgresJsDatabase<typeof schema>;
+/**
+ * The pool. drizzle describes the schema and generates the migrations; queries are postgres.js.
+ * No drizzle client is built over this pool: drizzle-orm's postgres-js driver replaces the pool's
+ * timestamp parsers with the identity, so every timestamp read would come back a string.
+ */
 export interface Database {
-  /** postgres.js, for the hand-written bulk SQL on hot paths. */
   sql: Sql;
-  /** drizzle over the same pool, for ordinary queries. */
-  db: Db;
   close(): Promise<void>;
 }
 
@@ -23,8 +22,7 @@ export function connectDatabase(url: string, options: { max?: number } = {}): Da
       bigint: { to: 20, from: [20], serialize: (v: number | bigint) => String(v), parse: (v: string) => Number(v) },
     },
   });
-  const db = drizzle({ client: sql, schema });
-  return { sql, db, close: () => sql.end({ timeout: 5 }) };
+  return { sql, close: () => sql.end({ timeout: 5 }) };
 }
 
 /** A postgres.js transaction: every write of a job runs inside one. */
@@ -40,4 +38,14 @@ export type Queryable = Sql | Tx;
  */
 export async function refreshStatistics(sql: Sql, tables: readonly string[]): Promise<void> {
   await sql.unsafe(`analyze (skip_locked) ${tables.map((t) => `"${t}"`).join(', ')}`);
+}
+
+/** Whether the database answers a query, for readiness. */
+export async function databaseAnswers(sql: Sql): Promise<boolean> {
+  try {
+    await sql`select 1`;
+    return true;
+  } catch {
+    return false;
+  }
 }

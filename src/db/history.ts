@@ -22,3 +22,16 @@ export async function insertHistory(tx: Tx, rows: readonly HistoryRow[], stamp: 
     ) with ordinality as h(entity, entity_id, pe_id, action, changes, n)
     order by h.n`;
 }
+
+/** Earlier rows that recorded a PE's key now record its retired key (rule 12). */
+export async function retireKeysInHistory(tx: Tx, rows: ReadonlyArray<{ id: number; key: string }>): Promise<void> {
+  await tx`
+    update history h set changes = jsonb_set(h.changes, '{student_key}', jsonb_build_array(h.changes->'student_key'->0, to_jsonb(v.key)))
+    from unnest(${rows.map((r) => r.id)}::bigint[], ${rows.map((r) => r.key)}::text[]) as v(id, key)
+    where h.program_enrollment_id = v.id and h.entity = 'program_enrollment' and h.changes ? 'student_key'`;
+}
+
+/** The history of PEs that are deleted goes with them (Open edX does the same). */
+export async function deleteHistoryOfEnrollments(tx: Tx, peIds: readonly number[]): Promise<void> {
+  await tx`delete from history where program_enrollment_id = any(${peIds as number[]}::bigint[])`;
+}

@@ -1,4 +1,22 @@
+import type { Sql } from 'postgres';
+import { EVENT_JOB_NAMES, type EventJobName } from '../contract/jobs.js';
+import { RetryableError } from '../domain/errors.js';
 import type { Queryable, Tx } from './client.js';
+
+/**
+ * The keys of the ledger, built here only.
+ *  - a job: `<queue>/<jobId>` for a producer-chosen jobId, which names the job for good (so a
+ *    re-submission after BullMQ forgot it still returns the first result); BullMQ's own numeric ids
+ *    restart when Redis loses its data, so those are qualified with the job's creation time;
+ *  - an account event: `<job name>/<event_id>` (docs/contract.md "Account events");
+ *  - one course of a course upload: `<job key>#course:<course key>`.
+ */
+export const ledgerKeys = {
+  job: (queue: string, jobId: string, createdAt?: number) =>
+    createdAt === undefined ? `${queue}/${jobId}` : `${queue}/${jobId}@${createdAt}`,
+  event: (name: EventJobName, eventId: string) => `${name}/${eventId}`,
+  course: (jobKey: string, courseKey: string) => `${jobKey}#course:${courseKey}`,
+};
 
 /**
  * The job ledger: what makes a job's effects apply once under at-least-once delivery.
@@ -30,9 +48,10 @@ export async function claimResult<R>(tx: Tx, key: string): Promise<{ claimed: tr
  * Stores a job's result unless a run of the same job stored one first, and returns the one that
  * stands: every run of a job answers with its first complete result.
  */
+// Results travel as JSON text: a parameter typed jsonb would be JSON-encoded a second time by postgres.js.
 export async function storeResult<R>(tx: Tx, key: string, result: R): Promise<R> {
   const [stored] = await tx<{ result: R }[]>`
-    insert into job_results (key, result, finished_at) values (${key}, ${JSON.stringify(result)}::jsonb, now())
+    insert into job_results (key, result, finished_at) values (${key}, ${JSON.stringify(result)}::text::jsonb, now())
     on conflict (key) do update set result = excluded.result, finished_at = now()
       where job_results.result = 'null'::jsonb
     returning result`;
@@ -70,11 +89,52 @@ export async function claimChunk(
   const [row] = await tx<{ size: number; results: Record<string, string> }[]>`
     select size, results from job_chunks where key = ${key} and start = ${start}`;
   // Another run's chunk of another size starts here: retry, and the next run follows its bounds.
-  if (row!.size !== size)
-    throw Object.assign(new Error('a concurrent run chunked this job differently'), { code: '40001' });
+  if (row!.size !== size) throw new RetryableError('a concurrent run chunked this job differently');
   return { claimed: false, results: row!.results };
 }
 
 export async function storeChunk(tx: Tx, key: string, start: number, results: Record<string, string>): Promise<void> {
-  await tx`update job_chunks set results = ${JSON.stringify(results)}::jsonb, finished_at = now() where key = ${key} and start = ${start}`;
+  await tx`update job_chunks set results = ${JSON.stringify(results)}::text::jsonb, finished_at = now() where key = ${key} and start = ${start}`;
+}
+
+/** The patterns (`like`) of the event keys, which are kept longer than job results. */
+const EVENT_KEY_PATTERNS = EVENT_JOB_NAMES.map((name) => ledgerKeys.event(name, '%'));
+
+/** Forgets event results older than `eventDays` and other results, chunks and submissions older than `jobDays`. */
+export async function forgetFinished(tx: Tx, eventDays: number, jobDays: number): Promise<void> {
+  await tx`
+    delete from job_results
+    where key like any(${EVENT_KEY_PATTERNS}::text[])
+      and finished_at < now() - make_interval(days => ${eventDays})`;
+  await tx`
+    delete from job_results
+    where not key like any(${EVENT_KEY_PATTERNS}::text[])
+      and finished_at < now() - make_interval(days => ${jobDays})`;
+  await tx`delete from job_chunks where finished_at < now() - make_interval(days => ${jobDays})`;
+  await tx`delete from submitted_jobs where created_at < now() - make_interval(days => ${jobDays})`;
+}
+
+/** Remembers a job the service submitted itself (an upload), so its status outlives BullMQ's copy. */
+export async function recordSubmittedJob(sql: Sql, jobId: string, queue: string, name: string): Promise<void> {
+  await sql`insert into submitted_jobs (job_id, queue, name) values (${jobId}, ${queue}, ${name})`;
+}
+
+export async function forgetSubmittedJob(sql: Sql, jobId: string): Promise<void> {
+  await sql`delete from submitted_jobs where job_id = ${jobId}`;
+}
+
+export interface SubmittedJob {
+  queue: string;
+  name: string;
+  createdAt: Date;
+  /** The stored result, when the job finished. */
+  result: unknown;
+}
+
+export async function findSubmittedJob(sql: Sql, jobId: string): Promise<SubmittedJob | null> {
+  const [submitted] = await sql<{ queue: string; name: string; createdAt: Date }[]>`
+    select queue, name, created_at as "createdAt" from submitted_jobs where job_id = ${jobId}`;
+  if (!submitted) return null;
+  const result = await findResult<unknown>(sql, ledgerKeys.job(submitted.queue, jobId));
+  return { ...submitted, result: result ?? null };
 }

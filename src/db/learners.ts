@@ -1,11 +1,6 @@
-import type { CourseEffect } from '../domain/course-enrollment.js';
-import type { HistoryRow } from '../domain/history.js';
+import { RetryableError } from '../domain/errors.js';
 import { compareCodePoints } from '../domain/order.js';
-import type { CourseStatus } from '../domain/statuses.js';
-import type { Logger } from '../log.js';
-import type { Tx } from './client.js';
-import { applyCourseEnrollmentEffects } from './course-enrollments.js';
-import { insertHistory, type JobStamp } from './history.js';
+import type { Queryable, Tx } from './client.js';
 
 /** A learner: the partner organization's person, keyed case-insensitively. */
 export interface Learner {
@@ -21,12 +16,23 @@ export interface SentLearner extends Learner {
 export const learnerId = (l: Learner) => `${l.organizationKey}\u001f${l.studentKeyLower}`;
 
 /**
+ * Keys lower-cased by Postgres itself, in one round trip: the stored `student_key_lower` columns
+ * are computed by `lower()`, and JavaScript's case mapping differs from it for some characters.
+ */
+export async function lowerKeys(sql: Queryable, keys: readonly string[]): Promise<string[]> {
+  if (keys.length === 0) return [];
+  const rows = await sql<{ lower: string }[]>`
+    select lower(k) as lower from unnest(${keys as string[]}::text[]) with ordinality as t(k, n) order by n`;
+  return rows.map((r) => r.lower);
+}
+
+/**
  * Locks the learners' rows (creating the missing ones) for the rest of the transaction, in one
  * sorted order, and returns the account each is known to belong to. Every transaction that
  * touches a learner's enrollments or identity does this first, so an account event and a write
- * creating the same learner's PE never miss each other (SPEC rule 9), and two jobs never deadlock.
- * Row locks, not advisory locks: a bulk chunk locks a thousand learners, more than Postgres's
- * shared lock table is sized for.
+ * creating the same learner's PE never miss each other (docs/rules.md rule 9), and two jobs never
+ * deadlock. Row locks, not advisory locks: a bulk chunk locks a thousand learners, more than
+ * Postgres's shared lock table is sized for.
  */
 export async function lockLearners(tx: Tx, sent: readonly SentLearner[]): Promise<Map<string, number | null>> {
   const byId = new Map<string, SentLearner>();
@@ -41,7 +47,7 @@ export async function lockLearners(tx: Tx, sent: readonly SentLearner[]): Promis
   let missing = list;
   // A learner row deleted by expiry between the two statements is created again on the next pass.
   for (let pass = 0; missing.length > 0; pass += 1) {
-    if (pass === 3) throw Object.assign(new Error('learner rows keep disappearing'), { code: '40001' });
+    if (pass === 3) throw new RetryableError('learner rows keep disappearing');
     const orgs = missing.map((l) => l.organizationKey);
     await tx`
       insert into learners (organization_key, student_key)
@@ -61,102 +67,39 @@ export async function lockLearners(tx: Tx, sent: readonly SentLearner[]): Promis
   return accounts;
 }
 
-/**
- * Links waiting PEs to accounts, oldest first: the PE gets its user, every PCE is realized
- * (SPEC rule 6) and pending staff roles become real ones. The caller holds the learners' locks
- * and has checked that no account gets a second PE in a program. Returns each linked PE's
- * course keys.
- */
-export async function linkProgramEnrollments(
-  tx: Tx,
-  links: ReadonlyArray<{ peId: number; userId: number }>,
-  stamp: JobStamp,
-  log: Logger,
-): Promise<Map<number, string[]>> {
-  const courseKeys = new Map<number, string[]>();
-  if (links.length === 0) return courseKeys;
-  const ordered = [...links].sort((a, b) => a.peId - b.peId);
-  const linked = await tx<{ id: number; userId: number }[]>`
-    update program_enrollments pe set user_id = v.user_id, modified_at = now()
-    from unnest(${ordered.map((l) => l.peId)}::bigint[], ${ordered.map((l) => l.userId)}::bigint[]) as v(id, user_id)
-    where pe.id = v.id and pe.user_id is null
-    returning pe.id, pe.user_id as "userId"`;
-  if (linked.length === 0) return courseKeys;
-  const userOf = new Map(linked.map((l) => [l.id, l.userId]));
-  const ids = [...userOf.keys()].sort((a, b) => a - b);
-  const history: HistoryRow[] = ids.map((id) => ({
-    entity: 'program_enrollment',
-    entityId: id,
-    programEnrollmentId: id,
-    action: 'changed',
-    changes: { user_id: [null, userOf.get(id)] },
-  }));
-  await insertHistory(tx, history, stamp);
-
-  const pces = await tx<{ id: number; peId: number; courseKey: string; status: CourseStatus }[]>`
-    select pce.id, pce.program_enrollment_id as "peId", pce.course_key as "courseKey", pce.status
-    from unnest(${ids}::bigint[]) as p(id)
-    join program_course_enrollments pce on pce.program_enrollment_id = p.id
-    order by pce.program_enrollment_id, pce.id`;
-  for (const id of ids) courseKeys.set(id, []);
-  const effects: CourseEffect[] = pces.map((p) => {
-    courseKeys.get(p.peId)!.push(p.courseKey);
-    return { kind: 'realize', pceId: p.id, userId: userOf.get(p.peId)!, courseKey: p.courseKey, status: p.status };
-  });
-  await applyCourseEnrollmentEffects(tx, effects, stamp, log);
-
-  if (pces.length) {
-    const pceIds = pces.map((p) => p.id);
-    await tx`
-      with granted as (
-        delete from pending_role_assignments where program_course_enrollment_id = any(${pceIds}::bigint[])
-        returning program_course_enrollment_id as pce_id
-      )
-      insert into course_staff_roles (user_id, course_key)
-      select pe.user_id, pce.course_key
-      from granted
-      join program_course_enrollments pce on pce.id = granted.pce_id
-      join program_enrollments pe on pe.id = pce.program_enrollment_id
-      on conflict do nothing`;
-  }
-  for (const keys of courseKeys.values()) keys.sort(compareCodePoints);
-  return courseKeys;
+/** The learners that belong to the account `userId` and are not among `keep` lose the account. */
+export async function detachLearnersExcept(tx: Tx, userId: number, keep: readonly Learner[]): Promise<void> {
+  await tx`
+    update learners l set user_id = null
+    where l.user_id = ${userId}
+      and not exists (select 1 from unnest(${keep.map((i) => i.organizationKey)}::text[], ${keep.map((i) => i.studentKeyLower)}::text[]) as v(org, lower)
+                      where v.org = l.organization_key and v.lower = l.student_key_lower)`;
 }
 
-/**
- * Links this program's waiting PEs of learners whose account is known (`known`, from
- * `lockLearners`), unless the account already has a PE in the program (that PE stays waiting).
- */
-export async function linkWaitingOfKnownLearners(
-  tx: Tx,
-  programUuid: string,
-  organizationKey: string,
-  lowers: readonly string[],
-  known: ReadonlyMap<string, number | null>,
-  stamp: JobStamp,
-  log: Logger,
-): Promise<void> {
-  const withAccount = lowers.filter((l) => known.get(learnerId({ organizationKey, studentKeyLower: l })));
-  if (withAccount.length === 0) return;
-  const waiting = await tx<{ id: number; lower: string; taken: boolean }[]>`
-    select pe.id, pe.student_key_lower as lower,
-           exists (select 1 from program_enrollments o
-                   join learners l on l.organization_key = ${organizationKey} and l.student_key_lower = pe.student_key_lower
-                   where o.program_uuid = pe.program_uuid and o.user_id = l.user_id) as taken
-    from unnest(${withAccount}::text[]) as k(lower)
-    join program_enrollments pe on pe.program_uuid = ${programUuid} and pe.student_key_lower = k.lower
-    where pe.user_id is null
-    order by pe.id`;
-  const users = new Set<number>();
-  const links: Array<{ peId: number; userId: number }> = [];
-  for (const pe of waiting) {
-    const userId = known.get(learnerId({ organizationKey, studentKeyLower: pe.lower }))!;
-    if (pe.taken || users.has(userId)) {
-      log.warn({ program: programUuid, pe: pe.id }, 'account already has a PE in the program: this PE stays waiting');
-      continue;
-    }
-    users.add(userId);
-    links.push({ peId: pe.id, userId });
-  }
-  await linkProgramEnrollments(tx, links, stamp, log);
+/** The learners become the account `userId`'s. */
+export async function attachLearners(tx: Tx, userId: number, learners: readonly Learner[]): Promise<void> {
+  if (learners.length === 0) return;
+  await tx`
+    update learners l set user_id = ${userId}
+    from unnest(${learners.map((i) => i.organizationKey)}::text[], ${learners.map((i) => i.studentKeyLower)}::text[]) as v(org, lower)
+    where l.organization_key = v.org and l.student_key_lower = v.lower`;
+}
+
+export async function deleteLearners(tx: Tx, learners: readonly Learner[]): Promise<void> {
+  await tx`
+    delete from learners l using unnest(${learners.map((e) => e.organizationKey)}::text[], ${learners.map((e) => e.studentKeyLower)}::text[]) as v(org, lower)
+    where l.organization_key = v.org and l.student_key_lower = v.lower`;
+}
+
+export async function deleteLearnersOfAccount(tx: Tx, userId: number): Promise<void> {
+  await tx`delete from learners where user_id = ${userId}`;
+}
+
+/** Learners with neither an account nor an enrollment left: nothing needs their key any more. */
+export async function deleteUnusedLearners(tx: Tx): Promise<void> {
+  await tx`
+    delete from learners l
+    where l.user_id is null
+      and not exists (select 1 from program_enrollments pe
+                      where pe.organization_key = l.organization_key and pe.student_key_lower = l.student_key_lower)`;
 }

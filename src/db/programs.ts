@@ -1,7 +1,6 @@
-import type { Sql } from 'postgres';
+import type { UpsertProgramPayload } from '../contract/payloads.js';
 import type { Program } from '../domain/program.js';
-import type { UpsertProgramPayload } from '../queue/payloads.js';
-import type { Queryable } from './client.js';
+import type { Queryable, Tx } from './client.js';
 
 export async function loadProgram(sql: Queryable, programUuid: string): Promise<Program | null> {
   const [program] = await sql<{ programUuid: string; programKey: string | null; organizationKey: string }[]>`
@@ -30,41 +29,63 @@ export async function courseModes(sql: Queryable, courseKeys: readonly string[])
   return modes;
 }
 
-/** Loads or replaces one program's catalog entry, in one transaction. */
-export async function upsertProgram(sql: Sql, p: UpsertProgramPayload): Promise<void> {
-  await sql.begin(async (tx) => {
-    await tx`
-      insert into programs (program_uuid, program_key, organization_key)
-      values (${p.program_uuid}, ${p.program_key ?? null}, ${p.organization_key})
-      on conflict (program_uuid) do update
-        set program_key = excluded.program_key, organization_key = excluded.organization_key, modified_at = now()`;
-    await tx`delete from curricula where program_uuid = ${p.program_uuid}`;
-    for (const [position, c] of p.curricula.entries()) {
-      await tx`
-        insert into curricula (curriculum_uuid, program_uuid, position, is_active, course_keys)
-        values (${c.curriculum_uuid}, ${p.program_uuid}, ${position}, ${c.is_active}, ${c.course_keys})
-        on conflict (curriculum_uuid) do update
-          set program_uuid = excluded.program_uuid, position = excluded.position,
-              is_active = excluded.is_active, course_keys = excluded.course_keys`;
-    }
-    await tx`delete from program_courses where program_uuid = ${p.program_uuid}`;
-    for (const c of p.courses) {
-      await tx`
-        insert into courses (course_key, modes) values (${c.course_key}, ${c.modes})
-        on conflict (course_key) do update set modes = excluded.modes`;
-      await tx`
-        insert into program_courses (program_uuid, course_key, external_course_key)
-        values (${p.program_uuid}, ${c.course_key}, ${c.external_course_key ?? null})
-        on conflict do nothing`;
-    }
-    // A learner is (organization, key): keep the copies on the enrollments in step with the program.
-    await tx`
-      update program_enrollments set organization_key = ${p.organization_key}
-      where program_uuid = ${p.program_uuid} and organization_key <> ${p.organization_key}`;
-    await tx`
-      update program_course_enrollments pce set organization_key = ${p.organization_key}
-      from program_enrollments pe
-      where pce.program_enrollment_id = pe.id and pe.program_uuid = ${p.program_uuid}
-        and pce.organization_key <> ${p.organization_key}`;
-  });
+type Catalog = UpsertProgramPayload;
+
+export async function upsertProgramRow(tx: Tx, p: Catalog): Promise<void> {
+  await tx`
+    insert into programs (program_uuid, program_key, organization_key)
+    values (${p.program_uuid}, ${p.program_key ?? null}, ${p.organization_key})
+    on conflict (program_uuid) do update
+      set program_key = excluded.program_key, organization_key = excluded.organization_key, modified_at = now()`;
+}
+
+export async function deleteCurricula(tx: Tx, programUuid: string): Promise<void> {
+  await tx`delete from curricula where program_uuid = ${programUuid}`;
+}
+
+export async function upsertCurriculum(
+  tx: Tx,
+  programUuid: string,
+  position: number,
+  c: Catalog['curricula'][number],
+): Promise<void> {
+  await tx`
+    insert into curricula (curriculum_uuid, program_uuid, position, is_active, course_keys)
+    values (${c.curriculum_uuid}, ${programUuid}, ${position}, ${c.is_active}, ${c.course_keys})
+    on conflict (curriculum_uuid) do update
+      set program_uuid = excluded.program_uuid, position = excluded.position,
+          is_active = excluded.is_active, course_keys = excluded.course_keys`;
+}
+
+export async function deleteProgramCourses(tx: Tx, programUuid: string): Promise<void> {
+  await tx`delete from program_courses where program_uuid = ${programUuid}`;
+}
+
+export async function upsertCourse(tx: Tx, c: Catalog['courses'][number]): Promise<void> {
+  await tx`
+    insert into courses (course_key, modes) values (${c.course_key}, ${c.modes})
+    on conflict (course_key) do update set modes = excluded.modes`;
+}
+
+export async function insertProgramCourse(tx: Tx, programUuid: string, c: Catalog['courses'][number]): Promise<void> {
+  await tx`
+    insert into program_courses (program_uuid, course_key, external_course_key)
+    values (${programUuid}, ${c.course_key}, ${c.external_course_key ?? null})
+    on conflict do nothing`;
+}
+
+/** A learner is (organization, key): the copies on the program's PEs follow the program's organization. */
+export async function setOrganizationOfProgramEnrollments(tx: Tx, programUuid: string, organizationKey: string) {
+  await tx`
+    update program_enrollments set organization_key = ${organizationKey}
+    where program_uuid = ${programUuid} and organization_key <> ${organizationKey}`;
+}
+
+/** The same for the copies on the program's PCEs. */
+export async function setOrganizationOfPces(tx: Tx, programUuid: string, organizationKey: string) {
+  await tx`
+    update program_course_enrollments pce set organization_key = ${organizationKey}
+    from program_enrollments pe
+    where pce.program_enrollment_id = pe.id and pe.program_uuid = ${programUuid}
+      and pce.organization_key <> ${organizationKey}`;
 }

@@ -1,7 +1,7 @@
 import type { Fragment, Sql } from 'postgres';
 
 /**
- * The queries behind the read API (CONTRACT "HTTP"). Each list query takes a keyset window on its
+ * The queries behind the read API (docs/contract.md "HTTP"). Each list query takes a keyset window on its
  * row id, so that one pagination helper serves every list and no page is read with OFFSET.
  */
 
@@ -91,8 +91,7 @@ export async function listProgramCourseEnrollments(
 }
 
 export interface HistoryEntry {
-  /** ISO-8601 in UTC with milliseconds, as Date.toISOString() writes it. */
-  at: string;
+  at: Date;
   entity: string;
   action: string;
   changes: unknown;
@@ -103,12 +102,11 @@ export interface HistoryEntry {
 /**
  * The history of one learner's PE and its PCEs, oldest first; empty when the program has no PE
  * for that key. The key matches case-insensitively, with Postgres's lower() as the stored
- * `student_key_lower` uses (JavaScript's toLowerCase differs on a few characters). The time is
- * formatted here because drizzle, sharing this postgres.js client, turns off its timestamp parsing.
+ * `student_key_lower` uses (JavaScript's toLowerCase differs on a few characters).
  */
 export async function learnerHistory(sql: Sql, programUuid: string, studentKey: string): Promise<HistoryEntry[]> {
   return sql<HistoryEntry[]>`
-    select to_char(h.at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as at, h.entity, h.action, h.changes, h.job_id as "jobId", h.requested_by as "requestedBy"
+    select h.at, h.entity, h.action, h.changes, h.job_id as "jobId", h.requested_by as "requestedBy"
     from program_enrollments pe
     join history h on h.program_enrollment_id = pe.id
     where pe.program_uuid = ${programUuid} and pe.student_key_lower = lower(${studentKey})

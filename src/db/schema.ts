@@ -16,7 +16,7 @@ import {
 } from 'drizzle-orm/pg-core';
 
 /**
- * The data model. Invariants of SPEC.md live here as constraints, so that no retry, race or lost
+ * The data model. Invariants of docs/rules.md live here as constraints, so that no retry, race or lost
  * Redis lock can break them:
  *  - one PE per program and learner key (case-insensitive) and per program and account;
  *  - at most one active PCE per learner (organization, key) and course, across programs;

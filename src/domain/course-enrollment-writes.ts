@@ -34,7 +34,7 @@ export interface CourseWritePlan {
 }
 
 /**
- * Course writes, per record, in the order of SPEC rule 4: cross-program `conflict` (an `active`
+ * Course writes, per record, in the order of docs/rules.md rule 4: cross-program `conflict` (an `active`
  * request while another program holds an active PCE), `invalid-status`, `not-in-program`, then
  * `conflict` for a create of an existing PCE or `not-found` for an update of a missing one.
  * Duplicates are settled before this.

@@ -2,7 +2,7 @@ import { CONVERTIBLE_MODES, type CourseStatus, MASTERS } from './statuses.js';
 
 /**
  * What happens to an account's course enrollment (CE) when program course enrollments (PCEs)
- * that hold it are realized, change status or are detached (SPEC rules 2, 6, 7, 10). Pure: the
+ * that hold it are realized, change status or are detached (docs/rules.md rules 2, 6, 7, 10). Pure: the
  * caller loads the CEs and the PCEs holding them, runs the effects in order, and writes the result.
  */
 export interface CourseEnrollmentState {

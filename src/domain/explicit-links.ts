@@ -1,6 +1,6 @@
 /**
- * The support tool's explicit linking (SPEC rule 10): the per-key error messages, checked in the
- * order CONTRACT.md gives (given twice, no such user, no such PE, already linked to that account,
+ * The support tool's explicit linking (docs/rules.md rule 10): the per-key error messages, checked in the
+ * order docs/contract.md gives (given twice, no such user, no such PE, already linked to that account,
  * the account already has a PE in the program).
  */
 export const linkErrors = {

@@ -1,5 +1,5 @@
 /**
- * Code-point order of two strings, as CONTRACT "Order" requires (and as Postgres sorts with
+ * Code-point order of two strings, as docs/contract.md "Order" requires (and as Postgres sorts with
  * COLLATE "C" in UTF-8). JavaScript's `<` compares UTF-16 code units instead, which puts characters
  * above U+FFFF (stored as surrogates D800–DFFF) before those in E000–FFFF; this corrects that.
  */

@@ -1,3 +1,4 @@
+import { ProgramSeats } from './one-enrollment-per-program.js';
 import { isProgramStatus, type ProgramStatus } from './statuses.js';
 import type { SentRecord } from './write-results.js';
 
@@ -29,14 +30,14 @@ export interface ProgramWritePlan {
   creates: Array<{ record: ProgramRecord; status: ProgramStatus; curriculumUuid: string; userId: number | null }>;
   /** Every updated PE, changed or not: an update always refreshes the modification time. */
   updates: Array<{ id: number; from: ProgramStatus; to: ProgramStatus }>;
-  /** Waiting PEs whose learner's account is now known (SPEC rule 5). */
+  /** Waiting PEs whose learner's account is now known (docs/rules.md rule 5). */
   links: Array<{ peId: number; userId: number }>;
   /** Learners whose account already has another PE in the program: they stay waiting. */
   keptWaiting: number;
 }
 
 /**
- * Program writes, per record, in Open edX's order of checks (SPEC rule 4): `invalid-status`, then
+ * Program writes, per record, in Open edX's order of checks (docs/rules.md rule 4): `invalid-status`, then
  * `conflict` for a create of an existing PE or `not-in-program` for an update of a missing one.
  * Duplicates are settled before this. An update never changes the curriculum.
  */
@@ -47,15 +48,16 @@ export function planProgramWrites(
 ): ProgramWritePlan {
   // Null prototype: a student key may be any string, `__proto__` included.
   const plan: ProgramWritePlan = { results: Object.create(null), creates: [], updates: [], links: [], keptWaiting: 0 };
-  const taken = new Set(state.usersInProgram);
+  // Every seat here is in the one program being written.
+  const program = '';
+  const seats = new ProgramSeats([...state.usersInProgram].map((userId) => ({ userId, programUuid: program })));
   const accountFor = (lower: string): number | null => {
     const userId = state.accounts.get(lower);
     if (userId === undefined) return null;
-    if (taken.has(userId)) {
+    if (!seats.claim(userId, program)) {
       plan.keptWaiting += 1;
       return null;
     }
-    taken.add(userId);
     return userId;
   };
   for (const record of records) {

@@ -1,4 +1,4 @@
-/** The vocabularies of CONTRACT.md. */
+/** The vocabularies of docs/contract.md. */
 export const PROGRAM_STATUSES = ['enrolled', 'pending', 'suspended', 'canceled', 'ended'] as const;
 export const COURSE_STATUSES = ['active', 'inactive'] as const;
 export type ProgramStatus = (typeof PROGRAM_STATUSES)[number];
@@ -14,7 +14,6 @@ export const ERROR_RESULTS = [
   'internal-error',
   'course-not-found',
 ] as const;
-export type ErrorResult = (typeof ERROR_RESULTS)[number];
 
 export const isProgramStatus = (s: string): s is ProgramStatus => (PROGRAM_STATUSES as readonly string[]).includes(s);
 export const isCourseStatus = (s: string): s is CourseStatus => (COURSE_STATUSES as readonly string[]).includes(s);

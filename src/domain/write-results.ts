@@ -19,7 +19,7 @@ export interface WriteResult {
 /**
  * Splits a job's records into those to apply and the duplicated spellings: a key that appears
  * twice or more, in any case, is `duplicated` for every spelling sent and none of its records is
- * applied (SPEC rule 3; Open edX kept the third `abc` of `abc, ABC, abc`, which we do not).
+ * applied (docs/rules.md rule 3; Open edX kept the third `abc` of `abc, ABC, abc`, which we do not).
  */
 export function separateDuplicates<R extends SentRecord>(
   records: readonly R[],

@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
+import type { HttpDeps } from './deps.js';
 import { registerJobRoutes } from './routes/jobs.js';
 import { registerProgramRoutes } from './routes/programs.js';
 import { registerUploadRoutes } from './routes/uploads.js';
 import { registerUserRoutes } from './routes/users.js';
-import type { HttpDeps } from './server.js';
 
-/** The API of CONTRACT.md "HTTP", mounted under /api behind the bearer-token guard. */
+/** The API of docs/contract.md "HTTP", mounted under /api behind the bearer-token guard. */
 export async function registerApi(api: FastifyInstance, deps: HttpDeps): Promise<void> {
   await registerProgramRoutes(api, deps);
   await registerUploadRoutes(api, deps);

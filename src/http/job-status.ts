@@ -2,8 +2,9 @@ import type { Job, JobState } from 'bullmq';
 import { compareCodePoints } from '../domain/order.js';
 import type { CourseUploadResultRow } from '../domain/write-results.js';
 import { csvLine } from './csv.js';
+import { formatTimestamp } from './timestamps.js';
 
-/** The job states of the Registrar's job API (django-user-tasks), as CONTRACT "HTTP" lists them. */
+/** The job states of the Registrar's job API (django-user-tasks), as docs/contract.md "HTTP" lists them. */
 export type JobStatusState = 'Pending' | 'In Progress' | 'Retrying' | 'Succeeded' | 'Failed' | 'Canceled';
 
 /**
@@ -34,7 +35,7 @@ export function jobStatusState(
   }
 }
 
-/** The per-learner results of a write job (CONTRACT "Result of both write jobs"), or null for other jobs. */
+/** The per-learner results of a write job (docs/contract.md "Result of both write jobs"), or null for other jobs. */
 export function writeResults(returnvalue: unknown): Record<string, unknown> | null {
   if (typeof returnvalue !== 'object' || returnvalue === null) return null;
   const { results } = returnvalue as { results?: unknown };
@@ -85,7 +86,7 @@ export function courseUploadResultCsv(rows: readonly CourseUploadResultRow[], co
   return csvLine(header) + fields.map(line).join('');
 }
 
-/** The result CSV of a succeeded job (CONTRACT "HTTP"), or null for a job whose result has none. */
+/** The result CSV of a succeeded job (docs/contract.md "HTTP"), or null for a job whose result has none. */
 export function resultCsv(returnvalue: unknown): string | null {
   const upload = courseUploadResults(returnvalue);
   if (upload) return courseUploadResultCsv(upload.rows, upload.courseStaffColumn);
@@ -119,7 +120,7 @@ export function jobStatus(job: JobSnapshot, state: JobStatusState, resultUrl: st
   return {
     job_id: String(job.id),
     name: job.name,
-    created: new Date(job.timestamp).toISOString(),
+    created: formatTimestamp(new Date(job.timestamp)),
     state,
     result: succeeded && hasResultCsv(job.returnvalue) ? resultUrl : null,
     text: succeeded ? resultText(job.returnvalue) : null,

@@ -4,7 +4,7 @@ import { badRequest } from './errors.js';
 import { requestOrigin, requestPath } from './urls.js';
 
 /**
- * Keyset pagination over a list ordered by a numeric row id (CONTRACT "Pagination"): `page_size`
+ * Keyset pagination over a list ordered by a numeric row id (docs/contract.md "Pagination"): `page_size`
  * (default 100, capped at 1,000) and an opaque `cursor`. Never OFFSET: a page costs the same
  * wherever it is, and rows added or removed meanwhile do not shift the pages.
  */

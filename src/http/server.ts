@@ -1,19 +1,11 @@
-import type { Queue } from 'bullmq';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import type { Services } from '../jobs/context.js';
 import { registerAdmin } from './admin.js';
 import { registerApi } from './api.js';
 import { bearerGuard } from './auth.js';
-
-export interface HttpDeps {
-  services: Services;
-  queues: Queue[];
-  /** Really checks Redis, Postgres and the workers; resolves to the failing parts. */
-  readiness(): Promise<string[]>;
-}
+import type { HttpDeps } from './deps.js';
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
-  const { config, metrics } = deps.services;
+  const { config, metrics } = deps;
   const app = Fastify({
     logger: false,
     trustProxy: true,
@@ -30,7 +22,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
 
   app.setErrorHandler((err: Error & { statusCode?: number }, _request, reply) => {
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
-    if (status >= 500) deps.services.log.error({ err: err.message }, 'http error');
+    if (status >= 500) deps.log.error({ err: err.message }, 'http error');
     return reply.code(status).send({ error: status >= 500 ? 'internal error' : err.message });
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: 'not found' }));

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 
 /**
- * The scheme and authority that callers used, for the absolute URLs in answers (CONTRACT "HTTP"):
+ * The scheme and authority that callers used, for the absolute URLs in answers (docs/contract.md "HTTP"):
  * the `Host` header as sent, and the scheme of `X-Forwarded-Proto` when a proxy set one, else http.
  * Fastify's own `request.host`/`request.protocol` are not used: with trustProxy they also follow
  * X-Forwarded-Host, which the contract does not ask for.

@@ -1,12 +1,14 @@
-import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { Config } from '../config.js';
+import type { JobName } from '../contract/jobs.js';
 import type { Database } from '../db/client.js';
+import type { JobStamp } from '../db/history.js';
 import type { LearnerCourseLocks } from '../lock/learner-course-locks.js';
+import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 
-/** What every job handler may use. Built once per process. */
-export interface Services {
+/** What the job handlers use; the process wiring (src/app.ts) builds it once. */
+export interface JobDeps {
   config: Config;
   database: Database;
   locks: LearnerCourseLocks;
@@ -15,7 +17,7 @@ export interface Services {
 }
 
 /** One run of one job. */
-export interface JobContext extends Services {
+export interface JobContext extends JobDeps {
   /** The BullMQ job id, recorded in history rows. */
   jobId: string;
   /**
@@ -31,4 +33,12 @@ export interface JobContext extends Services {
 export interface JobHandler<P, R> {
   schema: z.ZodType<P>;
   run(payload: P, ctx: JobContext): Promise<R>;
+}
+
+/** Every job name has its handler: a name without one fails the type check. */
+export type HandlerRegistry = Record<JobName, JobHandler<any, unknown>>;
+
+/** Who made a change: the job, and the producer's `requested_by` when it sent one. */
+export function stampOf(ctx: JobContext, requestedBy?: string | null): JobStamp {
+  return { jobId: ctx.jobId, requestedBy: requestedBy ?? null };
 }

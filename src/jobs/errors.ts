@@ -1,14 +1,8 @@
-/**
- * Errors a job handler throws to steer the worker:
- *  - JobRejectedError: the job can never succeed (bad payload, unknown program); it fails at once
- *    without retries, and its message is the failed reason producers read.
- *  - LockBusyError: another job holds a learner-course lock; the job is delayed, not failed.
- * Anything else that `isTransient` recognizes is retried by the service itself.
- */
-export class JobRejectedError extends Error {
-  override name = 'JobRejectedError';
-}
+import { JobRejectedError, RetryableError } from '../domain/errors.js';
 
+export { JobRejectedError, RetryableError };
+
+/** Another job holds a learner-course lock: the job is delayed, not failed, and no attempt is used. */
 export class LockBusyError extends Error {
   override name = 'LockBusyError';
   constructor() {
@@ -16,32 +10,45 @@ export class LockBusyError extends Error {
   }
 }
 
-/** A fault that retrying cures: the database or Redis away, a lost race that Postgres caught. */
-export function isTransient(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
+/**
+ * Postgres: serialization failure, deadlock, lock not available, unique violation (a concurrent
+ * writer won a race; the retry sees its row); and the classes of connection exceptions, operator
+ * intervention (shutdown) and insufficient resources (too many connections).
+ */
+const RETRYABLE_SQLSTATES = ['40001', '40P01', '55P03', '23505'];
+const RETRYABLE_SQLSTATE_CLASSES = /^(08|57P|53)/;
+/** Node and postgres.js network errors. */
+const RETRYABLE_NETWORK_CODES = [
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+];
+/** ioredis and Redis replies that say the server is away or busy, not that the command is wrong. */
+const RETRYABLE_REDIS_MESSAGES =
+  /Connection is closed|ECONNREFUSED|ECONNRESET|MaxRetriesPerRequest|READONLY|LOADING|CLUSTERDOWN|TRYAGAIN/;
+
+/**
+ * The one place that decides whether a fault is cured by running the job again: a RetryableError
+ * as it is, a Postgres or network fault wrapped in one, anything else `null`.
+ */
+export function asRetryable(err: unknown): RetryableError | null {
+  if (err instanceof RetryableError) return err;
+  if (!(err instanceof Error)) return null;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string') {
-    // Postgres: connection exceptions, serialization failure, deadlock, unique violation (a
-    // concurrent writer won a race; the retry sees its row), shutdown, too many connections.
-    if (/^(08|57P|53)/.test(code) || ['40001', '40P01', '23505', '55P03'].includes(code)) return true;
-    // Node and postgres.js network errors.
     if (
-      [
-        'ECONNREFUSED',
-        'ECONNRESET',
-        'ETIMEDOUT',
-        'EPIPE',
-        'CONNECTION_CLOSED',
-        'CONNECTION_ENDED',
-        'CONNECTION_DESTROYED',
-        'CONNECT_TIMEOUT',
-      ].includes(code)
+      RETRYABLE_SQLSTATES.includes(code) ||
+      RETRYABLE_SQLSTATE_CLASSES.test(code) ||
+      RETRYABLE_NETWORK_CODES.includes(code)
     )
-      return true;
+      return new RetryableError(err.message, { cause: err, code });
   }
-  return /Connection is closed|ECONNREFUSED|ECONNRESET|MaxRetriesPerRequest|READONLY|LOADING|CLUSTERDOWN|TRYAGAIN/.test(
-    err.message,
-  );
+  return RETRYABLE_REDIS_MESSAGES.test(err.message) ? new RetryableError(err.message, { cause: err }) : null;
 }
 
 export function coerceError(err: unknown): Error {

@@ -1,5 +1,5 @@
-import type { HandlerRegistry } from '../queue/workers.js';
 import { accountCreatedJob } from './account-created.js';
+import type { HandlerRegistry } from './context.js';
 import { courseEnrollmentChangedJob } from './course-enrollment-changed.js';
 import { expireWaitingEnrollmentsJob } from './expire-waiting-enrollments.js';
 import { linkProgramEnrollmentsJob } from './link-program-enrollments.js';
@@ -9,7 +9,7 @@ import { writeProgramCourseEnrollmentsJob } from './write-program-course-enrollm
 import { writeProgramCourseEnrollmentsUploadJob } from './write-program-course-enrollments-upload.js';
 import { writeProgramEnrollmentsJob } from './write-program-enrollments.js';
 
-/** Every job name of CONTRACT.md and its handler, and the service's own course upload job. */
+/** Every job name of docs/contract.md and its handler, and the service's own course upload job. */
 export const handlers: HandlerRegistry = {
   'upsert-program': upsertProgramJob,
   'write-program-enrollments': writeProgramEnrollmentsJob,

@@ -1,8 +1,10 @@
-import { upsertProgram } from '../db/programs.js';
-import { type UpsertProgramPayload, upsertProgramPayload } from '../queue/payloads.js';
+import { type UpsertProgramPayload, upsertProgramPayload } from '../contract/payloads.js';
+import type { UpsertProgramResult } from '../contract/results.js';
+import { upsertProgram } from '../use-cases/programs.js';
 import type { JobHandler } from './context.js';
 
-export const upsertProgramJob: JobHandler<UpsertProgramPayload, { program_uuid: string }> = {
+/** `upsert-program`: replacing a catalog entry with the same one changes nothing, so it needs no ledger. */
+export const upsertProgramJob: JobHandler<UpsertProgramPayload, UpsertProgramResult> = {
   schema: upsertProgramPayload,
   async run(payload, ctx) {
     await upsertProgram(ctx.database.sql, payload);

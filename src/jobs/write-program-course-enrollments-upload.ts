@@ -1,16 +1,17 @@
-import type { JobStamp } from '../db/history.js';
-import { storeResult } from '../db/job-ledger.js';
-import type { CourseRecord } from '../domain/course-enrollment-writes.js';
-import { resolveCourseKey } from '../domain/program.js';
-import { type CourseUploadResult, type CourseUploadResultRow, codeAndCounts } from '../domain/write-results.js';
 import {
   type WriteProgramCourseEnrollmentsUploadPayload,
   writeProgramCourseEnrollmentsUploadPayload,
-} from '../queue/payloads.js';
-import { earlierResult } from './chunked-write.js';
-import type { JobContext, JobHandler } from './context.js';
-import { lowerKeys, requireProgram } from './program-lookup.js';
-import { writeCourseEnrollments } from './write-program-course-enrollments.js';
+} from '../contract/payloads.js';
+import { ledgerKeys, storeResult } from '../db/job-ledger.js';
+import { lowerKeys } from '../db/learners.js';
+import type { CourseRecord } from '../domain/course-enrollment-writes.js';
+import { resolveCourseKey } from '../domain/program.js';
+import { type CourseUploadResult, type CourseUploadResultRow, codeAndCounts } from '../domain/write-results.js';
+import { requireProgram } from '../use-cases/programs.js';
+import { courseEnrollmentsWrite } from '../use-cases/write-course-enrollments.js';
+import { runChunkedWrite } from './chunked.js';
+import { type JobContext, type JobHandler, stampOf } from './context.js';
+import { earlierResult } from './ledger.js';
 
 const JOB_NAME = 'write-program-course-enrollments-upload';
 
@@ -72,7 +73,7 @@ export const writeProgramCourseEnrollmentsUploadJob: JobHandler<
       sql,
       rows.map((r) => r.student_key),
     );
-    const stamp: JobStamp = { jobId: ctx.jobId, requestedBy: payload.requested_by ?? null };
+    const stamp = stampOf(ctx, payload.requested_by);
     for (const [courseKey, positions] of rowsOfCourse) {
       const before = done;
       // Progress counts rows over the whole upload, not over the course being written.
@@ -88,15 +89,12 @@ export const writeProgramCourseEnrollmentsUploadJob: JobHandler<
         status: rows[i]!.status,
         courseStaff: courseStaffOf(rows[i]!.course_staff),
       }));
-      const written = await writeCourseEnrollments(courseCtx, {
-        jobName: JOB_NAME,
-        program,
-        courseKey,
-        records,
-        action: 'create_or_update',
-        stamp,
-        ledgerKey: `${ctx.key}#course:${courseKey}`,
-      });
+      const written = await runChunkedWrite(
+        courseCtx,
+        JOB_NAME,
+        courseEnrollmentsWrite({ program, courseKey, records, action: 'create_or_update', stamp }, courseCtx.log),
+        ledgerKeys.course(ctx.key, courseKey),
+      );
       for (const i of positions) {
         const result = written.results[rows[i]!.student_key];
         if (result === undefined) {

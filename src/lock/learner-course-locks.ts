@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Cluster } from 'ioredis';
-import type { RedisClient } from '../services/redis.js';
+import type { RedisClient } from '../infra/redis.js';
 
 /** A learner (organization, lower-cased key) in one course. */
 export interface LearnerCourse {
@@ -56,10 +56,6 @@ export class LearnerCourseLocks {
     }
     this.redis = redis as WithRelease;
     this.oneScriptPerLease = !(redis instanceof Cluster);
-  }
-
-  get enabled(): boolean {
-    return this.options.enabled;
   }
 
   keyFor(pair: LearnerCourse): string {

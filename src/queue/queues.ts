@@ -1,27 +1,9 @@
 import { type DefaultJobOptions, type KeepJobs, Queue } from 'bullmq';
-import type { RedisClient } from '../services/redis.js';
+import type { RedisClient } from '../infra/redis.js';
 
-/**
- * The two queues of CONTRACT.md and the job names each one carries; besides CONTRACT's names,
- * `write-program-course-enrollments-upload` is the service's own job for a course CSV upload
- * (src/queue/payloads.ts), which producers never send.
- */
-export const QUEUES = {
-  enrollments: [
-    'upsert-program',
-    'write-program-enrollments',
-    'write-program-course-enrollments',
-    'write-program-course-enrollments-upload',
-    'link-program-enrollments',
-    'expire-waiting-enrollments',
-    'retire-learner',
-  ],
-  accounts: ['account-created', 'course-enrollment-changed'],
-} as const;
+export { QUEUE_NAMES, QUEUES, type QueueName } from '../contract/jobs.js';
 
-export type QueueName = keyof typeof QUEUES;
-export type JobName = (typeof QUEUES)[QueueName][number];
-export const QUEUE_NAMES = Object.keys(QUEUES) as QueueName[];
+import type { QueueName } from '../contract/jobs.js';
 
 /** Finished jobs stay visible in Bull Board for a while; Postgres keeps the durable record. */
 export const KEEP_COMPLETED: KeepJobs = { age: 24 * 3600, count: 5_000 };

@@ -1,12 +1,11 @@
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
-import type { JobContext, JobHandler, Services } from '../jobs/context.js';
-import { coerceError, isTransient, JobRejectedError, LockBusyError } from '../jobs/errors.js';
-import type { RedisClient } from '../services/redis.js';
-import { describeIssues } from './payloads.js';
+import { describeIssues } from '../contract/payloads.js';
+import { ledgerKeys } from '../db/job-ledger.js';
+import type { RetryableError } from '../domain/errors.js';
+import type { RedisClient } from '../infra/redis.js';
+import type { HandlerRegistry, JobContext, JobDeps } from '../jobs/context.js';
+import { asRetryable, coerceError, JobRejectedError, LockBusyError } from '../jobs/errors.js';
 import { KEEP_COMPLETED, KEEP_FAILED, QUEUES, type QueueName } from './queues.js';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type HandlerRegistry = Record<string, JobHandler<any, unknown>>;
 
 /**
  * Past this many retries a fault that looked transient is treated as what it is: a failure. A
@@ -16,14 +15,10 @@ export type HandlerRegistry = Record<string, JobHandler<any, unknown>>;
 const MAX_SELF_RETRIES = 100;
 const MAX_SELF_RETRIES_ON_UNIQUE_VIOLATION = 5;
 
-/**
- * The identity of a job across runs. A producer-chosen jobId names the job for good (so a
- * re-submission after BullMQ forgot it still returns the first result); BullMQ's own numeric ids
- * restart when Redis loses its data, so those are qualified with the job's creation time.
- */
-export function jobKey(queue: string, job: Job): string {
+/** The identity of a job across runs (src/db/job-ledger.ts `ledgerKeys`). */
+function jobKey(queue: string, job: Job): string {
   const custom = job.opts?.jobId !== undefined && job.opts.jobId !== null;
-  return custom ? `${queue}/${job.id}` : `${queue}/${job.id}@${job.timestamp}`;
+  return ledgerKeys.job(queue, String(job.id), custom ? undefined : job.timestamp);
 }
 
 /**
@@ -34,14 +29,14 @@ function selfRetryCounter(redis: RedisClient, prefix: string) {
   const key = (queue: string, job: Job) =>
     `${prefix.replace(/[{}]/g, '')}:self-retries:${queue}:${job.id}@${job.timestamp}`;
   return {
-    async allow(queue: string, job: Job, err: Error): Promise<boolean> {
+    async allow(queue: string, job: Job, err: RetryableError): Promise<boolean> {
       const k = key(queue, job);
       const [[, n]] = (await redis
         .multi()
         .incr(k)
         .expire(k, 7 * 24 * 3600)
         .exec()) as [[null, number], unknown];
-      const max = (err as { code?: string }).code === '23505' ? MAX_SELF_RETRIES_ON_UNIQUE_VIOLATION : MAX_SELF_RETRIES;
+      const max = err.code === '23505' ? MAX_SELF_RETRIES_ON_UNIQUE_VIOLATION : MAX_SELF_RETRIES;
       return n <= max;
     },
     async count(queue: string, job: Job): Promise<number> {
@@ -63,7 +58,7 @@ export interface WorkerSet {
 }
 
 export function startWorkers(
-  services: Services,
+  services: JobDeps,
   connect: (name: string) => RedisClient,
   handlers: HandlerRegistry,
 ): WorkerSet {
@@ -74,10 +69,10 @@ export function startWorkers(
     const worker = new Worker(
       queue,
       async (job: Job, token?: string, signal?: AbortSignal) => {
-        const handler = handlers[job.name];
-        if (!handler || !(QUEUES[queue] as readonly string[]).includes(job.name)) {
+        if (!(QUEUES[queue] as readonly string[]).includes(job.name)) {
           throw new UnrecoverableError(`unknown job name ${job.name} on queue ${queue}`);
         }
+        const handler = handlers[job.name as keyof HandlerRegistry];
         const parsed = handler.schema.safeParse(job.data);
         if (!parsed.success) throw new UnrecoverableError(`invalid payload: ${describeIssues(parsed.error.issues)}`);
         const ctx: JobContext = {
@@ -104,12 +99,10 @@ export function startWorkers(
             await job.moveToDelayed(Date.now() + 20 + Math.random() * 150, token);
             throw new DelayedError();
           }
-          if (isTransient(err) && (await selfRetries.allow(queue, job, err))) {
+          const retryable = asRetryable(err);
+          if (retryable && (await selfRetries.allow(queue, job, retryable))) {
             const delay = retryDelayMs(await selfRetries.count(queue, job));
-            ctx.log.warn(
-              { err: err.message, code: (err as { code?: string }).code, delay },
-              'transient fault; retrying',
-            );
+            ctx.log.warn({ err: err.message, code: retryable.code, delay }, 'transient fault; retrying');
             metrics.jobs.inc({ queue, name: job.name, outcome: 'retried' });
             await job.moveToDelayed(Date.now() + delay, token);
             throw new DelayedError();

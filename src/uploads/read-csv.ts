@@ -1,9 +1,9 @@
 import { parse } from 'csv-parse/sync';
 import type { z } from 'zod';
-import { describeIssues, MAX_WRITE_RECORDS } from '../queue/payloads.js';
+import { describeIssues, MAX_WRITE_RECORDS } from '../contract/payloads.js';
 
 /**
- * Reading an enrollment CSV by the rules of CONTRACT "Uploads": headers trimmed and case-folded,
+ * Reading an enrollment CSV by the rules of docs/contract.md "Uploads": headers trimmed and case-folded,
  * extra columns dropped, blank lines ignored, RFC 4180 quoting. Shared by the HTTP uploads and the
  * CLI, so that a file behaves the same, with the same messages, whichever way it is sent.
  */

@@ -1,9 +1,9 @@
 import type { z } from 'zod';
-import { writeProgramCourseEnrollmentsUploadPayload, writeProgramEnrollmentsPayload } from '../queue/payloads.js';
+import { writeProgramCourseEnrollmentsUploadPayload, writeProgramEnrollmentsPayload } from '../contract/payloads.js';
 import { payloadProblem, readUploadCsv, recordLimitProblem, UploadCsvError } from './read-csv.js';
 
 /**
- * The HTTP uploads' CSV → job payload mapping (CONTRACT "HTTP" and "Uploads"), pure so that it is
+ * The HTTP uploads' CSV → job payload mapping (docs/contract.md "HTTP" and "Uploads"), pure so that it is
  * tested without a server. A file that cannot become a valid job is refused here, before any job
  * exists: UploadCsvError (answered 400) names the problem and its line; UploadTooLargeError
  * (answered 413) is a file of more records than one job takes.

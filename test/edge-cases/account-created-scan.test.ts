@@ -6,9 +6,26 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { enrollOk, newProgram, ORG, uniqueKey, uniqueUserId } from '../support/fixtures.js';
-import { useTestService } from '../support/service.js';
+import { useTestService, waitFor } from '../support/service.js';
 
 const t = useTestService();
+
+/**
+ * Makes the service's backends publish their statistics. A backend flushes its pending counters
+ * when it exits, and otherwise only once idle, up to 10 s later: so end its idle ones (it names its
+ * connections and reconnects on demand) and wait until they are gone.
+ */
+async function flushServiceBackends(): Promise<void> {
+  const ended = await t.sql`
+    select pid, pg_terminate_backend(pid) from pg_stat_activity
+    where datname = current_database() and application_name = 'program-enrollments' and state = 'idle'`;
+  const pids = ended.map((r) => r.pid as number);
+  await waitFor(
+    async () => ((await t.sql`select 1 from pg_stat_activity where pid = any(${pids})`).length ? undefined : true),
+    10_000,
+    'the ended backends of the service to exit',
+  );
+}
 
 async function learnerScans(): Promise<{ seq: number; tuples: number }> {
   // Drop this session's cached snapshot of the cumulative statistics.
@@ -26,7 +43,7 @@ describe('account-created on a large learners table', () => {
     await t.sql`analyze learners`;
     const key = uniqueKey();
     await enrollOk(t, P.program_uuid, [{ student_key: key, status: 'enrolled' }]);
-    await new Promise((r) => setTimeout(r, 11_000)); // backends flush their counters when idle, at most 10 s later
+    await flushServiceBackends();
 
     const before = await learnerScans();
     const user_id = uniqueUserId();
@@ -38,7 +55,7 @@ describe('account-created on a large learners table', () => {
     });
     expect(done.state, done.failedReason).toBe('completed');
     expect(done.result.linked).toHaveLength(1);
-    await new Promise((r) => setTimeout(r, 11_000));
+    await flushServiceBackends();
     const after = await learnerScans();
 
     expect(after.tuples - before.tuples, `sequential scans of learners: ${after.seq - before.seq}`).toBeLessThan(1_000);

@@ -11,20 +11,22 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { completed, getPe, newOrg, newProgram, peOf, token, writeEnrollments } from '../support/fixtures.js';
-import { type TestService, useTestService } from '../support/service.js';
+import { type TestService, useTestService, waitFor } from '../support/service.js';
 
 const t = useTestService();
 
 async function waitForLockWait(pattern: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const rows = await t.sql`
-      select 1 from pg_stat_activity
-      where datname = current_database() and wait_event_type = 'Lock' and query ilike ${pattern}`;
-    if (rows.length) return;
-    if (Date.now() > deadline) throw new Error(`nothing waits on a lock in ${pattern}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor(
+    async () => {
+      const rows = await t.sql`
+        select 1 from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock' and query ilike ${pattern}`;
+      return rows.length ? true : undefined;
+    },
+    10_000,
+    `a statement like ${pattern} waiting on a lock`,
+    20,
+  );
 }
 
 /** Holds the expiry after it deleted the old PE of `key` in p1, adds `write`, waits until it blocks, lets both finish. */

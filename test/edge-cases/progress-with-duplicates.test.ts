@@ -28,7 +28,7 @@ describe('progress of a write with duplicates', () => {
         enrollments,
       });
       expect(done.state, done.failedReason).toBe('completed');
-      await new Promise((r) => setTimeout(r, 200));
+      await reports.ended(done.job.id!);
       const progress = reports.of(done.job.id!);
       expect(progress.at(-1)).toEqual({ done: 2_300, total: 2_300 });
       let last = 0;

@@ -4,13 +4,14 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Service, startService } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { freePort } from '../../src/services/embedded.js';
-import { API_TOKEN, createTestDatabase } from '../support/service.js';
+import { freePort } from '../../src/infra/embedded.js';
+import { API_TOKEN, createTestDatabase, waitFor } from '../support/service.js';
 
 let port: number;
 let redis: ChildProcess | undefined;
@@ -24,21 +25,22 @@ async function startRedis(): Promise<void> {
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
     { stdio: 'ignore' },
   );
-  for (let i = 0; i < 100; i++) {
-    try {
-      const net = await import('node:net');
-      await new Promise<void>((res, rej) => {
+  const child = redis;
+  await waitFor(
+    () => {
+      if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`);
+      return new Promise<true | undefined>((res) => {
         const s = net.connect(port, '127.0.0.1', () => {
           s.end();
-          res();
+          res(true);
         });
-        s.on('error', rej);
+        s.on('error', () => res(undefined));
       });
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+    },
+    10_000,
+    `redis-server to accept connections on port ${port}`,
+    50,
+  );
 }
 async function stopRedis(): Promise<void> {
   const child = redis!;

@@ -9,7 +9,7 @@ import { type JobsOptions, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Fragment } from 'postgres';
 import { beforeAll, expect, inject } from 'vitest';
-import type { FinishedJob, TestService } from './service.js';
+import { type FinishedJob, type TestService, waitFor } from './service.js';
 
 // ---------------------------------------------------------------------------------------------
 // Unique names, so that the tests of one file never see each other's learners, courses or accounts.
@@ -305,6 +305,11 @@ export interface Progress {
 export interface ProgressWatch {
   /** The reports of one job so far, oldest first. */
   of(jobId: string): Progress[];
+  /**
+   * Waits until the event stream has carried the job's `completed` or `failed` event. The stream
+   * is ordered and a job's reports precede its end, so by then `of` holds all of them.
+   */
+  ended(jobId: string, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -317,10 +322,16 @@ export async function watchProgress(t: TestService): Promise<ProgressWatch> {
   const connection = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
   const events = new QueueEvents('enrollments', { connection, prefix: t.prefix });
   const reports: Array<{ jobId: string; data: unknown }> = [];
+  const ended = new Set<string>();
   events.on('progress', ({ jobId, data }) => reports.push({ jobId, data }));
+  events.on('completed', ({ jobId }) => ended.add(jobId));
+  events.on('failed', ({ jobId }) => ended.add(jobId));
   await events.waitUntilReady();
   return {
     of: (jobId) => reports.filter((r) => r.jobId === jobId).map((r) => r.data as Progress),
+    async ended(jobId, timeoutMs = 30_000) {
+      await waitFor(async () => (ended.has(jobId) ? true : undefined), timeoutMs, `the end event of job ${jobId}`);
+    },
     async close() {
       await events.close();
       await connection.quit();

@@ -2,11 +2,11 @@ import path from 'node:path';
 import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
 import { runMigrations } from '../../src/db/migrate.js';
-import { locatePostgres, locateRedis } from '../../src/services/locate.js';
+import { locatePostgres, locateRedis } from '../../src/infra/locate.js';
 
 /**
  * Real Redis and Postgres for every test: REDIS_URL / DATABASE_URL when set, else the local
- * services when they answer, else private ones started here (src/services/locate.ts); a private
+ * services when they answer, else private ones started here (src/infra/locate.ts); a private
  * Postgres keeps its cluster in .data/test-postgres between runs and skips fsync. Migrations run
  * once into a template database; each test file clones it (see service.ts).
  */

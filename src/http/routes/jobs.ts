@@ -1,8 +1,9 @@
 import { Job } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
+import { findSubmittedJob } from '../../db/job-ledger.js';
+import type { HttpDeps } from '../deps.js';
 import { notFound } from '../errors.js';
 import { type JobSnapshot, type JobStatusState, jobStatus, jobStatusState, resultCsv } from '../job-status.js';
-import type { HttpDeps } from '../server.js';
 import { requestOrigin } from '../urls.js';
 
 /**
@@ -26,17 +27,12 @@ async function findJob(deps: HttpDeps, jobId: string): Promise<{ job: JobSnapsho
     const state = jobStatusState(bullState, job);
     if (state !== null) return { job, state };
   }
-  const { sql } = deps.services.database;
-  const [submitted] = await sql<{ queue: string; name: string; createdAt: Date; result: unknown }[]>`
-    select s.queue, s.name, s.created_at as "createdAt", r.result
-    from submitted_jobs s
-    left join job_results r on r.key = s.queue || '/' || s.job_id and r.result <> 'null'::jsonb
-    where s.job_id = ${jobId}`;
+  const submitted = await findSubmittedJob(deps.database.sql, jobId);
   if (!submitted) return null;
   const job: JobSnapshot = {
     id: jobId,
     name: submitted.name,
-    timestamp: new Date(submitted.createdAt).getTime(),
+    timestamp: submitted.createdAt.getTime(),
     returnvalue: submitted.result ?? null,
     failedReason: '',
   };

@@ -2,9 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import { loadProgram } from '../../db/programs.js';
 import { learnerHistory, listProgramCourseEnrollments, listProgramEnrollments, programExists } from '../../db/reads.js';
 import { resolveCourseKey } from '../../domain/program.js';
+import type { HttpDeps } from '../deps.js';
 import { notFound } from '../errors.js';
 import { paginate, parsePageRequest } from '../pagination.js';
-import type { HttpDeps } from '../server.js';
+import { formatTimestamp } from '../timestamps.js';
 
 /** Any 8-4-4-4-12 hex id, as the job payloads accept program uuids. */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -19,8 +20,8 @@ export function programUuidParam(raw: string): string {
   return uuid;
 }
 
-export async function registerProgramRoutes(api: FastifyInstance, { services }: HttpDeps): Promise<void> {
-  const { sql } = services.database;
+export async function registerProgramRoutes(api: FastifyInstance, { database }: HttpDeps): Promise<void> {
+  const { sql } = database;
 
   api.get<{ Params: { program_uuid: string } }>('/v1/programs/:program_uuid/enrollments', async (request) => {
     const page = parsePageRequest(request.query);
@@ -71,7 +72,7 @@ export async function registerProgramRoutes(api: FastifyInstance, { services }: 
     '/v1/programs/:program_uuid/enrollments/:student_key/history',
     async (request) => {
       const programUuid = programUuidParam(request.params.program_uuid);
-      // Keys are stored trimmed (CONTRACT "Vocabulary"), so a padded key names the same learner.
+      // Keys are stored trimmed (docs/contract.md "Vocabulary"), so a padded key names the same learner.
       const studentKey = request.params.student_key.trim();
       // No stored key holds NUL or exceeds 255 characters (payload validation refuses them), and
       // Postgres would reject the NUL: such a key simply names nobody.
@@ -79,7 +80,7 @@ export async function registerProgramRoutes(api: FastifyInstance, { services }: 
       const rows = storable ? await learnerHistory(sql, programUuid, studentKey) : [];
       if (rows.length === 0) throw notFound(`no history for student key ${studentKey} in program ${programUuid}`);
       return rows.map((row) => ({
-        at: row.at,
+        at: formatTimestamp(row.at),
         entity: row.entity,
         action: row.action,
         changes: row.changes,

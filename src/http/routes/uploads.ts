@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { forgetSubmittedJob, recordSubmittedJob } from '../../db/job-ledger.js';
 import { programExists } from '../../db/reads.js';
 import { UploadCsvError } from '../../uploads/read-csv.js';
 import { courseUploadPayload, programUploadPayload, UploadTooLargeError } from '../../uploads/upload-payloads.js';
+import type { HttpDeps } from '../deps.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
-import type { HttpDeps } from '../server.js';
 import { requestOrigin } from '../urls.js';
 import { programUuidParam } from './programs.js';
 
@@ -63,13 +64,13 @@ function payloadFrom<P>(build: () => P): P {
 }
 
 /**
- * Registrar's CSV uploads (CONTRACT "HTTP", "Uploads"): the file becomes one job on the
+ * Registrar's CSV uploads (docs/contract.md "HTTP", "Uploads"): the file becomes one job on the
  * `enrollments` queue and the answer is `202 { job_id, job_url }`. The job id is chosen here
  * (`upload-<uuid>`, never digits only, so it cannot collide with BullMQ's own numbering), so the
  * job's history rows and result CSV carry the id the caller was given.
  */
-export async function registerUploadRoutes(api: FastifyInstance, { services, queues }: HttpDeps): Promise<void> {
-  const { sql } = services.database;
+export async function registerUploadRoutes(api: FastifyInstance, { database, log, queues }: HttpDeps): Promise<void> {
+  const { sql } = database;
   const enrollments = queues.find((q) => q.name === 'enrollments');
   if (!enrollments) throw new Error('the enrollments queue is required for the upload routes');
 
@@ -87,14 +88,14 @@ export async function registerUploadRoutes(api: FastifyInstance, { services, que
   ) => {
     const jobId = `upload-${randomUUID()}`;
     // Recorded first, so the job API can answer for the job once BullMQ has forgotten it.
-    await sql`insert into submitted_jobs (job_id, queue, name) values (${jobId}, ${enrollments.name}, ${name})`;
+    await recordSubmittedJob(sql, jobId, enrollments.name, name);
     try {
       await enrollments.add(name, payload, { jobId });
     } catch (err) {
-      await sql`delete from submitted_jobs where job_id = ${jobId}`;
+      await forgetSubmittedJob(sql, jobId);
       throw err;
     }
-    services.log.info({ job: name, jobId, records: payload.enrollments.length }, 'upload accepted');
+    log.info({ job: name, jobId, records: payload.enrollments.length }, 'upload accepted');
     return reply.code(202).send({ job_id: jobId, job_url: `${requestOrigin(request)}/api/v1/jobs/${jobId}` });
   };
 

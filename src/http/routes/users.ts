@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { accountExists, userCourseEnrollments } from '../../db/reads.js';
 import { compareCodePoints } from '../../domain/order.js';
+import type { HttpDeps } from '../deps.js';
 import { notFound } from '../errors.js';
-import type { HttpDeps } from '../server.js';
 
 /**
- * A user id as CONTRACT "Account events" defines it: an integer from 1 to 2^53 − 1. Anything else
+ * A user id as docs/contract.md "Account events" defines it: an integer from 1 to 2^53 − 1. Anything else
  * names no account, and an unknown account is a 404.
  */
 function userIdParam(raw: string): number {
@@ -14,8 +14,8 @@ function userIdParam(raw: string): number {
   return id;
 }
 
-export async function registerUserRoutes(api: FastifyInstance, { services }: HttpDeps): Promise<void> {
-  const { sql } = services.database;
+export async function registerUserRoutes(api: FastifyInstance, { database }: HttpDeps): Promise<void> {
+  const { sql } = database;
 
   api.get<{ Params: { user_id: string } }>('/v1/users/:user_id/course_enrollments', async (request) => {
     const userId = userIdParam(request.params.user_id);

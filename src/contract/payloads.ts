@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * The job payloads of CONTRACT.md, validated at the edge. Field names stay snake_case as on the
+ * The job payloads of docs/contract.md, validated at the edge. Field names stay snake_case as on the
  * wire; unknown fields are dropped. Any 8-4-4-4-12 hex id is accepted as a UUID (the catalog's
  * ids are not all RFC 4122 variants) and lower-cased, so comparisons are exact.
  */
@@ -83,8 +83,8 @@ export const writeProgramCourseEnrollmentsPayload = z.object({
 /**
  * `write-program-course-enrollments-upload` (queue `enrollments`): the job behind
  * `POST /api/v1/programs/{program_uuid}/course_enrollments/upload`. It is an addition to
- * CONTRACT.md's job names, not part of them: the service adds it itself for an upload, producers
- * never send it. CONTRACT has no job that writes several courses, and an upload of several courses
+ * docs/contract.md's job names, not part of them: the service adds it itself for an upload, producers
+ * never send it. docs/contract.md has no job that writes several courses, and an upload of several courses
  * is one job (one `job_id`) there. It applies every row as `create_or_update`, course by course,
  * as `write-program-course-enrollments` would.
  *

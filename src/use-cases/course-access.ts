@@ -1,0 +1,229 @@
+import type { Tx } from '../db/client.js';
+import {
+  type CourseEnrollmentRow,
+  insertCourseEnrollments,
+  lockCourseEnrollments,
+  updateCourseEnrollments,
+} from '../db/course-enrollments.js';
+import { insertHistory, type JobStamp } from '../db/history.js';
+import { holdersOfCourseEnrollments, setPceCourseEnrollments } from '../db/program-course-enrollments.js';
+import { courseModes } from '../db/programs.js';
+import {
+  deletePendingRoles,
+  deleteStaffRoles,
+  insertPendingRoles,
+  insertStaffRoles,
+  takePendingRoles,
+} from '../db/staff-roles.js';
+import { type CourseEnrollmentFields, courseEnrollmentChanges } from '../domain/course-effects.js';
+import {
+  applyCourseEffects as applyCourseEffectRules,
+  type CourseEffect,
+  type CourseEnrollmentState,
+  pairKey,
+} from '../domain/course-enrollment.js';
+import { RetryableError } from '../domain/errors.js';
+import type { HistoryRow } from '../domain/history.js';
+import type { StaffRoleChanges } from '../domain/staff-roles.js';
+import type { Logger } from '../log.js';
+
+/**
+ * The one way course access changes: every write of a course enrollment (CE: created, mode or
+ * is_active changed) and every grant, revoke or pending staff role passes through here, and each
+ * entry point reports what actually changed, so that whatever must follow a change (history now,
+ * outbound events next) is derived from the report without reading the rows again.
+ */
+
+/** What happened to one CE. */
+export type CourseEnrollmentChange =
+  | { kind: 'created'; ceId: number; userId: number; courseKey: string; to: CourseEnrollmentFields }
+  | {
+      kind: 'changed';
+      ceId: number;
+      userId: number;
+      courseKey: string;
+      from: CourseEnrollmentFields;
+      to: CourseEnrollmentFields;
+    }
+  | { kind: 'unchanged'; ceId: number; userId: number; courseKey: string; to: CourseEnrollmentFields };
+
+/** What happened to one staff role. */
+export type StaffRoleChange =
+  | { kind: 'granted' | 'revoked'; userId: number; courseKey: string }
+  | { kind: 'pending-added' | 'pending-dropped'; pceId: number; courseKey: string };
+
+export interface CourseEffectsOutcome {
+  /** Each (account, course) pair's CE id, by `pairKey`. */
+  ceIds: Map<string, number>;
+  changes: CourseEnrollmentChange[];
+}
+
+/** Writes created and changed CEs and their history; the CE ids of created ones are filled in. */
+async function writeCourseEnrollments(
+  tx: Tx,
+  created: Array<Omit<CourseEnrollmentRow, 'id'> & { id: number | null }>,
+  changed: Array<{ before: CourseEnrollmentRow; after: CourseEnrollmentFields }>,
+  stamp: JobStamp,
+): Promise<CourseEnrollmentChange[]> {
+  const changes: CourseEnrollmentChange[] = [];
+  const history: HistoryRow[] = [];
+  if (created.length) {
+    const rows = await insertCourseEnrollments(tx, created);
+    // Another writer created one of these CEs since they were looked up: run again and see it.
+    if (rows.length !== created.length) throw new RetryableError('a course enrollment was created concurrently');
+    const idOf = new Map(rows.map((r) => [pairKey(r.userId, r.courseKey), r.id]));
+    for (const ce of created) {
+      ce.id = idOf.get(pairKey(ce.userId, ce.courseKey))!;
+      const to = { mode: ce.mode, isActive: ce.isActive };
+      changes.push({ kind: 'created', ceId: ce.id, userId: ce.userId, courseKey: ce.courseKey, to });
+      history.push({
+        entity: 'course_enrollment',
+        entityId: ce.id,
+        programEnrollmentId: null,
+        action: 'created',
+        changes: {
+          user_id: [null, ce.userId],
+          course_key: [null, ce.courseKey],
+          mode: [null, ce.mode],
+          is_active: [null, ce.isActive],
+        },
+      });
+    }
+  }
+  const updated = changed.filter((c) => courseEnrollmentChanges(c.before, c.after) !== null);
+  if (updated.length) {
+    await updateCourseEnrollments(
+      tx,
+      updated.map((c) => ({ id: c.before.id, mode: c.after.mode, isActive: c.after.isActive })),
+    );
+  }
+  for (const { before, after } of changed) {
+    const diff = courseEnrollmentChanges(before, after);
+    const from = { mode: before.mode, isActive: before.isActive };
+    const base = { ceId: before.id, userId: before.userId, courseKey: before.courseKey };
+    if (diff === null) {
+      changes.push({ kind: 'unchanged', ...base, to: from });
+      continue;
+    }
+    changes.push({ kind: 'changed', ...base, from, to: { mode: after.mode, isActive: after.isActive } });
+    history.push({
+      entity: 'course_enrollment',
+      entityId: before.id,
+      programEnrollmentId: null,
+      action: 'changed',
+      changes: diff,
+    });
+  }
+  await insertHistory(tx, history, stamp);
+  return changes;
+}
+
+/**
+ * Bulk: loads the CEs the effects touch (locking them), runs the pure rules of
+ * domain/course-enrollment.ts, and writes the CEs that changed, the PCEs' links to them and the
+ * history, in a handful of statements whatever the number of effects.
+ *
+ * Effects may name PCEs that are not inserted yet by a negative placeholder id; the caller inserts
+ * those with the CE id returned for their (user, course).
+ */
+export async function applyCourseEffects(
+  tx: Tx,
+  effects: readonly CourseEffect[],
+  stamp: JobStamp,
+  log: Logger,
+): Promise<CourseEffectsOutcome> {
+  const ceIds = new Map<string, number>();
+  if (effects.length === 0) return { ceIds, changes: [] };
+  const pairs = new Map<string, { userId: number; courseKey: string }>();
+  for (const e of effects) pairs.set(pairKey(e.userId, e.courseKey), { userId: e.userId, courseKey: e.courseKey });
+
+  const loaded = await lockCourseEnrollments(tx, [...pairs.values()]);
+  const holders = await holdersOfCourseEnrollments(
+    tx,
+    loaded.map((c) => c.id),
+  );
+  const states = new Map<string, CourseEnrollmentState>();
+  for (const c of loaded) states.set(pairKey(c.userId, c.courseKey), { ...c, holders: new Map() });
+  const byId = new Map(loaded.map((c) => [c.id, states.get(pairKey(c.userId, c.courseKey))!]));
+  for (const h of holders) byId.get(h.ceId)?.holders.set(h.id, h.status);
+
+  const modes = effects.some((e) => e.kind === 'detach')
+    ? await courseModes(tx, [...new Set(effects.map((e) => e.courseKey))])
+    : new Map<string, string[]>();
+  const { notes } = applyCourseEffectRules(states, effects, modes);
+  for (const note of notes) log.warn(note);
+
+  const created = [...states.values()].filter((s) => s.id === null);
+  const changed = loaded.map((before) => ({ before, after: byId.get(before.id)! }));
+  const changes = await writeCourseEnrollments(tx, created, changed, stamp);
+  for (const [key, s] of states) ceIds.set(key, s.id!);
+
+  // Existing PCEs that got or lost their CE.
+  const relinks = effects
+    .filter((e) => e.pceId > 0 && (e.kind === 'realize' || e.kind === 'detach'))
+    .map((e) => ({ pceId: e.pceId, ceId: e.kind === 'realize' ? ceIds.get(pairKey(e.userId, e.courseKey))! : null }));
+  if (relinks.length) {
+    const rows = await setPceCourseEnrollments(tx, relinks);
+    await insertHistory(
+      tx,
+      rows.map((r) => ({
+        entity: 'program_course_enrollment',
+        entityId: r.id,
+        programEnrollmentId: r.peId,
+        action: 'changed',
+        changes: { course_enrollment_id: [r.old, r.ceId] },
+      })),
+      stamp,
+    );
+  }
+  return { ceIds, changes };
+}
+
+/**
+ * Single row: the LMS's word on one CE (docs/contract.md "Account events",
+ * `course-enrollment-changed`) overwrites its mode and is_active, creating it when it is new.
+ */
+export async function setCourseEnrollment(
+  tx: Tx,
+  ce: Omit<CourseEnrollmentRow, 'id'>,
+  stamp: JobStamp,
+): Promise<CourseEnrollmentChange> {
+  const [before] = await lockCourseEnrollments(tx, [ce]);
+  const after = { mode: ce.mode, isActive: ce.isActive };
+  const [change] = before
+    ? await writeCourseEnrollments(tx, [], [{ before, after }], stamp)
+    : await writeCourseEnrollments(tx, [{ ...ce, id: null }], [], stamp);
+  return change!;
+}
+
+/** Grants and revokes staff roles on a course, real or pending (docs/rules.md rule 8). */
+export async function changeStaffRoles(tx: Tx, courseKey: string, roles: StaffRoleChanges): Promise<StaffRoleChange[]> {
+  const changes: StaffRoleChange[] = [];
+  if (roles.grant.length) {
+    const granted = await insertStaffRoles(
+      tx,
+      roles.grant.map((userId) => ({ userId, courseKey })),
+    );
+    for (const g of granted) changes.push({ kind: 'granted', ...g });
+  }
+  if (roles.revoke.length) {
+    for (const userId of await deleteStaffRoles(tx, courseKey, roles.revoke))
+      changes.push({ kind: 'revoked', userId, courseKey });
+  }
+  if (roles.grantPending.length) {
+    for (const pceId of await insertPendingRoles(tx, roles.grantPending))
+      changes.push({ kind: 'pending-added', pceId, courseKey });
+  }
+  if (roles.revokePending.length) {
+    for (const pceId of await deletePendingRoles(tx, roles.revokePending))
+      changes.push({ kind: 'pending-dropped', pceId, courseKey });
+  }
+  return changes;
+}
+
+/** The staff roles pending on PCEs whose PE was just linked become the account's (rule 8). */
+export async function grantPendingRoles(tx: Tx, pceIds: readonly number[]): Promise<StaffRoleChange[]> {
+  if (pceIds.length === 0) return [];
+  const granted = await insertStaffRoles(tx, await takePendingRoles(tx, pceIds));
+  return granted.map((g) => ({ kind: 'granted', ...g }));
+}
