@@ -86,6 +86,8 @@ const RATE = positive('rate', args.rate, 1000);
 const NOOP_JOBS = 20_000 / scale;
 const CEILING_EVENTS = 10_000 / scale;
 const LARGE_JOBS = 10;
+/** The scale figures always write 100,000-learner jobs (a tenth with --quick), whatever --learners says. */
+const LARGE_LEARNERS = 100_000 / scale;
 if (LEARNERS > 100_000) {
   console.error('--learners is at most 100,000: the most one write job takes (docs/contract.md)');
   process.exit(2);
@@ -277,7 +279,7 @@ async function runOnce(stores: Stores, run: number): Promise<RunFigures> {
 async function runLargeOnce(stores: Stores): Promise<LargeFigures> {
   const space = await scratchSpace(stores, 'large');
   try {
-    status(`--large: ${LARGE_JOBS} writes of ${fmt(LEARNERS)} learners into one program`);
+    status(`--large: ${LARGE_JOBS} writes of ${fmt(LARGE_LEARNERS)} learners into one program`);
     const service = await startServiceProcess({
       redisUrl: stores.redisUrl,
       databaseUrl: space.databaseUrl,
@@ -286,7 +288,7 @@ async function runLargeOnce(stores: Stores): Promise<LargeFigures> {
     const producer = await Producer.open(stores.redisUrl, space.prefix);
     const closeProducer = onCleanup('producer', () => producer.close());
     try {
-      return await runLarge(service, producer, LARGE_JOBS, LEARNERS, status);
+      return await runLarge(service, producer, LARGE_JOBS, LARGE_LEARNERS, status);
     } finally {
       await closeProducer();
       await service.stop();
@@ -400,7 +402,7 @@ function report(runs: RunFigures[], large: LargeFigures | null, machine: Record<
   if (large) {
     rows.push(
       [
-        `--large: ${LARGE_JOBS} × ${n} learners into one program, job ${LARGE_JOBS} vs job 1`,
+        `--large: ${LARGE_JOBS} × ${fmt(LARGE_LEARNERS)} learners into one program, job ${LARGE_JOBS} vs job 1`,
         `${fmt(large.rates[0]!)} → ${fmt(large.rates.at(-1)!)} learners/s`,
         `${fmt(large.lastVsFirst, 2)}`,
         verdict('large_last_vs_first'),
