@@ -75,14 +75,18 @@ export class Producer {
     return (await Job.fromId(this.enrollments, job.id!))!;
   }
 
-  /** Resolves once every one of `ids` has completed on the accounts queue; throws on a failure. */
-  async accountsCompleted(ids: readonly string[], timeoutMs: number): Promise<Array<{ at: number; result: unknown }>> {
-    const deadline = Date.now() + timeoutMs;
+  /**
+   * Resolves once every one of `ids` has completed on the accounts queue; throws on a failure, or
+   * when none completes for `stallMs` (a busy machine may be slow, but it makes progress).
+   */
+  async accountsCompleted(ids: readonly string[], stallMs = 120_000): Promise<Array<{ at: number; result: unknown }>> {
+    let deadline = Date.now() + stallMs;
     const pending = new Set(ids.filter((id) => !this.accountCompletions.has(id)));
     while (pending.size > 0) {
       if (this.accountFailure) throw new Error(this.accountFailure);
       const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new Error(`${pending.size} of ${ids.length} account events unfinished`);
+      if (remaining <= 0)
+        throw new Error(`${pending.size} of ${ids.length} account events unfinished, none for ${stallMs} ms`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(remaining, 5_000));
         this.onAccountEvent = () => {
@@ -90,7 +94,9 @@ export class Producer {
           resolve();
         };
       });
+      const before = pending.size;
       for (const id of pending) if (this.accountCompletions.has(id)) pending.delete(id);
+      if (pending.size < before) deadline = Date.now() + stallMs;
     }
     return ids.map((id) => this.accountCompletions.get(id)!);
   }
@@ -198,7 +204,7 @@ export async function accountEventsFullSpeed(
     await producer.accounts.resume();
   }
   const resumedAt = Date.now();
-  const completions = await producer.accountsCompleted(ids, Math.max(120_000, keys.length * 50));
+  const completions = await producer.accountsCompleted(ids);
   checkLinked(completions);
   const lastAt = Math.max(...completions.map((c) => c.at));
   return keys.length / ((lastAt - resumedAt) / 1000);
@@ -228,10 +234,7 @@ export async function accountEventsOffered(
     else await new Promise((r) => setTimeout(r, 1));
   }
   const addMs = performance.now() - started;
-  const completions = await producer.accountsCompleted(
-    added.map((j) => j.id!),
-    Math.max(120_000, keys.length * 50),
-  );
+  const completions = await producer.accountsCompleted(added.map((j) => j.id!));
   checkLinked(completions);
   const latencies = completions.map((c, i) => c.at - added[i]!.timestamp).sort((a, b) => a - b);
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), offered: events.length / (addMs / 1000) };
