@@ -144,7 +144,10 @@ async function scratchSpace(stores: Stores, label: string) {
     `database ${databaseName}`,
     async () => void (await stores.admin.unsafe(`drop database if exists ${databaseName} with (force)`)),
   );
-  const dropKeys = onCleanup(`redis keys ${prefix}:*`, () => deleteKeys(stores.redis, `${prefix}:*`));
+  const dropKeys = onCleanup(`redis keys ${prefix}:* and event streams ${prefix}-*`, async () => {
+    await deleteKeys(stores.redis, `${prefix}:*`);
+    await deleteKeys(stores.redis, `${prefix}-*`);
+  });
   const url = new URL(stores.adminUrl);
   url.pathname = `/${databaseName}`;
   await runMigrations(url.toString());

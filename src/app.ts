@@ -1,17 +1,21 @@
+import os from 'node:os';
 import path from 'node:path';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { connectDatabase, type Database, databaseAnswers } from './db/client.js';
 import { runMigrations } from './db/migrate.js';
+import { outboxBacklog } from './db/outbox.js';
 import { buildHttpServer } from './http/server.js';
 import { type PrivateService, startEmbeddedPostgres, startPrivateRedis } from './infra/embedded.js';
+import { EventStreams } from './infra/event-bus.js';
 import { connectRedis, type RedisClient, untilReady } from './infra/redis.js';
 import type { JobDeps } from './jobs/context.js';
 import { handlers } from './jobs/index.js';
 import { LearnerCourseLocks } from './lock/learner-course-locks.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics.js';
+import { type EventRelay, startEventRelay } from './queue/event-relay.js';
 import { createQueues, QUEUE_NAMES, type QueueName } from './queue/queues.js';
 import { scheduleExpiry } from './queue/schedules.js';
 import { startWorkers, type WorkerSet } from './queue/workers.js';
@@ -44,6 +48,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
   let workers: WorkerSet | undefined;
   let http: FastifyInstance | undefined;
   let queues: Record<QueueName, Queue> | undefined;
+  let relay: EventRelay | undefined;
 
   // Each step of the shutdown has a deadline: with Redis gone, BullMQ's closes can wait forever.
   const within = (step: string, work: Promise<unknown> | undefined, ms: number) =>
@@ -53,6 +58,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
     ]);
   const stop = async () => {
     await within('closing workers', workers?.close(config.SHUTDOWN_GRACE_MS), config.SHUTDOWN_GRACE_MS + 2_500);
+    await within('stopping the event relay', relay?.stop(), 2_000);
     await within('closing HTTP', http?.close(), 1_000);
     if (queues) await within('closing queues', Promise.all(Object.values(queues).map((q) => q.close())), 1_000);
     await within('closing Redis', Promise.all(redisConnections.map((c) => c.quit())), 1_000);
@@ -115,6 +121,32 @@ export async function startService(config: Config, options: StartOptions = {}): 
         ttlMs: 60_000,
       }),
     };
+
+    if (config.EVENT_BUS === 'on') {
+      // Its own fail-fast connection: a publishing round must not wait on an event bus that is
+      // away. Its errors are not logged one by one; the relay logs each outage once.
+      const eventBus = connectRedis(
+        config.EVENT_BUS_REDIS_URL ? { url: config.EVENT_BUS_REDIS_URL, clusterNodes: [] } : target,
+        { forWorker: false, name: 'event-bus' },
+      );
+      eventBus.on('error', () => {});
+      redisConnections.push(eventBus);
+      const outbox = database;
+      metrics.watchOutbox(() => outboxBacklog(outbox.sql));
+      relay = startEventRelay({
+        database,
+        streams: new EventStreams(eventBus),
+        settings: {
+          topicPrefix: config.EVENT_BUS_TOPIC_PREFIX,
+          maxUndelivered: config.EVENT_BUS_MAX_UNDELIVERED,
+          batchSize: 1_000,
+          sourceHost: os.hostname(),
+        },
+        log,
+        metrics,
+        connected: untilReady(eventBus),
+      });
+    }
 
     if (options.workers !== false) {
       workers = startWorkers(services, (name) => connect(name), handlers);

@@ -22,6 +22,7 @@ import {
   readProgress,
   waitForJob,
 } from './cli/queue-client.js';
+import { registerTokenCommands } from './cli/tokens.js';
 import {
   expireWaitingEnrollmentsPayload,
   retireLearnerPayload,
@@ -229,7 +230,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .version;
   const program = new Command('program-enrollments')
     .description(
-      "Adds program-enrollments jobs to the service's queues and follows them.\nReads REDIS_URL (required) and QUEUE_PREFIX (default bull).",
+      "Adds program-enrollments jobs to the service's queues and follows them.\nReads REDIS_URL (required) and QUEUE_PREFIX (default bull); `tokens` reads DATABASE_URL instead.",
     )
     .version(version)
     .showHelpAfterError('(add --help for usage)')
@@ -370,6 +371,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       ),
     );
 
+  registerTokenCommands(program, act);
   return program;
 }
 

@@ -17,6 +17,38 @@ const commaList = z.preprocess(
     ),
 );
 
+/**
+ * A token name, the rule of partner token names (domain/api-tokens.ts TOKEN_NAME, repeated here:
+ * configuration sits below the domain). No `:` or `,`, which delimit API_TOKENS entries.
+ */
+const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$/;
+
+/**
+ * The operator tokens of `API_TOKENS` (docs/contract.md "Who may do what"): each entry is `name:token` or
+ * a bare token, named by its position (`token-1` for the first entry). Names are unique.
+ */
+const operatorTokens = commaList.transform((entries, ctx) => {
+  const tokens = entries.map((entry, i) => {
+    const colon = entry.indexOf(':');
+    if (colon === -1) return { name: `token-${i + 1}`, token: entry };
+    const name = entry.slice(0, colon).trim();
+    const token = entry.slice(colon + 1).trim();
+    if (!TOKEN_NAME.test(name)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `entry ${i + 1}: the name must be 1 to 100 letters, digits, ".", "_", "@" or "-", starting with a letter or digit`,
+      });
+    }
+    if (token === '') ctx.addIssue({ code: 'custom', message: `entry ${i + 1}: the token after "${name}:" is empty` });
+    return { name, token };
+  });
+  const names = tokens.map((t) => t.name);
+  for (const name of new Set(names.filter((n, i) => names.indexOf(n) !== i))) {
+    ctx.addIssue({ code: 'custom', message: `the name ${name} is given twice` });
+  }
+  return tokens;
+});
+
 const urlWithScheme = (schemes: string[]) =>
   z.preprocess(
     (v) => (v === '' ? undefined : v),
@@ -42,7 +74,8 @@ const envSchema = z
     ),
     PORT: z.preprocess((v) => (v === '' || v === undefined ? 3000 : v), z.coerce.number().int().min(0).max(65535)),
     HOST: z.preprocess((v) => (v === '' || v === undefined ? '0.0.0.0' : v), z.string()),
-    API_TOKENS: commaList,
+    /** Operator tokens: `name:token` or bare (named `token-<position>`), docs/contract.md "Who may do what". */
+    API_TOKENS: operatorTokens,
     ADMIN_USER: optionalString,
     ADMIN_PASSWORD: optionalString,
     WORKER_CONCURRENCY: positiveInt(Math.max(4, os.availableParallelism() * 4)),
@@ -57,6 +90,25 @@ const envSchema = z
     WRITE_CHUNK_SIZE: positiveInt(1000),
     /** Mixed into the one-way hash of retired keys, so that they cannot be guessed from a list of ids. */
     RETIREMENT_SALT: z.preprocess((v) => (v === '' || v === undefined ? 'program-enrollments' : v), z.string()),
+    /** Outbound events on the Open edX event bus (contract.md "Outbound events"). */
+    EVENT_BUS: z.preprocess((v) => (v === '' || v === undefined ? 'on' : v), z.enum(['on', 'off'])),
+    /** Redis of the event streams; the queues' Redis when unset. */
+    EVENT_BUS_REDIS_URL: urlWithScheme(['redis', 'rediss']),
+    /** Prefix of the stream names, joined with a hyphen, as Open edX's EVENT_BUS_TOPIC_PREFIX. */
+    EVENT_BUS_TOPIC_PREFIX: z.preprocess(
+      (v) => (v === '' ? undefined : v),
+      z
+        .string()
+        .regex(/^[^\s]+$/, 'may not contain white space')
+        .optional(),
+    ),
+    /** Undelivered entries a stream may hold before publishing pauses (lowered only in tests). */
+    EVENT_BUS_MAX_UNDELIVERED: positiveInt(1_000_000),
+    /** Days a published event stays in the outbox before the daily maintenance deletes it. */
+    EVENT_BUS_RETENTION_DAYS: z.preprocess(
+      (v) => (v === '' || v === undefined ? 7 : v),
+      z.coerce.number().min(0).max(36_500),
+    ),
     DATA_DIR: z.preprocess((v) => (v === '' || v === undefined ? '.data' : v), z.string()),
     LOG_LEVEL: z.preprocess(
       (v) => (v === '' || v === undefined ? 'info' : v),

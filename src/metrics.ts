@@ -38,15 +38,37 @@ export function createMetrics() {
     labelNames: ['queue', 'state'] as const,
     registers: [registry],
   });
+  const eventsPublished = new Counter({
+    name: 'program_enrollments_events_published_total',
+    help: 'Outbound events this process published on the event bus, by event type.',
+    labelNames: ['type'] as const,
+    registers: [registry],
+  });
+  const outboxBacklog = new Gauge({
+    name: 'program_enrollments_outbox_backlog',
+    help: 'Outbound events written and not yet published (shared by every process).',
+    registers: [registry],
+  });
+  const outboxOldest = new Gauge({
+    name: 'program_enrollments_outbox_oldest_unpublished_seconds',
+    help: 'Age of the oldest outbound event not yet published, 0 when none waits.',
+    registers: [registry],
+  });
   let queues: Queue[] = [];
+  let readOutbox: (() => Promise<{ unpublished: number; oldestSeconds: number }>) | undefined;
   return {
     registry,
     jobs,
     jobDuration,
     writeResults,
     lockWaits,
+    eventsPublished,
     watchQueues(q: Queue[]) {
       queues = q;
+    },
+    /** Reads the outbox backlog at scrape time (with EVENT_BUS=on). */
+    watchOutbox(read: () => Promise<{ unpublished: number; oldestSeconds: number }>) {
+      readOutbox = read;
     },
     /** The metrics text; without Redis, the queue depths are left out and the rest still served. */
     async render(): Promise<string> {
@@ -66,6 +88,17 @@ export function createMetrics() {
         }
       } catch {
         queueJobs.reset();
+      }
+      if (readOutbox) {
+        outboxBacklog.reset();
+        outboxOldest.reset();
+        try {
+          const backlog = await readOutbox();
+          outboxBacklog.set(backlog.unpublished);
+          outboxOldest.set(backlog.oldestSeconds);
+        } catch {
+          // Without Postgres the backlog is left out; the rest is still served.
+        }
       }
       return registry.metrics();
     },

@@ -657,6 +657,7 @@ describe('read API', () => {
         result: null,
         text: null,
         error: null,
+        requested_by: null,
       });
       expect(body.created).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       const csv = await t.api(`/api/v1/jobs/${done.job.id}/result.csv`);
@@ -697,6 +698,7 @@ describe('read API', () => {
         result: null,
         text: null,
         error: null,
+        requested_by: null,
       });
       expect((await t.api('/api/v1/jobs/later/result.csv')).status).toBe(404);
     });
@@ -799,6 +801,7 @@ describe('job API over running, retried and write-result jobs', () => {
       result: `https://${new URL(service.url).host}/api/v1/jobs/${jobId}/result.csv`,
       text: '207',
       error: null,
+      requested_by: null,
     });
 
     const csv = await api(`/api/v1/jobs/${jobId}/result.csv`);
@@ -827,6 +830,7 @@ describe('job API over running, retried and write-result jobs', () => {
       result: null,
       text: null,
       error: null,
+      requested_by: null,
     });
     expect((await api('/api/v1/jobs/running/result.csv')).status).toBe(404);
     release();
@@ -847,6 +851,7 @@ describe('job API over running, retried and write-result jobs', () => {
       result: null,
       text: null,
       error: null,
+      requested_by: null,
     });
   });
 
@@ -861,6 +866,7 @@ describe('job API over running, retried and write-result jobs', () => {
       result: null,
       text: null,
       error: null,
+      requested_by: null,
     });
   });
 });

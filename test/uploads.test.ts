@@ -142,6 +142,7 @@ describe('POST /api/v1/programs/{program_uuid}/enrollments/upload', () => {
       result: `${t.url}/api/v1/jobs/${jobId}/result.csv`,
       text: '207',
       error: null,
+      requested_by: 'api:token-1',
     });
     expect(await resultCsv(jobId)).toBe(
       'student_key,status\r\n' +
@@ -175,7 +176,8 @@ describe('POST /api/v1/programs/{program_uuid}/enrollments/upload', () => {
       ['program_enrollment', 'created', 'key,with comma'],
       ['program_enrollment', 'created', 'quote"d'],
     ]);
-    expect(rows.every((r) => r.job_id === jobId && r.requested_by === null)).toBe(true);
+    // The bare operator token of API_TOKENS is named by its position (CONTRACT "Who may do what").
+    expect(rows.every((r) => r.job_id === jobId && r.requested_by === 'api:token-1')).toBe(true);
     const history = await t.api(
       `/api/v1/programs/${P.program_uuid}/enrollments/${encodeURIComponent('key,with comma')}/history`,
     );

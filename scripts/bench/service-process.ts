@@ -53,6 +53,9 @@ export async function startServiceProcess(options: ServiceOptions): Promise<Serv
       PORT: String(port),
       HOST: '127.0.0.1',
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+      // `EVENT_BUS=off npm run bench` measures without the outbound events; streams named after the prefix.
+      EVENT_BUS: process.env.EVENT_BUS ?? 'on',
+      EVENT_BUS_TOPIC_PREFIX: options.prefix,
       ...(process.env.WORKER_CONCURRENCY ? { WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY } : {}),
       ...options.env,
     },

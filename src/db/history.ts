@@ -5,6 +5,8 @@ import type { Tx } from './client.js';
 export interface JobStamp {
   jobId: string;
   requestedBy: string | null;
+  /** EVENT_BUS=on: the change also writes its outbound events (contract.md "Outbound events"). */
+  recordEvents: boolean;
 }
 
 /** Writes history rows in one statement, in the order given. */

@@ -114,9 +114,17 @@ export async function forgetFinished(tx: Tx, eventDays: number, jobDays: number)
   await tx`delete from submitted_jobs where created_at < now() - make_interval(days => ${jobDays})`;
 }
 
-/** Remembers a job the service submitted itself (an upload), so its status outlives BullMQ's copy. */
-export async function recordSubmittedJob(sql: Sql, jobId: string, queue: string, name: string): Promise<void> {
-  await sql`insert into submitted_jobs (job_id, queue, name) values (${jobId}, ${queue}, ${name})`;
+/**
+ * Remembers a job the service submitted itself (an upload), so its status outlives BullMQ's copy;
+ * with its program (whose organization may read it) and who asked for it.
+ */
+export async function recordSubmittedJob(
+  sql: Sql,
+  job: { jobId: string; queue: string; name: string; programUuid: string; requestedBy: string },
+): Promise<void> {
+  await sql`
+    insert into submitted_jobs (job_id, queue, name, program_uuid, requested_by)
+    values (${job.jobId}, ${job.queue}, ${job.name}, ${job.programUuid}, ${job.requestedBy})`;
 }
 
 export async function forgetSubmittedJob(sql: Sql, jobId: string): Promise<void> {
@@ -127,14 +135,23 @@ export interface SubmittedJob {
   queue: string;
   name: string;
   createdAt: Date;
+  requestedBy: string | null;
   /** The stored result, when the job finished. */
   result: unknown;
 }
 
 export async function findSubmittedJob(sql: Sql, jobId: string): Promise<SubmittedJob | null> {
-  const [submitted] = await sql<{ queue: string; name: string; createdAt: Date }[]>`
-    select queue, name, created_at as "createdAt" from submitted_jobs where job_id = ${jobId}`;
+  const [submitted] = await sql<{ queue: string; name: string; createdAt: Date; requestedBy: string | null }[]>`
+    select queue, name, created_at as "createdAt", requested_by as "requestedBy"
+    from submitted_jobs where job_id = ${jobId}`;
   if (!submitted) return null;
   const result = await findResult<unknown>(sql, ledgerKeys.job(submitted.queue, jobId));
   return { ...submitted, result: result ?? null };
+}
+
+/** The program of a job the service submitted itself, or null (not one of those, or before programs were kept). */
+export async function submittedJobProgram(sql: Queryable, jobId: string): Promise<string | null> {
+  const [row] = await sql<{ programUuid: string | null }[]>`
+    select program_uuid as "programUuid" from submitted_jobs where job_id = ${jobId}`;
+  return row?.programUuid ?? null;
 }

@@ -67,10 +67,16 @@ export async function upsertCourse(tx: Tx, c: Catalog['courses'][number]): Promi
     on conflict (course_key) do update set modes = excluded.modes`;
 }
 
-export async function insertProgramCourse(tx: Tx, programUuid: string, c: Catalog['courses'][number]): Promise<void> {
+/** `position`: where upsert-program listed the course, the order of the catalog read. */
+export async function insertProgramCourse(
+  tx: Tx,
+  programUuid: string,
+  position: number,
+  c: Catalog['courses'][number],
+): Promise<void> {
   await tx`
-    insert into program_courses (program_uuid, course_key, external_course_key)
-    values (${programUuid}, ${c.course_key}, ${c.external_course_key ?? null})
+    insert into program_courses (program_uuid, course_key, external_course_key, position)
+    values (${programUuid}, ${c.course_key}, ${c.external_course_key ?? null}, ${position})
     on conflict do nothing`;
 }
 

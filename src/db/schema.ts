@@ -64,6 +64,8 @@ export const programCourses = pgTable(
       .references(() => programs.programUuid, { onDelete: 'cascade' }),
     courseKey: text('course_key').notNull(),
     externalCourseKey: text('external_course_key'),
+    /** Where upsert-program listed the course, so the catalog read gives the courses in that order. */
+    position: integer('position').notNull().default(0),
   },
   (t) => [
     primaryKey({ columns: [t.programUuid, t.courseKey] }),
@@ -226,8 +228,38 @@ export const submittedJobs = pgTable('submitted_jobs', {
   jobId: text('job_id').primaryKey(),
   queue: text('queue').notNull(),
   name: text('name').notNull(),
+  /** The program the job writes to: a partner token sees only jobs of its organizations' programs. */
+  programUuid: uuid('program_uuid'),
+  /** `api:<token name>` of the upload (docs/contract.md "Who may do what"), for the job status. */
+  requestedBy: text('requested_by'),
   createdAt: createdAt(),
 });
+
+/**
+ * Partner tokens of the HTTP API (docs/contract.md "Who may do what"): a name, the organizations covered
+ * and the permission on them. Only a SHA-256 digest of the token is kept (src/domain/api-tokens.ts
+ * says why that hash); the token itself is shown once, by the command line. A revoked token keeps
+ * its row (its name stays in the history as `api:<name>`), and its name may be issued again.
+ */
+export const apiTokens = pgTable(
+  'api_tokens',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    name: text('name').notNull(),
+    tokenHash: text('token_hash').notNull(),
+    organizations: text('organizations').array().notNull(),
+    permission: text('permission', { enum: ['read', 'write'] }).notNull(),
+    createdAt: createdAt(),
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true, mode: 'date' }),
+    revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [
+    uniqueIndex('api_tokens_hash_uq').on(t.tokenHash),
+    uniqueIndex('api_tokens_live_name_uq').on(t.name).where(sql`revoked_at is null`),
+    check('api_tokens_permission_ck', sql`permission in ('read', 'write')`),
+    check('api_tokens_organizations_ck', sql`cardinality(organizations) > 0`),
+  ],
+);
 
 /**
  * Finished jobs and events, so that a job re-added under the same jobId (or an event replayed
@@ -259,4 +291,36 @@ export const jobChunks = pgTable(
     finishedAt: timestamp('finished_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.key, t.start] })],
+);
+
+/**
+ * The transactional outbox of the outbound events (contract.md "Outbound events"): written in the
+ * transaction of the change it reports, published to the event bus by the relay, deleted by the
+ * daily maintenance once published and past retention. `id` gives the order of the events of one
+ * account and course (see db/outbox.ts); `event_id` is the event's identity on the bus, the same
+ * on every publication of the row.
+ */
+export const outbox = pgTable(
+  'outbox',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    eventId: uuid('event_id').notNull().defaultRandom(),
+    eventType: text('event_type').notNull(),
+    topic: text('topic').notNull(),
+    userId: bigint('user_id', { mode: 'number' }).notNull(),
+    courseKey: text('course_key').notNull(),
+    mode: text('mode'),
+    isActive: boolean('is_active'),
+    orgKey: text('org_key'),
+    /** The account's details and the CE's creation time, as they were at the change. */
+    username: text('username').notNull(),
+    email: text('email').notNull(),
+    enrolledAt: timestamp('enrolled_at', { withTimezone: true, mode: 'date' }),
+    occurredAt: timestamp('occurred_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    publishedAt: timestamp('published_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [
+    index('outbox_unpublished_idx').on(t.id).where(sql`published_at is null`),
+    index('outbox_published_idx').on(t.publishedAt).where(sql`published_at is not null`),
+  ],
 );

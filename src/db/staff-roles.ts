@@ -38,15 +38,18 @@ export async function deletePendingRoles(tx: Tx, pceIds: readonly number[]): Pro
   return rows.map((r) => r.pceId);
 }
 
-/** Takes the roles waiting on these PCEs away; returns each as the account and course it is for now. */
+/**
+ * Takes the roles waiting on these PCEs away; returns each as the account and course it is for now,
+ * with the organization of the program that granted it.
+ */
 export async function takePendingRoles(
   tx: Tx,
   pceIds: readonly number[],
-): Promise<Array<{ userId: number; courseKey: string }>> {
-  return tx<{ userId: number; courseKey: string }[]>`
+): Promise<Array<{ userId: number; courseKey: string; orgKey: string }>> {
+  return tx<{ userId: number; courseKey: string; orgKey: string }[]>`
     delete from pending_role_assignments p
     using program_course_enrollments pce, program_enrollments pe
     where p.program_course_enrollment_id = any(${pceIds as number[]}::bigint[])
       and pce.id = p.program_course_enrollment_id and pe.id = pce.program_enrollment_id
-    returning pe.user_id as "userId", pce.course_key as "courseKey"`;
+    returning pe.user_id as "userId", pce.course_key as "courseKey", pe.organization_key as "orgKey"`;
 }

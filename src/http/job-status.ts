@@ -107,12 +107,21 @@ export interface JobStatus {
   result: string | null;
   text: string | null;
   error: string | null;
+  /** Who asked for the job: the `requested_by` it carries (`api:<token name>` for an upload), or null. */
+  requested_by: string | null;
 }
 
 /** What the job API needs of a job: BullMQ's, or the service's own record of one BullMQ forgot. */
-export type JobSnapshot = Pick<Job, 'name' | 'timestamp' | 'returnvalue' | 'failedReason'> & {
+export type JobSnapshot = Pick<Job, 'name' | 'timestamp' | 'returnvalue' | 'failedReason' | 'data'> & {
   id?: string | undefined;
 };
+
+/** The `requested_by` of a job's data when it is a string: producers may send anything. */
+function requestedBy(data: unknown): string | null {
+  if (typeof data !== 'object' || data === null) return null;
+  const { requested_by } = data as { requested_by?: unknown };
+  return typeof requested_by === 'string' ? requested_by : null;
+}
 
 /** The job status resource; `resultUrl` is where this job's result CSV is served. */
 export function jobStatus(job: JobSnapshot, state: JobStatusState, resultUrl: string): JobStatus {
@@ -125,5 +134,6 @@ export function jobStatus(job: JobSnapshot, state: JobStatusState, resultUrl: st
     result: succeeded && hasResultCsv(job.returnvalue) ? resultUrl : null,
     text: succeeded ? resultText(job.returnvalue) : null,
     error: state === 'Failed' ? (job.failedReason ?? '') : null,
+    requested_by: requestedBy(job.data),
   };
 }

@@ -1,7 +1,8 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { ApiAuthenticator } from '../use-cases/api-tokens.js';
+import { accessGuard } from './access-guard.js';
 import { registerAdmin } from './admin.js';
 import { registerApi } from './api.js';
-import { bearerGuard } from './auth.js';
 import type { HttpDeps } from './deps.js';
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
@@ -40,10 +41,16 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
 
   await app.register(
     async (api) => {
-      api.addHook('onRequest', bearerGuard(config.API_TOKENS));
+      const enrollments = deps.queues.find((q) => q.name === 'enrollments');
+      if (!enrollments) throw new Error('the enrollments queue is required for the API');
+      const authenticator = new ApiAuthenticator(config.API_TOKENS, deps.database.sql, deps.log);
+      api.decorateRequest('apiCaller', null);
+      api.addHook('onRequest', accessGuard({ authenticator, sql: deps.database.sql, enrollments }));
       await registerApi(api, deps);
       // Unknown /api paths still pass the guard first: no route probing without a token.
-      api.all('/*', async (_request, reply) => reply.code(404).send({ error: 'not found' }));
+      api.all('/*', { config: { access: { scope: 'any' } } }, async (_request, reply) =>
+        reply.code(404).send({ error: 'not found' }),
+      );
     },
     { prefix: '/api' },
   );

@@ -133,6 +133,14 @@ function letOthersReach(dir: string, log: (message: string) => void): void {
   }
 }
 
+/** The embedded cluster listens on loopback only; its password guards nothing beyond that. */
+const EMBEDDED_PASSWORD = 'postgres';
+
+/** The URL of an embedded cluster listening on `port` (as its postmaster.pid records it). */
+export function embeddedPostgresUrl(port: number): string {
+  return `postgres://postgres:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/postgres`;
+}
+
 /** Starts (initialising on first use) an embedded Postgres cluster on a free loopback port. */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<PrivateService> {
   const databaseDir = path.resolve(options.dataDir);
@@ -142,13 +150,12 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     for (const dir of [binaries, databaseDir]) letOthersReach(dir, options.onNotice ?? (() => {}));
   }
   const port = await freePort();
-  const password = 'postgres';
   const EmbeddedPostgres = await importEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir,
     port,
     user: 'postgres',
-    password,
+    password: EMBEDDED_PASSWORD,
     persistent: true,
     createPostgresUser: isRoot(),
     postgresFlags: [
@@ -162,7 +169,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   if (!existsSync(path.join(databaseDir, 'PG_VERSION'))) await pg.initialise();
   await pg.start();
   return {
-    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    url: embeddedPostgresUrl(port),
     async stop() {
       await pg.stop();
     },

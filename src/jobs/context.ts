@@ -38,7 +38,10 @@ export interface JobHandler<P, R> {
 /** Every job name has its handler: a name without one fails the type check. */
 export type HandlerRegistry = Record<JobName, JobHandler<any, unknown>>;
 
-/** Who made a change: the job, and the producer's `requested_by` when it sent one. */
+/**
+ * Who made a change: the job, and the producer's `requested_by` when it sent one; and whether the
+ * course-access changes it makes write their outbound events (EVENT_BUS, docs/contract.md).
+ */
 export function stampOf(ctx: JobContext, requestedBy?: string | null): JobStamp {
-  return { jobId: ctx.jobId, requestedBy: requestedBy ?? null };
+  return { jobId: ctx.jobId, requestedBy: requestedBy ?? null, recordEvents: ctx.config.EVENT_BUS === 'on' };
 }

@@ -6,5 +6,8 @@ import { runOnce } from './ledger.js';
 
 export const expireWaitingEnrollmentsJob: JobHandler<ExpireWaitingEnrollmentsPayload, ExpiryResult> = {
   schema: expireWaitingEnrollmentsPayload,
-  run: (payload, ctx) => runOnce(ctx, { apply: (tx) => expireWaitingEnrollments(tx, payload, ctx.log) }),
+  run: (payload, ctx) =>
+    runOnce(ctx, {
+      apply: (tx) => expireWaitingEnrollments(tx, payload, ctx.config.EVENT_BUS_RETENTION_DAYS, ctx.log),
+    }),
 };

@@ -6,6 +6,7 @@ import {
   updateCourseEnrollments,
 } from '../db/course-enrollments.js';
 import { insertHistory, type JobStamp } from '../db/history.js';
+import { insertOutboxEvents } from '../db/outbox.js';
 import { holdersOfCourseEnrollments, setPceCourseEnrollments } from '../db/program-course-enrollments.js';
 import { courseModes } from '../db/programs.js';
 import {
@@ -15,6 +16,7 @@ import {
   insertStaffRoles,
   takePendingRoles,
 } from '../db/staff-roles.js';
+import { courseEnrollmentEvents, staffRoleEvents } from '../domain/course-access-events.js';
 import { type CourseEnrollmentFields, courseEnrollmentChanges } from '../domain/course-effects.js';
 import {
   applyCourseEffects as applyCourseEffectRules,
@@ -30,8 +32,9 @@ import type { Logger } from '../log.js';
 /**
  * The one way course access changes: every write of a course enrollment (CE: created, mode or
  * is_active changed) and every grant, revoke or pending staff role passes through here, and each
- * entry point reports what actually changed, so that whatever must follow a change (history now,
- * outbound events next) is derived from the report without reading the rows again.
+ * entry point reports what actually changed, so that whatever must follow a change (history, and
+ * the outbound events of docs/contract.md "Outbound events", in the same transaction) is derived
+ * from the report without reading the rows again.
  */
 
 /** What happened to one CE. */
@@ -156,6 +159,7 @@ export async function applyCourseEffects(
   const created = [...states.values()].filter((s) => s.id === null);
   const changed = loaded.map((before) => ({ before, after: byId.get(before.id)! }));
   const changes = await writeCourseEnrollments(tx, created, changed, stamp);
+  if (stamp.recordEvents) await insertOutboxEvents(tx, courseEnrollmentEvents(changes));
   for (const [key, s] of states) ceIds.set(key, s.id!);
 
   // Existing PCEs that got or lost their CE.
@@ -181,7 +185,8 @@ export async function applyCourseEffects(
 
 /**
  * Single row: the LMS's word on one CE (docs/contract.md "Account events",
- * `course-enrollment-changed`) overwrites its mode and is_active, creating it when it is new.
+ * `course-enrollment-changed`) overwrites its mode and is_active, creating it when it is new. It
+ * writes no outbound event: the LMS is not told what it reported itself.
  */
 export async function setCourseEnrollment(
   tx: Tx,
@@ -196,8 +201,17 @@ export async function setCourseEnrollment(
   return change!;
 }
 
-/** Grants and revokes staff roles on a course, real or pending (docs/rules.md rule 8). */
-export async function changeStaffRoles(tx: Tx, courseKey: string, roles: StaffRoleChanges): Promise<StaffRoleChange[]> {
+/**
+ * Grants and revokes staff roles on a course, real or pending (docs/rules.md rule 8), through a
+ * program of organization `orgKey` (named by the outbound events of the real ones).
+ */
+export async function changeStaffRoles(
+  tx: Tx,
+  courseKey: string,
+  orgKey: string,
+  roles: StaffRoleChanges,
+  stamp: JobStamp,
+): Promise<StaffRoleChange[]> {
   const changes: StaffRoleChange[] = [];
   if (roles.grant.length) {
     const granted = await insertStaffRoles(
@@ -209,6 +223,14 @@ export async function changeStaffRoles(tx: Tx, courseKey: string, roles: StaffRo
   if (roles.revoke.length) {
     for (const userId of await deleteStaffRoles(tx, courseKey, roles.revoke))
       changes.push({ kind: 'revoked', userId, courseKey });
+  }
+  if (stamp.recordEvents) {
+    const real = (kind: 'granted' | 'revoked') =>
+      changes.flatMap((c) => (c.kind === kind ? [{ userId: c.userId, courseKey, orgKey }] : []));
+    await insertOutboxEvents(tx, [
+      ...staffRoleEvents('added', real('granted')),
+      ...staffRoleEvents('removed', real('revoked')),
+    ]);
   }
   if (roles.grantPending.length) {
     for (const pceId of await insertPendingRoles(tx, roles.grantPending))
@@ -222,8 +244,18 @@ export async function changeStaffRoles(tx: Tx, courseKey: string, roles: StaffRo
 }
 
 /** The staff roles pending on PCEs whose PE was just linked become the account's (rule 8). */
-export async function grantPendingRoles(tx: Tx, pceIds: readonly number[]): Promise<StaffRoleChange[]> {
+export async function grantPendingRoles(
+  tx: Tx,
+  pceIds: readonly number[],
+  stamp: JobStamp,
+): Promise<StaffRoleChange[]> {
   if (pceIds.length === 0) return [];
-  const granted = await insertStaffRoles(tx, await takePendingRoles(tx, pceIds));
+  const taken = await takePendingRoles(tx, pceIds);
+  const granted = await insertStaffRoles(tx, taken);
+  if (stamp.recordEvents) {
+    const orgOf = new Map(taken.map((r) => [pairKey(r.userId, r.courseKey), r.orgKey]));
+    const roles = granted.map((g) => ({ ...g, orgKey: orgOf.get(pairKey(g.userId, g.courseKey))! }));
+    await insertOutboxEvents(tx, staffRoleEvents('added', roles));
+  }
   return granted.map((g) => ({ kind: 'granted', ...g }));
 }

@@ -4,6 +4,7 @@ import type { Tx } from '../db/client.js';
 import { deleteHistoryOfEnrollments } from '../db/history.js';
 import { forgetFinished } from '../db/job-ledger.js';
 import { deleteUnusedLearners, lockLearners } from '../db/learners.js';
+import { deletePublishedEvents } from '../db/outbox.js';
 import { pcesOfEnrollments } from '../db/program-course-enrollments.js';
 import {
   deleteProgramEnrollments,
@@ -21,12 +22,14 @@ const EVENT_RESULT_RETENTION_DAYS = 90;
  * `expire-waiting-enrollments` (docs/rules.md rule 11): deletes waiting PEs whose own modification
  * time is `expiration_days` old or older, with their PCEs, pending roles (by cascade) and history.
  * Realized PEs never expire. A write that refreshes a PE at the same moment wins: the row lock
- * makes the delete re-check the PE's age after the write commits. It also forgets job results past
- * their retention, as part of the same daily run.
+ * makes the delete re-check the PE's age after the write commits. It also forgets job results and
+ * the published outbound events (after `eventRetentionDays`) past their retention, as part of the
+ * same daily run.
  */
 export async function expireWaitingEnrollments(
   tx: Tx,
   payload: ExpireWaitingEnrollmentsPayload,
+  eventRetentionDays: number,
   log: Logger,
 ): Promise<ExpiryResult> {
   // Beyond a few thousand years every timestamp is younger; past that Postgres's range ends.
@@ -53,6 +56,7 @@ export async function expireWaitingEnrollments(
   }
   await deleteUnusedLearners(tx);
   await forgetFinished(tx, EVENT_RESULT_RETENTION_DAYS, JOB_RESULT_RETENTION_DAYS);
+  await deletePublishedEvents(tx, eventRetentionDays);
   const result = { removed: { program_enrollments: ids.length, program_course_enrollments: pces } };
   log.info({ expirationDays: payload.expiration_days, ...result.removed }, 'expired waiting enrollments removed');
   return result;

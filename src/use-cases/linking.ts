@@ -60,14 +60,12 @@ export async function realizeProgramEnrollments(
       status: p.status,
     })),
   );
-  // Independent writes, their statements interleaved on the transaction instead of waiting in turn.
-  await Promise.all([
-    applyCourseEffects(tx, effects, stamp, log),
-    grantPendingRoles(
-      tx,
-      pces.map((p) => p.id),
-    ),
-  ]);
+  await applyCourseEffects(tx, effects, stamp, log);
+  await grantPendingRoles(
+    tx,
+    pces.map((p) => p.id),
+    stamp,
+  );
   for (const keys of courseKeys.values()) keys.sort(compareCodePoints);
   return courseKeys;
 }

@@ -29,9 +29,9 @@ export async function upsertProgram(sql: Sql, p: UpsertProgramPayload): Promise<
     await deleteCurricula(tx, p.program_uuid);
     for (const [position, c] of p.curricula.entries()) await upsertCurriculum(tx, p.program_uuid, position, c);
     await deleteProgramCourses(tx, p.program_uuid);
-    for (const c of p.courses) {
+    for (const [position, c] of p.courses.entries()) {
       await upsertCourse(tx, c);
-      await insertProgramCourse(tx, p.program_uuid, c);
+      await insertProgramCourse(tx, p.program_uuid, position, c);
     }
     await setOrganizationOfProgramEnrollments(tx, p.program_uuid, p.organization_key);
     await setOrganizationOfPces(tx, p.program_uuid, p.organization_key);

@@ -135,9 +135,11 @@ async function writeCourseEnrollmentsChunk(
   await changeStaffRoles(
     tx,
     courseKey,
+    org,
     staffRoleChanges(
       plan.staff.map((s) => ({ grant: s.grant, userId: userOf.get(s.lower) ?? null, pceId: pceIdOf.get(s.lower)! })),
     ),
+    stamp,
   );
   return plan.results;
 }

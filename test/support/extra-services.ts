@@ -37,7 +37,13 @@ export async function queuesOn(prefix: string): Promise<PrefixQueues> {
 }
 
 function extraEnv(t: TestService, prefix: string, env: Record<string, string>): Record<string, string> {
-  return { ...serviceEnv(t.databaseUrl, prefix), WORKER_CONCURRENCY: '2', ...env };
+  // The outbox is the database's, so its events go to the test service's streams whatever the queues.
+  return {
+    ...serviceEnv(t.databaseUrl, prefix),
+    EVENT_BUS_TOPIC_PREFIX: t.prefix,
+    WORKER_CONCURRENCY: '2',
+    ...env,
+  };
 }
 
 /** An in-process service (as `npm start` runs it) on the test's database, under `prefix`. */

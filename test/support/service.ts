@@ -62,6 +62,8 @@ export function serviceEnv(databaseUrl: string, prefix: string): Record<string, 
     REDIS_URL: inject('redisUrl'),
     DATABASE_URL: databaseUrl,
     QUEUE_PREFIX: prefix,
+    // The event streams of the test's own database are named after its prefix too.
+    EVENT_BUS_TOPIC_PREFIX: prefix,
     PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
@@ -78,12 +80,15 @@ export function producerQueues(connection: Redis, prefix: string): Record<QueueN
 
 /** Deletes every Redis key under `prefix`: what the queues of a test's own prefix left behind. */
 export async function deleteKeysUnder(connection: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await connection.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    if (keys.length) await connection.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
+  // `<prefix>:…` are the queues' and locks' keys, `<prefix>-…` the event streams.
+  for (const pattern of [`${prefix}:*`, `${prefix}-*`]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await connection.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      if (keys.length) await connection.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  }
 }
 
 /** Waits until `probe` returns a value other than undefined. */

@@ -35,19 +35,22 @@ async function findJob(deps: HttpDeps, jobId: string): Promise<{ job: JobSnapsho
     timestamp: submitted.createdAt.getTime(),
     returnvalue: submitted.result ?? null,
     failedReason: '',
+    data: { requested_by: submitted.requestedBy },
   };
   return { job, state: submitted.result ? 'Succeeded' : 'Canceled' };
 }
 
 export async function registerJobRoutes(api: FastifyInstance, deps: HttpDeps): Promise<void> {
-  api.get<{ Params: { job_id: string } }>('/v1/jobs/:job_id', async (request) => {
+  const job = { config: { access: { scope: 'job' } as const } };
+
+  api.get<{ Params: { job_id: string } }>('/v1/jobs/:job_id', job, async (request) => {
     const found = await findJob(deps, request.params.job_id);
     if (!found) throw notFound(`unknown job ${request.params.job_id}`);
     const resultUrl = `${requestOrigin(request)}/api/v1/jobs/${encodeURIComponent(request.params.job_id)}/result.csv`;
     return jobStatus(found.job, found.state, resultUrl);
   });
 
-  api.get<{ Params: { job_id: string } }>('/v1/jobs/:job_id/result.csv', async (request, reply) => {
+  api.get<{ Params: { job_id: string } }>('/v1/jobs/:job_id/result.csv', job, async (request, reply) => {
     const found = await findJob(deps, request.params.job_id);
     if (!found) throw notFound(`unknown job ${request.params.job_id}`);
     if (found.state !== 'Succeeded') throw notFound(`job ${request.params.job_id} has not succeeded`);

@@ -23,7 +23,9 @@ export function programUuidParam(raw: string): string {
 export async function registerProgramRoutes(api: FastifyInstance, { database }: HttpDeps): Promise<void> {
   const { sql } = database;
 
-  api.get<{ Params: { program_uuid: string } }>('/v1/programs/:program_uuid/enrollments', async (request) => {
+  const read = { config: { access: { scope: 'program', permission: 'read' } as const } };
+
+  api.get<{ Params: { program_uuid: string } }>('/v1/programs/:program_uuid/enrollments', read, async (request) => {
     const page = parsePageRequest(request.query);
     const programUuid = programUuidParam(request.params.program_uuid);
     if (!(await programExists(sql, programUuid))) throw notFound(`unknown program ${request.params.program_uuid}`);
@@ -44,6 +46,7 @@ export async function registerProgramRoutes(api: FastifyInstance, { database }: 
 
   api.get<{ Params: { program_uuid: string; course_key: string } }>(
     '/v1/programs/:program_uuid/courses/:course_key/enrollments',
+    read,
     async (request) => {
       const page = parsePageRequest(request.query);
       const programUuid = programUuidParam(request.params.program_uuid);
@@ -70,6 +73,7 @@ export async function registerProgramRoutes(api: FastifyInstance, { database }: 
 
   api.get<{ Params: { program_uuid: string; student_key: string } }>(
     '/v1/programs/:program_uuid/enrollments/:student_key/history',
+    read,
     async (request) => {
       const programUuid = programUuidParam(request.params.program_uuid);
       // Keys are stored trimmed (docs/contract.md "Vocabulary"), so a padded key names the same learner.

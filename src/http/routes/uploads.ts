@@ -3,8 +3,10 @@ import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { forgetSubmittedJob, recordSubmittedJob } from '../../db/job-ledger.js';
 import { programExists } from '../../db/reads.js';
+import { requestedByToken } from '../../domain/api-tokens.js';
 import { UploadCsvError } from '../../uploads/read-csv.js';
 import { courseUploadPayload, programUploadPayload, UploadTooLargeError } from '../../uploads/upload-payloads.js';
+import { apiCaller } from '../access-guard.js';
 import type { HttpDeps } from '../deps.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
 import { requestOrigin } from '../urls.js';
@@ -84,13 +86,21 @@ export async function registerUploadRoutes(api: FastifyInstance, { database, log
     request: FastifyRequest,
     reply: FastifyReply,
     name: string,
-    payload: { enrollments: unknown[] },
+    payload: { program_uuid: string; enrollments: unknown[] },
   ) => {
     const jobId = `upload-${randomUUID()}`;
+    // The upload says who made it (docs/contract.md "Who may do what"), in its history and job status.
+    const requestedBy = requestedByToken(apiCaller(request).name);
     // Recorded first, so the job API can answer for the job once BullMQ has forgotten it.
-    await recordSubmittedJob(sql, jobId, enrollments.name, name);
+    await recordSubmittedJob(sql, {
+      jobId,
+      queue: enrollments.name,
+      name,
+      programUuid: payload.program_uuid,
+      requestedBy,
+    });
     try {
-      await enrollments.add(name, payload, { jobId });
+      await enrollments.add(name, { ...payload, requested_by: requestedBy }, { jobId });
     } catch (err) {
       await forgetSubmittedJob(sql, jobId);
       throw err;
@@ -105,8 +115,11 @@ export async function registerUploadRoutes(api: FastifyInstance, { database, log
       limits: { fileSize: MAX_UPLOAD_BYTES, files: 10, fields: 50, parts: 60 },
     });
 
+    const write = { config: { access: { scope: 'program', permission: 'write' } as const } };
+
     uploads.post<{ Params: { program_uuid: string } }>(
       '/v1/programs/:program_uuid/enrollments/upload',
+      write,
       async (request, reply) => {
         const content = await uploadedFile(request);
         const programUuid = await knownProgram(request.params.program_uuid);
@@ -117,6 +130,7 @@ export async function registerUploadRoutes(api: FastifyInstance, { database, log
 
     uploads.post<{ Params: { program_uuid: string } }>(
       '/v1/programs/:program_uuid/course_enrollments/upload',
+      write,
       async (request, reply) => {
         const content = await uploadedFile(request);
         const programUuid = await knownProgram(request.params.program_uuid);

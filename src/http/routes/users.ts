@@ -17,7 +17,9 @@ function userIdParam(raw: string): number {
 export async function registerUserRoutes(api: FastifyInstance, { database }: HttpDeps): Promise<void> {
   const { sql } = database;
 
-  api.get<{ Params: { user_id: string } }>('/v1/users/:user_id/course_enrollments', async (request) => {
+  // An account's enrollments span organizations: operator tokens only (docs/contract.md "Who may do what").
+  const operators = { config: { access: { scope: 'operator' } as const } };
+  api.get<{ Params: { user_id: string } }>('/v1/users/:user_id/course_enrollments', operators, async (request) => {
     const userId = userIdParam(request.params.user_id);
     const rows = await userCourseEnrollments(sql, userId);
     // Enrollments prove the account is known; only an empty list needs the account looked up.

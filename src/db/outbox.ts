@@ -1,0 +1,102 @@
+import { TOPIC_OF, type Topic } from '../contract/outbound-events.js';
+import type { CourseAccessEvent, StoredCourseAccessEvent } from '../domain/course-access-events.js';
+import type { Queryable, Tx } from './client.js';
+
+/**
+ * The outbox of the outbound events (contract.md "Outbound events"). Rows are inserted in the
+ * transaction of the change they report and published by one relay at a time.
+ *
+ * Order per account and course. The relay publishes rows in `id` order, and only one relay runs
+ * at a time (`tryLeadRelay`). A bigserial is not commit order in general: a transaction may take
+ * an id, and commit after one that took a later id. But two transactions that write events of the
+ * same account and course both hold a row lock on that pair first: the course enrollment row
+ * (locked `for update`, or being inserted, which makes a concurrent insert wait) for enrollment
+ * events, the `course_staff_roles` row (being inserted or deleted) for role events. The second
+ * one inserts its events only after the first has committed, so its ids are higher and, once it
+ * is visible, the first one's rows are visible too. Publishing in `id` order therefore publishes
+ * the events of one account and course in commit order, whatever the relay's snapshot.
+ */
+
+/** Inserts the events of one write, in the order given, in one statement (none when there are none). */
+export async function insertOutboxEvents(tx: Tx, events: readonly CourseAccessEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  await tx`
+    insert into outbox (event_type, topic, user_id, course_key, mode, is_active, org_key, username, email, enrolled_at)
+    select v.type, v.topic, v.user_id, v.course_key, v.mode, v.is_active::boolean, v.org_key,
+           coalesce(a.username, ''), coalesce(a.email, ''), ce.created_at
+    from unnest(
+      ${events.map((e) => e.type)}::text[], ${events.map((e) => TOPIC_OF[e.type])}::text[],
+      ${events.map((e) => e.userId)}::bigint[], ${events.map((e) => e.courseKey)}::text[],
+      ${events.map((e) => e.mode)}::text[], ${events.map((e) => (e.isActive === null ? null : String(e.isActive)))}::text[],
+      ${events.map((e) => e.orgKey)}::text[]
+    ) with ordinality as v(type, topic, user_id, course_key, mode, is_active, org_key, n)
+    left join accounts a on a.user_id = v.user_id
+    left join course_enrollments ce on v.mode is not null and ce.user_id = v.user_id and ce.course_key = v.course_key
+    order by v.n`;
+}
+
+/** An advisory lock key of its own: the relay's leadership. */
+const RELAY_LOCK_KEY = 7_104_202_611;
+
+/**
+ * Makes the calling transaction the only relay publishing until it ends. Transaction-level, so a
+ * relay that dies (process killed, connection lost) lets go at once and another takes over.
+ */
+export async function tryLeadRelay(tx: Tx): Promise<boolean> {
+  const [row] = await tx<{ lead: boolean }[]>`select pg_try_advisory_xact_lock(${RELAY_LOCK_KEY}) as lead`;
+  return row!.lead;
+}
+
+export interface UnpublishedEvent extends StoredCourseAccessEvent {
+  id: number;
+  eventId: string;
+  topic: Topic;
+  occurredAt: Date;
+}
+
+/** The oldest unpublished events of the given topics, in publishing (`id`) order. */
+export async function unpublishedEvents(tx: Tx, topics: readonly Topic[], limit: number): Promise<UnpublishedEvent[]> {
+  // Times as epoch milliseconds: the pool reads timestamps as text.
+  const rows = await tx<
+    Array<Omit<UnpublishedEvent, 'enrolledAt' | 'occurredAt'> & { enrolledMs: number | null; occurredMs: number }>
+  >`
+    select id, event_id as "eventId", event_type as type, topic, user_id as "userId", course_key as "courseKey",
+           mode, is_active as "isActive", org_key as "orgKey", username, email,
+           (extract(epoch from enrolled_at) * 1000)::float8 as "enrolledMs",
+           (extract(epoch from occurred_at) * 1000)::float8 as "occurredMs"
+    from outbox
+    where published_at is null and topic = any(${topics as string[]}::text[])
+    order by id
+    limit ${limit}`;
+  return rows.map(({ enrolledMs, occurredMs, ...row }) => ({
+    ...row,
+    enrolledAt: enrolledMs === null ? null : new Date(enrolledMs),
+    occurredAt: new Date(occurredMs),
+  }));
+}
+
+export async function markPublished(tx: Tx, ids: readonly number[]): Promise<void> {
+  if (ids.length === 0) return;
+  await tx`update outbox set published_at = now() where id = any(${ids as number[]}::bigint[]) and published_at is null`;
+}
+
+/** Deletes published rows older than the retention; returns how many. */
+export async function deletePublishedEvents(tx: Queryable, retentionDays: number): Promise<number> {
+  const rows = await tx`
+    delete from outbox where published_at < now() - make_interval(secs => ${retentionDays * 86_400})`;
+  return rows.count;
+}
+
+export interface OutboxBacklog {
+  unpublished: number;
+  /** Age of the oldest unpublished event, 0 when there is none. */
+  oldestSeconds: number;
+}
+
+export async function outboxBacklog(sql: Queryable): Promise<OutboxBacklog> {
+  const [row] = await sql<{ unpublished: number; oldestSeconds: number | null }[]>`
+    select count(*)::int as unpublished,
+           extract(epoch from now() - min(occurred_at))::float8 as "oldestSeconds"
+    from outbox where published_at is null`;
+  return { unpublished: row!.unpublished, oldestSeconds: Math.max(0, row!.oldestSeconds ?? 0) };
+}

@@ -1,0 +1,85 @@
+import type { RedisClient } from './redis.js';
+
+/** The event bus's Redis did not answer: publishing waits for it. */
+export class EventBusUnavailableError extends Error {
+  override name = 'EventBusUnavailableError';
+}
+
+/**
+ * Trims the stream of the entries every consumer group has been delivered, then answers how many
+ * more entries it may take before it holds `limit` that some group (or, with no group, anyone)
+ * has not had (contract.md "Outbound events", Delivery). One script, so that no group appears or
+ * reads between the look at the groups and the trim. Entries up to a group's `last-delivered-id`
+ * are delivered to it; the slowest group's bounds the trim (`MINID` keeps ids at or above it, so
+ * the bound is that id plus one). With no group nothing is trimmed and every entry counts.
+ */
+const ROOM_SCRIPT = `
+local stream = KEYS[1]
+local limit = tonumber(ARGV[1])
+if redis.call('EXISTS', stream) == 0 then return limit end
+local groups = redis.call('XINFO', 'GROUPS', stream)
+if #groups > 0 then
+  local minMs, minSeq
+  for _, group in ipairs(groups) do
+    for i = 1, #group, 2 do
+      if group[i] == 'last-delivered-id' then
+        local ms, seq = string.match(group[i + 1], '^(%d+)-(%d+)$')
+        ms = tonumber(ms)
+        seq = tonumber(seq)
+        if minMs == nil or ms < minMs or (ms == minMs and seq < minSeq) then
+          minMs = ms
+          minSeq = seq
+        end
+      end
+    end
+  end
+  redis.call('XTRIM', stream, 'MINID', string.format('%d-%d', minMs, minSeq + 1))
+end
+return limit - redis.call('XLEN', stream)
+`;
+
+/**
+ * A command that has not answered by then counts as an outage: the relay's Postgres transaction
+ * waits on it, and must not stay open while Redis hangs.
+ */
+const COMMAND_TIMEOUT_MS = 10_000;
+
+/** The Redis Streams of the Open edX event bus, as the relay writes them. */
+export class EventStreams {
+  constructor(private readonly redis: RedisClient) {
+    redis.defineCommand('eventStreamRoom', { numberOfKeys: 1, lua: ROOM_SCRIPT });
+  }
+
+  /** How many entries `stream` may still take (trimming what every group has been delivered first). */
+  async room(stream: string, limit: number): Promise<number> {
+    const redis = this.redis as RedisClient & { eventStreamRoom(key: string, limit: number): Promise<number> };
+    return this.guard(() => redis.eventStreamRoom(stream, limit));
+  }
+
+  /**
+   * Appends the entries to `stream`, in order, in one pipeline (one round trip). Throws, having
+   * possibly written some of them, when any XADD failed: the caller publishes them again.
+   */
+  async append(stream: string, entries: ReadonlyArray<ReadonlyArray<string | Buffer>>): Promise<void> {
+    if (entries.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const fields of entries) pipeline.xadd(stream, '*', ...fields);
+    const results = await this.guard(() => pipeline.exec());
+    const failed = results?.find(([err]) => err);
+    if (!results || failed) throw new EventBusUnavailableError(`XADD failed: ${failed?.[0]?.message ?? 'no answer'}`);
+  }
+
+  private async guard<T>(command: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${COMMAND_TIMEOUT_MS} ms`)), COMMAND_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([command(), timeout]);
+    } catch (err) {
+      throw new EventBusUnavailableError(err instanceof Error ? err.message : String(err));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
