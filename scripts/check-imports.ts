@@ -12,6 +12,7 @@
  * | layer     | files                                        | may import                                                            |
  * |-----------|----------------------------------------------|-----------------------------------------------------------------------|
  * | wiring    | main.ts, app.ts, cli.ts, cli/                | everything below                                                      |
+ * | client    | client/                                      | contract (the producers' typed client: the wire and nothing of the service) |
  * | http      | http/                                        | queue, jobs, use-cases and the bottom                                 |
  * | queue     | queue/                                       | jobs, use-cases and the bottom                                        |
  * | jobs      | jobs/                                        | use-cases and the bottom                                              |
@@ -48,6 +49,7 @@ const LAYERS: Layer[] = [
     files: ['main.ts', 'app.ts', 'cli.ts', 'cli/'],
     mayImport: ['http', 'queue', 'jobs', 'use-cases', ...BOTTOM],
   },
+  { name: 'client', files: ['client/'], mayImport: ['contract'] },
   { name: 'http', files: ['http/'], mayImport: ['queue', 'jobs', 'use-cases', ...BOTTOM] },
   { name: 'queue', files: ['queue/'], mayImport: ['jobs', 'use-cases', ...BOTTOM] },
   { name: 'jobs', files: ['jobs/'], mayImport: ['use-cases', ...BOTTOM] },

@@ -6,12 +6,14 @@ import type { Config } from './config.js';
 import { connectDatabase, type Database, databaseAnswers } from './db/client.js';
 import { runMigrations } from './db/migrate.js';
 import { outboxBacklog } from './db/outbox.js';
+import { poolConnections } from './db/pool-stats.js';
 import { buildHttpServer } from './http/server.js';
 import { type PrivateService, startEmbeddedPostgres, startPrivateRedis } from './infra/embedded.js';
 import { EventStreams } from './infra/event-bus.js';
 import { connectRedis, type RedisClient, untilReady } from './infra/redis.js';
 import type { JobDeps } from './jobs/context.js';
 import { handlers } from './jobs/index.js';
+import { exporterLease } from './lock/exporter-lease.js';
 import { LearnerCourseLocks } from './lock/learner-course-locks.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -93,10 +95,12 @@ export async function startService(config: Config, options: StartOptions = {}): 
     await runMigrations(databaseUrl);
     database = connectDatabase(databaseUrl, { max: Math.max(10, Math.min(config.WORKER_CONCURRENCY, 40)) });
 
+    const metrics = createMetrics();
     const target = { url: redisUrl, clusterNodes: config.REDIS_CLUSTER_NODES };
     const connect = (name: string, forWorker = true) => {
       const c = connectRedis(target, { forWorker, name });
       c.on('error', (err) => log.warn({ connection: name, err: err.message }, 'redis connection error'));
+      c.on('reconnecting', () => metrics.redisReconnects.inc({ connection: name }));
       redisConnections.push(c);
       return c;
     };
@@ -109,8 +113,14 @@ export async function startService(config: Config, options: StartOptions = {}): 
     for (const q of Object.values(queues))
       q.on('error', (err) => log.warn({ queue: q.name, err: err.message }, 'queue error'));
 
-    const metrics = createMetrics();
-    metrics.watchQueues(Object.values(queues));
+    const db = database;
+    const lease = exporterLease(shared, config.QUEUE_PREFIX);
+    metrics.watch({
+      queues: Object.values(queues),
+      holdsExporterLease: () => lease.hold(),
+      databaseConnections: () => poolConnections(db.sql, db.applicationName),
+      databasePoolMax: db.max,
+    });
     const services: JobDeps = {
       config,
       database,
@@ -153,7 +163,6 @@ export async function startService(config: Config, options: StartOptions = {}): 
       await scheduleExpiry(queues.enrollments);
     }
 
-    const db = database;
     http = await buildHttpServer({
       config,
       database,

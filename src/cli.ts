@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import type { Job } from 'bullmq';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { describeProgress, describeResult, progressView } from './cli/output.js';
@@ -20,6 +20,7 @@ import {
   openQueues,
   type QueueClient,
   readProgress,
+  snapshot,
   waitForJob,
 } from './cli/queue-client.js';
 import { registerTokenCommands } from './cli/tokens.js';
@@ -29,32 +30,52 @@ import {
   upsertProgramPayload,
   writeActions,
 } from './contract/payloads.js';
+import { resultCsv } from './http/job-status.js';
 import { QUEUE_NAMES, type QueueName } from './queue/queues.js';
 
 /**
  * `program-enrollments <command>`: adds the jobs of docs/contract.md to the service's queues with plain
  * BullMQ, as the Registrar does, and follows them to their result.
  *
- * Output: results on stdout (or one JSON object with --json); narration, progress and errors on
- * stderr. Exit codes: 0 done, 1 the job failed (or a link failed, or the job is unknown),
- * 2 bad input (nothing was added), 130 interrupted while waiting (the job goes on).
+ * Output: results on stdout (or one JSON object with --json, of one shape per command); narration,
+ * progress and errors on stderr. Exit codes (README "Command line"): 0 done, 1 the job failed (or
+ * a write's code is 422, or a link failed, or the job is unknown), 2 bad input (nothing was added),
+ * 3 a write's code is 207 (some learners' records were not applied), 124 --timeout passed (the job
+ * goes on), 130 interrupted while waiting (the job goes on).
  */
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
+const EXIT_PARTIAL = 3;
+const EXIT_TIMEOUT = 124;
 const EXIT_INTERRUPTED = 130;
 
 interface FollowOptions {
   jobId?: string;
   wait: boolean;
   json?: boolean;
+  /** Seconds to wait for the job before giving up (the job goes on). */
+  timeout?: number;
+  /** Where to write the per-learner results as CSV (the write commands). */
+  results?: string;
 }
+
+/** The write jobs' aggregate code as an exit code (docs/contract.md "Result of both write jobs"). */
+function writeExitCode(result: unknown): number {
+  const code = (result as { code?: unknown } | null)?.code;
+  if (code === 422) return EXIT_FAILED;
+  if (code === 207) return EXIT_PARTIAL;
+  return EXIT_OK;
+}
+
+const WRITE_JOBS = new Set(['write-program-enrollments', 'write-program-course-enrollments']);
 
 const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
 const say = (line: string) => process.stderr.write(`${line}\n`);
 const print = (line: string) => process.stdout.write(`${line}\n`);
 
+/** The one --json shape of every job command, and of each job `status --json` lists. */
 function jobJson(queue: QueueName, job: Job, state: string) {
   return {
     job_id: job.id,
@@ -92,32 +113,56 @@ async function submit(
         ? `job ${id} already exists in queue ${queue}: following it instead of adding another`
         : `added job ${id} to queue ${queue} (${name}${context.what ? `, ${context.what}` : ''})`,
     );
+    // A job nobody consumes waits for ever: say so at once (a wrong QUEUE_PREFIX, a stopped service).
+    const workers = await client.queues[queue].getWorkersCount().catch(() => undefined);
+    if (workers === 0) {
+      say(
+        `warning: no worker is consuming queue ${queue} under prefix ${client.prefix}: is the service running, with QUEUE_PREFIX=${client.prefix}? The job waits until one does.`,
+      );
+    }
+    const printCurrent = async () => {
+      const now = await snapshot(client.queues[queue], id);
+      print(JSON.stringify(now ? jobJson(queue, now.job, now.state) : { ...jobJson(queue, job, 'unknown') }));
+    };
     if (!options.wait) {
-      if (options.json) print(JSON.stringify({ job_id: id, queue, name, state: 'added' }));
+      if (options.json) await printCurrent();
       else print(id);
       say(`follow it with: program-enrollments status ${id}`);
       return EXIT_OK;
     }
 
     const view = progressView(process.stderr);
-    const interrupted = new AbortController();
-    const onSigint = () => interrupted.abort(new Error('interrupted'));
+    const stop = new AbortController();
+    const onSigint = () => stop.abort(new Error('interrupted'));
     process.once('SIGINT', onSigint);
+    const timer =
+      options.timeout === undefined
+        ? undefined
+        : setTimeout(() => stop.abort(new Error('timeout')), options.timeout * 1000).unref();
     let finished: Awaited<ReturnType<typeof waitForJob>>;
     try {
-      finished = await waitForJob(client.queues[queue], id, (p) => view.update(p), { signal: interrupted.signal });
+      finished = await waitForJob(client.queues[queue], id, (p) => view.update(p), { signal: stop.signal });
     } catch (err) {
-      if (interrupted.signal.aborted) {
-        say(`stopped waiting; job ${id} goes on: program-enrollments status ${id}`);
-        return EXIT_INTERRUPTED;
+      if (stop.signal.aborted) {
+        view.stop();
+        if (options.json) await printCurrent();
+        const timedOut = (stop.signal.reason as Error).message === 'timeout';
+        say(
+          timedOut
+            ? `job ${id} did not finish within ${options.timeout} s${workers === 0 ? ' (no worker consumes the queue)' : ''}; it goes on: program-enrollments status ${id}`
+            : `stopped waiting; job ${id} goes on: program-enrollments status ${id}`,
+        );
+        return timedOut ? EXIT_TIMEOUT : EXIT_INTERRUPTED;
       }
       if (err instanceof JobVanishedError) {
         say(err.message);
+        if (options.json) print(JSON.stringify(jobJson(queue, job, 'unknown')));
         return EXIT_FAILED;
       }
       throw err;
     } finally {
       view.stop();
+      clearTimeout(timer);
       process.removeListener('SIGINT', onSigint);
     }
 
@@ -130,11 +175,19 @@ async function submit(
       print(`job ${id} completed`);
       for (const line of describeResult(name, finished.job.returnvalue, context)) print(line);
     }
+    if (options.results !== undefined) {
+      const csv = resultCsv(finished.job.returnvalue);
+      if (csv !== null) {
+        await writeFile(options.results, csv);
+        say(`wrote the per-learner results to ${options.results}`);
+      }
+    }
     // A link that did not hold is the command not doing what was asked; scripts should notice.
     if (name === 'link-program-enrollments') {
       const errors = (finished.job.returnvalue as { errors?: Record<string, string> } | null)?.errors ?? {};
       if (Object.keys(errors).length > 0) return EXIT_FAILED;
     }
+    if (WRITE_JOBS.has(name)) return writeExitCode(finished.job.returnvalue);
     return EXIT_OK;
   });
 }
@@ -160,6 +213,12 @@ const nonNegativeNumber = (value: string): number => {
   return n;
 };
 
+const positiveNumber = (value: string): number => {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
+  return n;
+};
+
 const positiveInteger = (value: string): number => {
   if (!/^\d+$/.test(value.trim()) || Number(value) < 1) throw new InvalidArgumentError('must be a positive integer');
   return Number(value);
@@ -173,7 +232,7 @@ const jobIdOption = (value: string): string => {
   return value;
 };
 
-/** --job-id, --no-wait and --json, shared by every command that adds a job. */
+/** --job-id, --no-wait, --timeout and --json, shared by every command that adds a job. */
 function followOptions(command: Command): Command {
   return command
     .option(
@@ -182,12 +241,14 @@ function followOptions(command: Command): Command {
       jobIdOption,
     )
     .option('--no-wait', 'add the job, print its id and exit')
+    .option('--timeout <seconds>', 'stop waiting after this long and exit 124 (the job goes on)', positiveNumber)
     .option('--json', 'print one JSON object (job_id, queue, name, state, progress, result, failed_reason) on stdout');
 }
 
 function writeOptions(command: Command): Command {
   return followOptions(
     command
+      .option('--results <file>', 'write the per-learner results to this CSV file (student_key,status)')
       .addOption(
         new Option('--action <action>', 'how existing enrollments are treated')
           .choices(writeActions)
@@ -348,12 +409,13 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .description("a job's name, state, progress and result or failed reason (searched in both queues)")
     .argument('<job_id>')
     .addOption(new Option('--queue <name>', 'look in one queue only').choices(QUEUE_NAMES))
-    .option('--json', 'print a JSON array of the jobs found')
+    .option('--json', 'print one JSON object { job_id, jobs: [...] } (a job id may name a job in each queue)')
     .action(
       act(async (id: string, options: { queue?: QueueName; json?: boolean }) =>
         withQueues(async (client) => {
           const found = await findJobs(client, id, options.queue);
-          if (options.json) print(JSON.stringify(found.map((f) => jobJson(f.queue, f.job, f.state))));
+          if (options.json)
+            print(JSON.stringify({ job_id: id, jobs: found.map((f) => jobJson(f.queue, f.job, f.state)) }));
           if (found.length === 0) {
             say(
               `no job ${id} in queue${options.queue ? ` ${options.queue}` : `s ${QUEUE_NAMES.join(', ')}`} (prefix ${client.prefix})`,

@@ -5,9 +5,10 @@
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { describeLinkResult, describeWriteResult } from '../src/cli/output.js';
 import {
@@ -18,7 +19,7 @@ import {
   programEnrollmentsFromCsv,
   programEnrollmentsPayload,
 } from '../src/cli/payloads.js';
-import { useTestService } from './support/service.js';
+import { deleteKeysUnder, useTestService } from './support/service.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const PROGRAM_UUID = '00000000-1111-2222-3333-444444444444';
@@ -184,10 +185,10 @@ describe('the CLI against a running service', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('enroll: applies a CSV, prints code and counts, exits 0', async () => {
+  it('enroll: applies a CSV, prints code and counts, exits 3 for a 207', async () => {
     const csv = file('program.csv', 'Student_Key,Status\ncli-a1,enrolled\ncli-a2,pending\n\ncli-a3,graduated\n');
     const run = await cli(['enroll', program.program_uuid, csv, '--requested-by', 'ops:cli']);
-    expect(run.code, run.stderr).toBe(0);
+    expect(run.code, run.stderr).toBe(3);
     expect(run.stdout.replace(/^job \S+ /, 'job <id> ')).toBe(
       'job <id> completed\ncode 207\n  enrolled        1\n  invalid-status  1\n  pending         1\n',
     );
@@ -205,7 +206,7 @@ describe('the CLI against a running service', () => {
   it('enroll --action update: keys not in the program are not-in-program', async () => {
     const csv = file('update.csv', 'student_key,status\ncli-a1,suspended\ncli-nobody,enrolled\n');
     const run = await cli(['enroll', program.program_uuid, csv, '--action', 'update', '--json']);
-    expect(run.code, run.stderr).toBe(0);
+    expect(run.code, run.stderr).toBe(3);
     const out = JSON.parse(run.stdout);
     expect(out).toMatchObject({
       name: 'write-program-enrollments',
@@ -376,6 +377,52 @@ describe('the CLI against a running service', () => {
     expect(JSON.parse(expire.stdout).result).toEqual({
       removed: { program_enrollments: 0, program_course_enrollments: 0 },
     });
+  });
+
+  it('enroll: exits 1 when no record applied (422), and --results writes the per-learner results', async () => {
+    const results = path.join(dir, 'results.csv');
+    const csv = file('invalid.csv', 'student_key,status\ncli-r2,graduated\ncli-r1,enrolled-ish\n');
+    const run = await cli(['enroll', program.program_uuid, csv, '--results', results]);
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stdout).toContain('code 422\n');
+    expect(run.stderr).toContain(`wrote the per-learner results to ${results}`);
+    expect(readFileSync(results, 'utf8')).toBe(
+      'student_key,status\r\ncli-r1,invalid-status\r\ncli-r2,invalid-status\r\n',
+    );
+  });
+
+  it('--timeout: says when no worker consumes the queue, gives up with 124 and prints the same JSON shape', async () => {
+    const prefix = `${t.prefix}-nobody`;
+    const csv = file('nobody.csv', 'student_key,status\ncli-nobody,enrolled\n');
+    const started = Date.now();
+    const run = await cli(['enroll', program.program_uuid, csv, '--timeout', '1', '--json'], { QUEUE_PREFIX: prefix });
+    expect(run.code, run.stderr).toBe(124);
+    expect(Date.now() - started).toBeLessThan(60_000);
+    expect(run.stderr).toContain(`no worker is consuming queue enrollments under prefix ${prefix}`);
+    expect(run.stderr).toMatch(/did not finish within 1 s \(no worker consumes the queue\); it goes on/);
+    const out = JSON.parse(run.stdout);
+    expect(Object.keys(out)).toEqual(['job_id', 'queue', 'name', 'state', 'progress', 'result', 'failed_reason']);
+    expect(out).toMatchObject({
+      queue: 'enrollments',
+      name: 'write-program-enrollments',
+      state: 'waiting',
+      result: null,
+    });
+    const redis = new Redis(inject('redisUrl'));
+    await deleteKeysUnder(redis, prefix);
+    await redis.quit();
+  });
+
+  it('status --json prints one object with the jobs found', async () => {
+    const jobId = `cli-${randomUUID()}`;
+    const added = await cli(['expire', '--days', '10000', '--job-id', jobId, '--json']);
+    expect(added.code, added.stderr).toBe(0);
+    const status = await cli(['status', jobId, '--json']);
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toEqual({ job_id: jobId, jobs: [JSON.parse(added.stdout)] });
+    const unknown = await cli(['status', 'no-such-job', '--json']);
+    expect(unknown.code).toBe(1);
+    expect(JSON.parse(unknown.stdout)).toEqual({ job_id: 'no-such-job', jobs: [] });
   });
 
   it('names REDIS_URL when it is unset', async () => {

@@ -98,8 +98,9 @@ describe('read API', () => {
     requestedBy: string | null,
   ) {
     await t.sql`
-      insert into history (at, entity, entity_id, program_enrollment_id, action, changes, job_id, requested_by)
-      values (${at}, ${entity}, ${peId ?? 0}, ${peId}, ${action}, ${t.sql.json(changes as any)}, ${jobId}, ${requestedBy})`;
+      insert into history (at, entity, entity_id, program_enrollment_id, action, changes, job_id, queue, requested_by, course_key)
+      values (${at}, ${entity}, ${peId ?? 0}, ${peId}, ${action}, ${t.sql.json(changes as any)}, ${jobId},
+              ${jobId === null ? null : 'enrollments'}, ${requestedBy}, ${(changes.course_key?.[1] as string | undefined) ?? null})`;
   }
 
   beforeAll(async () => {
@@ -537,7 +538,9 @@ describe('read API', () => {
             curriculum_uuid: [null, CURRICULUM],
           },
           job_id: 'job-1',
+          queue: 'enrollments',
           requested_by: 'registrar:jdoe',
+          course_key: null,
         },
         {
           at: '2026-01-02T03:04:06.000Z',
@@ -545,7 +548,9 @@ describe('read API', () => {
           action: 'created',
           changes: { course_key: [null, CS101], status: [null, 'active'] },
           job_id: 'job-2',
+          queue: 'enrollments',
           requested_by: null,
+          course_key: CS101,
         },
         {
           at: '2026-01-03T00:00:00.001Z',
@@ -553,7 +558,9 @@ describe('read API', () => {
           action: 'changed',
           changes: { status: ['enrolled', 'suspended'] },
           job_id: 'job-3',
+          queue: 'enrollments',
           requested_by: 'support:amy',
+          course_key: null,
         },
       ]);
     });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import postgres, { type Sql } from 'postgres';
 
 /**
@@ -7,22 +8,28 @@ import postgres, { type Sql } from 'postgres';
  */
 export interface Database {
   sql: Sql;
+  /** The `application_name` of this pool's connections: unique per process, so its pool can be counted. */
+  applicationName: string;
+  /** The pool's size. */
+  max: number;
   close(): Promise<void>;
 }
 
 export function connectDatabase(url: string, options: { max?: number } = {}): Database {
+  const applicationName = `program-enrollments ${randomUUID().slice(0, 8)}`;
+  const max = options.max ?? 10;
   const sql = postgres(url, {
-    max: options.max ?? 10,
+    max,
     idle_timeout: 30,
     connect_timeout: 10,
     onnotice: () => {},
-    connection: { application_name: 'program-enrollments' },
+    connection: { application_name: applicationName },
     // bigint columns hold ids and user ids below 2^53; read them as numbers, not strings.
     types: {
       bigint: { to: 20, from: [20], serialize: (v: number | bigint) => String(v), parse: (v: string) => Number(v) },
     },
   });
-  return { sql, close: () => sql.end({ timeout: 5 }) };
+  return { sql, applicationName, max, close: () => sql.end({ timeout: 5 }) };
 }
 
 /** A postgres.js transaction: every write of a job runs inside one. */

@@ -1,20 +1,34 @@
 import type { HistoryRow } from '../domain/history.js';
 import type { Tx } from './client.js';
 
-/** Who made a change: the BullMQ job and the producer's `requested_by`. */
+/** Who made a change: the BullMQ job, its queue and the producer's `requested_by`. */
 export interface JobStamp {
   jobId: string;
+  queue: string;
   requestedBy: string | null;
   /** EVENT_BUS=on: the change also writes its outbound events (contract.md "Outbound events"). */
   recordEvents: boolean;
 }
 
-/** Writes history rows in one statement, in the order given. */
+/**
+ * Writes history rows in one statement, in the order given. PCE and CE rows name their course
+ * (`course_key`): a row that only changes a status or a mode would otherwise name the course by an
+ * internal id. Neither key ever changes, so it is read from the row itself, or from its `changes`
+ * when the row is already gone.
+ */
 export async function insertHistory(tx: Tx, rows: readonly HistoryRow[], stamp: JobStamp): Promise<void> {
   if (rows.length === 0) return;
   await tx`
-    insert into history (entity, entity_id, program_enrollment_id, action, changes, job_id, requested_by)
-    select h.entity, h.entity_id, h.pe_id, h.action, h.changes::jsonb, ${stamp.jobId}, ${stamp.requestedBy}
+    insert into history (entity, entity_id, program_enrollment_id, action, changes, job_id, queue, requested_by, course_key)
+    select h.entity, h.entity_id, h.pe_id, h.action, h.changes::jsonb, ${stamp.jobId}, ${stamp.queue}, ${stamp.requestedBy},
+           case h.entity
+             when 'program_course_enrollment' then coalesce(
+               (select pce.course_key from program_course_enrollments pce where pce.id = h.entity_id),
+               h.changes::jsonb -> 'course_key' ->> 1)
+             when 'course_enrollment' then coalesce(
+               (select ce.course_key from course_enrollments ce where ce.id = h.entity_id),
+               h.changes::jsonb -> 'course_key' ->> 1)
+           end
     from unnest(
       ${rows.map((r) => r.entity)}::text[],
       ${rows.map((r) => r.entityId)}::bigint[],

@@ -96,7 +96,9 @@ export interface HistoryEntry {
   action: string;
   changes: unknown;
   jobId: string | null;
+  queue: string | null;
   requestedBy: string | null;
+  courseKey: string | null;
 }
 
 /**
@@ -106,7 +108,7 @@ export interface HistoryEntry {
  */
 export async function learnerHistory(sql: Sql, programUuid: string, studentKey: string): Promise<HistoryEntry[]> {
   return sql<HistoryEntry[]>`
-    select h.at, h.entity, h.action, h.changes, h.job_id as "jobId", h.requested_by as "requestedBy"
+    select h.at, h.entity, h.action, h.changes, h.job_id as "jobId", h.queue, h.requested_by as "requestedBy", h.course_key as "courseKey"
     from program_enrollments pe
     join history h on h.program_enrollment_id = pe.id
     where pe.program_uuid = ${programUuid} and pe.student_key_lower = lower(${studentKey})

@@ -211,7 +211,11 @@ export const history = pgTable(
     action: text('action', { enum: ['created', 'changed', 'deleted'] }).notNull(),
     changes: jsonb('changes').notNull(),
     jobId: text('job_id'),
+    /** The queue of `job_id` (`enrollments` or `accounts`): BullMQ numbers each queue's jobs on its own. */
+    queue: text('queue'),
     requestedBy: text('requested_by'),
+    /** The course of a PCE or CE row (null for PE rows). */
+    courseKey: text('course_key'),
   },
   (t) => [
     index('history_pe_idx').on(t.programEnrollmentId, t.id),

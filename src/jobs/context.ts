@@ -20,6 +20,8 @@ export interface JobDeps {
 export interface JobContext extends JobDeps {
   /** The BullMQ job id, recorded in history rows. */
   jobId: string;
+  /** The job's queue, recorded beside its id: ids of the two queues collide (docs/contract.md "HTTP", history). */
+  queue: string;
   /**
    * Identifies this job across runs (and, for a producer-chosen jobId, across re-submissions), so
    * that its effects apply once and every run returns the first result.
@@ -39,9 +41,14 @@ export interface JobHandler<P, R> {
 export type HandlerRegistry = Record<JobName, JobHandler<any, unknown>>;
 
 /**
- * Who made a change: the job, and the producer's `requested_by` when it sent one; and whether the
+ * Who made a change: the job and its queue, and the producer's `requested_by` when it sent one; and whether the
  * course-access changes it makes write their outbound events (EVENT_BUS, docs/contract.md).
  */
 export function stampOf(ctx: JobContext, requestedBy?: string | null): JobStamp {
-  return { jobId: ctx.jobId, requestedBy: requestedBy ?? null, recordEvents: ctx.config.EVENT_BUS === 'on' };
+  return {
+    jobId: ctx.jobId,
+    queue: ctx.queue,
+    requestedBy: requestedBy ?? null,
+    recordEvents: ctx.config.EVENT_BUS === 'on',
+  };
 }

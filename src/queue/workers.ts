@@ -79,6 +79,7 @@ export function startWorkers(
           ...services,
           log: log.child({ queue, job: job.name, jobId: job.id }),
           jobId: String(job.id),
+          queue,
           key: jobKey(queue, job),
           progress: (done, total) => job.updateProgress({ done, total }),
           signal: signal ?? new AbortController().signal,
@@ -119,6 +120,8 @@ export function startWorkers(
         maxStalledCount: 10,
       },
     );
+    worker.on('active', (job) => metrics.jobStarted(queue, job));
+    worker.on('stalled', () => metrics.stalls.inc({ queue }));
     worker.on('completed', (job) => {
       metrics.jobs.inc({ queue, name: job.name, outcome: 'completed' });
       if (job.processedOn)

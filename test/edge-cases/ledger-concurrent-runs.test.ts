@@ -50,6 +50,7 @@ function pausedRun(jobId: string, gate: Promise<void>, reached: () => void): Job
     metrics: createMetrics(),
     log: createLogger('silent'),
     jobId: jobId,
+    queue: 'enrollments',
     key: `enrollments/${jobId}`,
     progress: async () => {},
     signal: new AbortController().signal,

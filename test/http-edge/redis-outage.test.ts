@@ -94,4 +94,11 @@ describe('with Redis down', () => {
     const job = await statusWithin('/api/v1/jobs/some-job', { authorization: `Bearer ${API_TOKEN}` });
     expect({ metrics, job }).toEqual({ metrics: expect.any(Number), job: expect.any(Number) });
   });
+
+  it('says so in /metrics: Redis down, and the reconnects of its connections counted', async () => {
+    const text = await (await fetch(`${service.url}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+    expect(text).toMatch(/^program_enrollments_redis_up 0$/m);
+    expect(text).toMatch(/^program_enrollments_redis_reconnects_total\{connection="shared"\} [1-9]/m);
+    expect(text).not.toContain('program_enrollments_queue_jobs{');
+  });
 });

@@ -89,7 +89,10 @@ export async function registerProgramRoutes(api: FastifyInstance, { database }: 
         action: row.action,
         changes: row.changes,
         job_id: row.jobId,
+        queue: row.queue,
         requested_by: row.requestedBy,
+        // PCE rows name their course (docs/contract.md "HTTP", history); null for PE rows.
+        course_key: row.courseKey,
       }));
     },
   );
