@@ -1,51 +1,75 @@
 /**
- * `npm run bench [-- --learners N --events M --noop-jobs K]`
+ * `npm run bench [-- --quick | --large | --runs N | --learners N | --events N | --profile]`
  *
- * Measures, in one run and on the same Redis and Postgres, the two raw ceilings the service is
- * built on and the service itself, so that the ratios say how much of the hardware it uses:
- *   (a) Postgres: `insert … select * from unnest(…)` into a table shaped like program_enrollments;
- *   (b) BullMQ: addBulk, and a no-op Worker at concurrency 50;
- *   (c) the service: one write-program-enrollments job of N learners, then one
- *       write-program-course-enrollments job for the same learners;
- *   (d) the service: M account-created events, each linking one waiting PE with one PCE.
- * Redis and Postgres: REDIS_URL / DATABASE_URL when set, else the local services when they answer,
- * else private ones (src/infra/locate.ts). Everything it creates (a database, a queue prefix, temp dirs) is removed at the
- * end, also on failure or Ctrl-C.
+ * Measures the service against the machine's own limits, in one run and on the same Redis and
+ * Postgres, so that the ratios say how much of the hardware it turns into work (issue figures):
+ *   (a) Postgres ceiling, (b) BullMQ ceiling, (c) per-event ceiling (scripts/bench/ceilings.ts);
+ *   bulk writes of N learners: program enrollments (create), course enrollments of the same
+ *   learners while waiting, then both again for N learners whose accounts are known (realized);
+ *   `account-created` events that each realize a learner with two waiting PCEs: events/s at full
+ *   speed, and latency from add to completion at an offered 1,000 events/s;
+ *   with `--large`, ten N-learner writes into one program, the service's peak RSS and a deep page.
+ * Each repetition runs in a database and queue prefix of its own, against a fresh service process
+ * (`src/main.ts`, as `npm start` runs it); every figure is the median of the repetitions, with min
+ * and max, and each ratio the median of the same-repetition ratios. Prints a table and writes
+ * bench/results.json. Redis and Postgres: REDIS_URL / DATABASE_URL (an admin URL) when set, else
+ * the local services when they answer, else private ones. Everything it creates is removed.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import postgres from 'postgres';
-import { type Service, startService } from '../src/app.js';
+import postgres, { type Sql } from 'postgres';
 import { loadConfig } from '../src/config.js';
 import { runMigrations } from '../src/db/migrate.js';
 import { locatePostgres, locateRedis } from '../src/infra/locate.js';
-
-/** The service writes in chunks of this many records (WRITE_CHUNK_SIZE); (a) uses the same batches. */
-const PG_BATCH = 1_000;
-const ADD_BULK_BATCH = 500;
-const NOOP_CONCURRENCY = 50;
+import { perEventCeiling, postgresCeiling, queueCeiling } from './bench/ceilings.js';
+import { cleanUp, onCleanup } from './bench/cleanup.js';
+import { type LargeFigures, runLarge } from './bench/large.js';
+import { Profiler } from './bench/profile.js';
+import { startServiceProcess } from './bench/service-process.js';
+import { fmt, fmtSummary, type Summary, summarize } from './bench/stats.js';
+import {
+  accountEventsFullSpeed,
+  accountEventsOffered,
+  bulkWrite,
+  COURSES,
+  createProgram,
+  Producer,
+  seedKnownAccounts,
+} from './bench/workload.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options
 
 const { values: args } = parseArgs({
   options: {
-    learners: { type: 'string', default: '100000' },
-    events: { type: 'string', default: '2000' },
-    'noop-jobs': { type: 'string', default: '20000' },
+    quick: { type: 'boolean', default: false },
+    large: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    learners: { type: 'string' },
+    events: { type: 'string' },
+    rate: { type: 'string', default: '1000' },
+    profile: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
-  console.log('usage: npm run bench -- [--learners N (100000)] [--events M (2000)] [--noop-jobs K (20000)]');
+  console.log(`usage: npm run bench -- [options]
+  --quick         a tenth of the sizes and one repetition (development)
+  --large         also the scale figures: ten N-learner writes into one program
+  --runs N        repetitions (3; 1 with --quick; 0 with --large: the scale figures alone)
+  --learners N    learners of each bulk write (100000; 10000 with --quick)
+  --events N      account-created events of each figure (10000; 1000 with --quick)
+  --rate N        events/s offered for the latency figure (1000)
+  --profile       per phase: statements (pg_stat_statements, when preloaded) and Redis commands
+                  per chunk or event, and V8 CPU profiles of the service in bench/profiles/`);
   process.exit(0);
 }
-const positive = (name: string, value: string): number => {
+const positive = (name: string, value: string | undefined, fallback: number): number => {
+  if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) {
     console.error(`--${name} must be a positive integer`);
@@ -53,63 +77,88 @@ const positive = (name: string, value: string): number => {
   }
   return n;
 };
-const LEARNERS = positive('learners', args.learners);
-const EVENTS = Math.min(positive('events', args.events), LEARNERS);
-const NOOP_JOBS = positive('noop-jobs', args['noop-jobs']);
+const scale = args.quick ? 10 : 1;
+// `--runs 0 --large` measures the scale figures alone.
+const RUNS = args.runs === '0' && args.large ? 0 : positive('runs', args.runs, args.quick ? 1 : 3);
+const LEARNERS = positive('learners', args.learners, 100_000 / scale);
+const EVENTS = positive('events', args.events, 10_000 / scale);
+const RATE = positive('rate', args.rate, 1000);
+const NOOP_JOBS = 20_000 / scale;
+const CEILING_EVENTS = 10_000 / scale;
+const LARGE_JOBS = 10;
+/** The scale figures always write 100,000-learner jobs (a tenth with --quick), whatever --learners says. */
+const LARGE_LEARNERS = 100_000 / scale;
 if (LEARNERS > 100_000) {
-  console.error('--learners is at most 100,000: that is the most one write job takes (CONTRACT.md)');
+  console.error('--learners is at most 100,000: the most one write job takes (docs/contract.md)');
   process.exit(2);
 }
-
-// ---------------------------------------------------------------------------------------------
-// Clean-up: every resource registers how to undo itself; it runs once, in reverse, whatever happens.
-
-const cleanups: Array<{ what: string; run: () => Promise<void> }> = [];
-let cleaning: Promise<void> | undefined;
-const onCleanup = (what: string, run: () => Promise<void>) => cleanups.push({ what, run });
-function cleanUp(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const c of cleanups.reverse()) {
-      await c
-        .run()
-        .catch((err) => console.error(`clean-up: ${c.what}: ${err instanceof Error ? err.message : String(err)}`));
-    }
-  })();
-  return cleaning;
+if (2 * EVENTS > LEARNERS) {
+  console.error('--events may be at most half of --learners: each event realizes one of the waiting learners');
+  process.exit(2);
 }
+const CONCURRENCY = loadConfig({ WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY }).WORKER_CONCURRENCY;
+/** The service's pool: connectDatabase's size for this concurrency (src/app.ts). */
+const POOL_SIZE = Math.max(10, Math.min(CONCURRENCY, 40));
+const PROFILE_DIR = path.resolve('bench/profiles');
+
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     console.error(`\n${signal}: cleaning up`);
     void cleanUp().finally(() => process.exit(130));
   });
 }
+const status = (line: string) => process.stderr.write(`${line}\n`);
 
 // ---------------------------------------------------------------------------------------------
-// Helpers
+// One repetition
 
-const status = (line: string) => process.stderr.write(`${line}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const fmt = (n: number, digits = 0) =>
-  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-const seconds = (ms: number) => `${fmt(ms / 1000, 2)} s`;
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+interface RunFigures {
+  pgRowsPerSecond: number;
+  noopJobsPerSecond: number;
+  perEventJobsPerSecond: number;
+  programWaiting: number;
+  courseWaiting: number;
+  programRealized: number;
+  courseRealized: number;
+  accountEventsPerSecond: number;
+  accountP50: number;
+  accountP99: number;
+  accountOffered: number;
+  peakRssMiB: number;
 }
 
-async function waitForJob(queue: Queue, id: string, timeoutMs: number): Promise<Job> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const state = await queue.getJobState(id);
-    if (state === 'completed' || state === 'failed') {
-      const job = (await Job.fromId(queue, id))!;
-      if (state === 'failed') throw new Error(`${job.name} failed: ${job.failedReason}`);
-      return job;
-    }
-    if (Date.now() > deadline) throw new Error(`job ${id} still ${state} after ${timeoutMs} ms`);
-    await sleep(25);
-  }
+interface Stores {
+  redisUrl: string;
+  adminUrl: string;
+  admin: Sql;
+  redis: Redis;
+}
+
+/** A database (migrated) and a queue prefix of their own, removed afterwards. */
+async function scratchSpace(stores: Stores, label: string) {
+  const suffix = randomBytes(4).toString('hex');
+  const databaseName = `pe_bench_${label}_${suffix}`;
+  const prefix = `bench${suffix}`;
+  await stores.admin.unsafe(`create database ${databaseName}`);
+  const dropDatabase = onCleanup(
+    `database ${databaseName}`,
+    async () => void (await stores.admin.unsafe(`drop database if exists ${databaseName} with (force)`)),
+  );
+  const dropKeys = onCleanup(`redis keys ${prefix}:* and event streams ${prefix}-*`, async () => {
+    await deleteKeys(stores.redis, `${prefix}:*`);
+    await deleteKeys(stores.redis, `${prefix}-*`);
+  });
+  const url = new URL(stores.adminUrl);
+  url.pathname = `/${databaseName}`;
+  await runMigrations(url.toString());
+  return {
+    databaseUrl: url.toString(),
+    prefix,
+    async remove() {
+      await dropKeys();
+      await dropDatabase();
+    },
+  };
 }
 
 async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
@@ -121,19 +170,313 @@ async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-interface Row {
-  what: string;
-  size: string;
-  time: string;
-  rate: string;
-  ratio: string;
+async function runOnce(stores: Stores, run: number): Promise<RunFigures> {
+  const space = await scratchSpace(stores, `r${run}`);
+  const sql = postgres(space.databaseUrl, { max: POOL_SIZE, onnotice: () => {} });
+  const closeSql = onCleanup('bench connection', () => sql.end({ timeout: 5 }));
+  try {
+    status(`(a) Postgres ceiling: ${fmt(LEARNERS)} rows`);
+    const pgRowsPerSecond = await postgresCeiling(sql, LEARNERS);
+    status(`(b) BullMQ ceiling: ${fmt(NOOP_JOBS)} no-op jobs`);
+    const noopJobsPerSecond = await queueCeiling(stores.redisUrl, space.prefix, NOOP_JOBS);
+    status(`(c) per-event ceiling: ${fmt(CEILING_EVENTS)} jobs at concurrency ${CONCURRENCY}`);
+    const perEventJobsPerSecond = await perEventCeiling(
+      stores.redisUrl,
+      space.prefix,
+      sql,
+      CEILING_EVENTS,
+      CONCURRENCY,
+    );
+
+    status(`starting the service (WORKER_CONCURRENCY ${CONCURRENCY})`);
+    if (args.profile) mkdirSync(PROFILE_DIR, { recursive: true });
+    const service = await startServiceProcess({
+      redisUrl: stores.redisUrl,
+      databaseUrl: space.databaseUrl,
+      prefix: space.prefix,
+      ...(args.profile ? { cpuProfileDir: PROFILE_DIR } : {}),
+    });
+    const producer = await Producer.open(stores.redisUrl, space.prefix);
+    const closeProducer = onCleanup('producer', () => producer.close());
+    const profiler = args.profile ? await Profiler.open(sql, stores.redis) : null;
+    const phase = <T>(label: string, units: number, unit: string, work: () => Promise<T>) =>
+      profiler ? profiler.phase(label, units, unit, work) : work();
+    const chunks = Math.ceil(LEARNERS / 1000);
+    try {
+      const program = await createProgram(producer);
+      const waiting = Array.from({ length: LEARNERS }, (_, i) => `Waiting-${i}`);
+      const realized = Array.from({ length: LEARNERS }, (_, i) => `Realized-${i}`);
+      const [course, secondCourse] = COURSES;
+      const pe = { program_uuid: program };
+      const pce = (course_key: string) => ({ program_uuid: program, course_key });
+
+      status(`write-program-enrollments: ${fmt(LEARNERS)} learners, waiting`);
+      const programWaiting = await phase('program write, waiting', chunks, 'chunk', () =>
+        bulkWrite(producer, 'write-program-enrollments', pe, waiting, 'enrolled', 'enrolled'),
+      );
+      status(`write-program-course-enrollments: the same learners, waiting`);
+      const courseWaiting = await phase('course write, waiting', chunks, 'chunk', () =>
+        bulkWrite(producer, 'write-program-course-enrollments', pce(course), waiting, 'active', 'active'),
+      );
+      await seedKnownAccounts(sql, realized, 1_000_000);
+      status(`write-program-enrollments: ${fmt(LEARNERS)} learners with known accounts (realized)`);
+      const programRealized = await phase('program write, realized', chunks, 'chunk', () =>
+        bulkWrite(producer, 'write-program-enrollments', pe, realized, 'enrolled', 'enrolled'),
+      );
+      status(`write-program-course-enrollments: the same learners, realized`);
+      const courseRealized = await phase('course write, realized', chunks, 'chunk', () =>
+        bulkWrite(producer, 'write-program-course-enrollments', pce(course), realized, 'active', 'active'),
+      );
+
+      // The learners the account events realize: a second waiting PCE each.
+      const fullSpeed = waiting.slice(0, EVENTS);
+      const offered = waiting.slice(EVENTS, 2 * EVENTS);
+      await bulkWrite(
+        producer,
+        'write-program-course-enrollments',
+        pce(secondCourse),
+        [...fullSpeed, ...offered],
+        'active',
+        'active',
+      );
+      const runId = `bench-r${run}`;
+      status(`account-created: ${fmt(EVENTS)} events at full speed`);
+      const accountEventsPerSecond = await phase('account-created, full speed', EVENTS, 'event', () =>
+        accountEventsFullSpeed(producer, runId, fullSpeed, 2_000_000),
+      );
+      status(`account-created: ${fmt(EVENTS)} events offered at ${fmt(RATE)}/s`);
+      const latency = await phase(`account-created, offered ${RATE}/s`, EVENTS, 'event', () =>
+        accountEventsOffered(producer, runId, offered, 3_000_000, RATE),
+      );
+
+      const figures: RunFigures = {
+        pgRowsPerSecond,
+        noopJobsPerSecond,
+        perEventJobsPerSecond,
+        programWaiting: programWaiting.rate,
+        courseWaiting: courseWaiting.rate,
+        programRealized: programRealized.rate,
+        courseRealized: courseRealized.rate,
+        accountEventsPerSecond,
+        accountP50: latency.p50,
+        accountP99: latency.p99,
+        accountOffered: latency.offered,
+        peakRssMiB: service.peakRssMiB(),
+      };
+      status(
+        `run ${run}: (a) ${fmt(pgRowsPerSecond)} rows/s, (c) ${fmt(perEventJobsPerSecond)} jobs/s; PE ${fmt(figures.programWaiting)}, ` +
+          `PCE waiting ${fmt(figures.courseWaiting)}, PCE realized ${fmt(figures.courseRealized)} learners/s; ` +
+          `account-created ${fmt(accountEventsPerSecond)}/s, p99 ${fmt(latency.p99)} ms`,
+      );
+      return figures;
+    } finally {
+      await closeProducer();
+      await service.stop();
+    }
+  } finally {
+    await closeSql();
+    await space.remove();
+  }
+}
+
+async function runLargeOnce(stores: Stores): Promise<LargeFigures> {
+  const space = await scratchSpace(stores, 'large');
+  try {
+    status(`--large: ${LARGE_JOBS} writes of ${fmt(LARGE_LEARNERS)} learners into one program`);
+    const service = await startServiceProcess({
+      redisUrl: stores.redisUrl,
+      databaseUrl: space.databaseUrl,
+      prefix: space.prefix,
+    });
+    const producer = await Producer.open(stores.redisUrl, space.prefix);
+    const closeProducer = onCleanup('producer', () => producer.close());
+    try {
+      return await runLarge(service, producer, LARGE_JOBS, LARGE_LEARNERS, status);
+    } finally {
+      await closeProducer();
+      await service.stop();
+    }
+  } finally {
+    await space.remove();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
-// The run
+// Report
+
+interface Target {
+  holds: boolean;
+  text: string;
+}
+const atLeast = (value: number, bound: number): Target => ({ holds: value >= bound, text: `≥ ${bound}` });
+const below = (value: number, bound: number, unit: string): Target => ({
+  holds: value < bound,
+  text: `< ${bound} ${unit}`,
+});
+
+function report(runs: RunFigures[], large: LargeFigures | null, machine: Record<string, string>): void {
+  const figure = (pick: (r: RunFigures) => number) => summarize(runs.map(pick));
+  const ratio = (pick: (r: RunFigures) => number, ceiling: (r: RunFigures) => number) =>
+    summarize(runs.map((r) => pick(r) / ceiling(r)));
+  const a = (r: RunFigures) => r.pgRowsPerSecond;
+  const c = (r: RunFigures) => r.perEventJobsPerSecond;
+  const ratios = {
+    bulk_program_enrollments: ratio((r) => r.programWaiting, a),
+    bulk_program_enrollments_realized: ratio((r) => r.programRealized, a),
+    bulk_course_enrollments_waiting: ratio((r) => r.courseWaiting, a),
+    bulk_course_enrollments_realized: ratio((r) => r.courseRealized, a),
+    account_created: ratio((r) => r.accountEventsPerSecond, c),
+  };
+  const p99 = figure((r) => r.accountP99);
+  const targets: Record<string, Target> = {
+    ...(runs.length
+      ? {
+          bulk_program_enrollments: atLeast(ratios.bulk_program_enrollments.median, 0.25),
+          bulk_course_enrollments_waiting: atLeast(ratios.bulk_course_enrollments_waiting.median, 0.15),
+          bulk_course_enrollments_realized: atLeast(ratios.bulk_course_enrollments_realized.median, 0.15),
+          account_created: atLeast(ratios.account_created.median, 0.35),
+          account_created_p99_ms: below(p99.median, 50, 'ms'),
+        }
+      : {}),
+    ...(large
+      ? {
+          large_last_vs_first: atLeast(large.lastVsFirst, 0.8),
+          large_peak_rss_mib: below(large.peakRssMiB, 512, 'MiB'),
+          large_page_p99_ms: below(large.pageP99, 50, 'ms'),
+        }
+      : {}),
+  };
+  const verdict = (key: string) => (targets[key] ? `${targets[key].text} ${targets[key].holds ? '✓' : '✗'}` : '');
+  const n = fmt(LEARNERS);
+  const rows: Array<[string, string, string, string]> = [];
+  if (runs.length)
+    rows.push(
+      ['(a) Postgres ceiling: `unnest` upsert, 1,000 rows a statement', `${fmtSummary(figure(a))} rows/s`, '1', ''],
+      [
+        '(b) BullMQ ceiling: no-op jobs, concurrency 50',
+        `${fmtSummary(figure((r) => r.noopJobsPerSecond))} jobs/s`,
+        '',
+        '',
+      ],
+      [
+        `(c) per-event ceiling: 1 lock + 1-row upsert transaction, concurrency ${CONCURRENCY}`,
+        `${fmtSummary(figure(c))} jobs/s`,
+        '1',
+        '',
+      ],
+      [
+        `\`write-program-enrollments\`, ${n} learners (create, waiting)`,
+        `${fmtSummary(figure((r) => r.programWaiting))} learners/s`,
+        `${fmtSummary(ratios.bulk_program_enrollments, 3)} × (a)`,
+        verdict('bulk_program_enrollments'),
+      ],
+      [
+        `\`write-program-course-enrollments\`, ${n} learners (waiting)`,
+        `${fmtSummary(figure((r) => r.courseWaiting))} learners/s`,
+        `${fmtSummary(ratios.bulk_course_enrollments_waiting, 3)} × (a)`,
+        verdict('bulk_course_enrollments_waiting'),
+      ],
+      [
+        `\`write-program-enrollments\`, ${n} learners (create, accounts known: realized)`,
+        `${fmtSummary(figure((r) => r.programRealized))} learners/s`,
+        `${fmtSummary(ratios.bulk_program_enrollments_realized, 3)} × (a)`,
+        '',
+      ],
+      [
+        `\`write-program-course-enrollments\`, ${n} learners (realized: course enrollments written)`,
+        `${fmtSummary(figure((r) => r.courseRealized))} learners/s`,
+        `${fmtSummary(ratios.bulk_course_enrollments_realized, 3)} × (a)`,
+        verdict('bulk_course_enrollments_realized'),
+      ],
+      [
+        `\`account-created\`, ${fmt(EVENTS)} events, each realizing 1 PE + 2 PCEs, full speed`,
+        `${fmtSummary(figure((r) => r.accountEventsPerSecond))} events/s`,
+        `${fmtSummary(ratios.account_created, 3)} × (c)`,
+        verdict('account_created'),
+      ],
+      [
+        `\`account-created\` offered at ${fmt(RATE)}/s (${fmtSummary(figure((r) => r.accountOffered))}/s sent): add → completion`,
+        `p50 ${fmtSummary(figure((r) => r.accountP50))} ms, p99 ${fmtSummary(p99)} ms`,
+        '',
+        verdict('account_created_p99_ms'),
+      ],
+      ['service peak RSS over the run', `${fmtSummary(figure((r) => r.peakRssMiB))} MiB`, '', ''],
+    );
+  if (large) {
+    rows.push(
+      [
+        `--large: ${LARGE_JOBS} × ${fmt(LARGE_LEARNERS)} learners into one program, job ${LARGE_JOBS} vs job 1`,
+        `${fmt(large.rates[0]!)} → ${fmt(large.rates.at(-1)!)} learners/s`,
+        `${fmt(large.lastVsFirst, 2)}`,
+        verdict('large_last_vs_first'),
+      ],
+      ['--large: service peak RSS', `${fmt(large.peakRssMiB)} MiB`, '', verdict('large_peak_rss_mib')],
+      [
+        `--large: 1,000-row page of the enrollment list, deep half (${fmt(large.pagesRead)} pages read)`,
+        `p50 ${fmt(large.pageP50)} ms, p99 ${fmt(large.pageP99)} ms`,
+        '',
+        verdict('large_page_p99_ms'),
+      ],
+    );
+  }
+  const lines = [
+    '',
+    `Machine: ${Object.values(machine).join('; ')}.`,
+    `${runs.length === 1 ? '1 run' : `Median of ${runs.length} runs (min–max)`}; ratios are same-run ratios.`,
+    '',
+    '| figure | rate | ratio | target |',
+    '|---|---:|---:|---|',
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+    '',
+  ];
+  process.stdout.write(lines.join('\n'));
+
+  const results = {
+    at: new Date().toISOString(),
+    machine,
+    options: {
+      runs: RUNS,
+      learners: LEARNERS,
+      events: EVENTS,
+      rate: RATE,
+      concurrency: CONCURRENCY,
+      large: args.large,
+    },
+    figures: {
+      pg_rows_per_s: figure(a),
+      noop_jobs_per_s: figure((r) => r.noopJobsPerSecond),
+      per_event_jobs_per_s: figure(c),
+      bulk_program_enrollments_per_s: figure((r) => r.programWaiting),
+      bulk_program_enrollments_realized_per_s: figure((r) => r.programRealized),
+      bulk_course_enrollments_waiting_per_s: figure((r) => r.courseWaiting),
+      bulk_course_enrollments_realized_per_s: figure((r) => r.courseRealized),
+      account_created_per_s: figure((r) => r.accountEventsPerSecond),
+      account_created_p50_ms: figure((r) => r.accountP50),
+      account_created_offered_per_s: figure((r) => r.accountOffered),
+      peak_rss_mib: figure((r) => r.peakRssMiB),
+    },
+    ratios: Object.fromEntries(Object.entries(ratios).map(([k, s]) => [k, s.median])),
+    ratio_ranges: ratios as Record<string, Summary>,
+    account_created_p99_ms: p99.median,
+    ...(large
+      ? {
+          large_last_vs_first: large.lastVsFirst,
+          large_peak_rss_mib: large.peakRssMiB,
+          large_page_p99_ms: large.pageP99,
+          large_rates_per_s: large.rates,
+        }
+      : {}),
+    targets,
+  };
+  mkdirSync('bench', { recursive: true });
+  writeFileSync('bench/results.json', `${JSON.stringify(results, null, 2)}\n`);
+  status('wrote bench/results.json');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
 
 async function main(): Promise<void> {
-  // Services
   const redisService = await locateRedis();
   onCleanup(`redis (${redisService.source})`, () => redisService.stop());
   const postgresService = await locatePostgres({
@@ -145,262 +488,34 @@ async function main(): Promise<void> {
     },
   });
   onCleanup(`postgres (${postgresService.source})`, () => postgresService.stop());
-  const { url: redisUrl, source: redisSource } = redisService;
-  const { url: adminUrl, source: postgresSource } = postgresService;
-
-  // A database and a queue prefix of its own
-  const suffix = randomBytes(5).toString('hex');
-  const databaseName = `pe_bench_${suffix}`;
-  const prefix = `bench${suffix}`;
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  const admin = postgres(postgresService.url, { max: 1, onnotice: () => {} });
   onCleanup('admin connection', () => admin.end({ timeout: 5 }));
-  await admin.unsafe(`create database ${databaseName}`);
-  onCleanup(
-    `database ${databaseName}`,
-    async () => void (await admin.unsafe(`drop database if exists ${databaseName} with (force)`)),
-  );
-  const dbUrl = new URL(adminUrl);
-  dbUrl.pathname = `/${databaseName}`;
-  const databaseUrl = dbUrl.toString();
-  await runMigrations(databaseUrl);
-
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const redis = new Redis(redisService.url, { maxRetriesPerRequest: null });
   onCleanup('redis connection', async () => void (await redis.quit().catch(() => redis.disconnect())));
-  onCleanup(`redis keys ${prefix}:*`, () => deleteKeys(redis, `${prefix}:*`));
-  onCleanup(`event streams ${prefix}-*`, () => deleteKeys(redis, `${prefix}-*`));
-  const sql = postgres(databaseUrl, { max: 4, onnotice: () => {} });
-  onCleanup('bench connection', () => sql.end({ timeout: 5 }));
+  const stores: Stores = { redisUrl: redisService.url, adminUrl: postgresService.url, admin, redis };
 
-  const [{ server_version: pgVersion }] = await sql<[{ server_version: string }]>`show server_version`;
+  const [{ server_version: pgVersion }] = await admin<[{ server_version: string }]>`show server_version`;
   const redisVersion = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? '?';
-  const rows: Row[] = [];
-
-  // (a) Postgres ceiling
-  status(`(a) Postgres: unnest insert of ${fmt(LEARNERS)} rows in batches of ${fmt(PG_BATCH)}`);
-  await sql`
-    create table bench_scratch (
-      id bigserial primary key,
-      program_uuid uuid not null,
-      organization_key text not null,
-      student_key text not null,
-      student_key_lower text generated always as (lower(student_key)) stored,
-      user_id bigint,
-      curriculum_uuid uuid not null,
-      status text not null check (status in ('enrolled', 'pending', 'suspended', 'canceled', 'ended')),
-      created_at timestamptz not null default now(),
-      modified_at timestamptz not null default now())`;
-  await sql`create unique index on bench_scratch (program_uuid, student_key_lower)`;
-  await sql`create index on bench_scratch (organization_key, student_key_lower)`;
-  await sql`create index on bench_scratch (modified_at) where user_id is null`;
-  const scratchProgram = randomUUID();
-  const scratchCurriculum = randomUUID();
-  const pgStart = performance.now();
-  for (let start = 0; start < LEARNERS; start += PG_BATCH) {
-    const n = Math.min(PG_BATCH, LEARNERS - start);
-    const keys = Array.from({ length: n }, (_, i) => `Raw-${start + i}`);
-    await sql`
-      insert into bench_scratch (program_uuid, organization_key, student_key, curriculum_uuid, status)
-      select * from unnest(${keys.map(() => scratchProgram)}::uuid[], ${keys.map(() => 'BenchU')}::text[], ${keys}::text[],
-                           ${keys.map(() => scratchCurriculum)}::uuid[], ${keys.map(() => 'enrolled')}::text[])`;
-  }
-  const pgMs = performance.now() - pgStart;
-  const pgRate = LEARNERS / (pgMs / 1000);
-  rows.push({
-    what: `(a) Postgres ceiling: \`insert … select * from unnest\`, ${fmt(PG_BATCH)} rows a statement`,
-    size: `${fmt(LEARNERS)} rows`,
-    time: seconds(pgMs),
-    rate: `${fmt(pgRate)} rows/s`,
-    ratio: '1 (a)',
-  });
-  await sql`drop table bench_scratch`;
-
-  // (b) BullMQ ceiling
-  status(`(b) BullMQ: addBulk of ${fmt(NOOP_JOBS)} jobs, then a no-op worker at concurrency ${NOOP_CONCURRENCY}`);
-  const noop = new Queue('bench-noop', { connection: redis, prefix });
-  onCleanup('no-op queue', () => noop.close());
-  const addStart = performance.now();
-  for (let start = 0; start < NOOP_JOBS; start += ADD_BULK_BATCH) {
-    const n = Math.min(ADD_BULK_BATCH, NOOP_JOBS - start);
-    await noop.addBulk(
-      Array.from({ length: n }, (_, i) => ({ name: 'noop', data: { i: start + i }, opts: { removeOnComplete: true } })),
-    );
-  }
-  const addMs = performance.now() - addStart;
-  let processed = 0;
-  let allProcessed!: () => void;
-  const drained = new Promise<void>((r) => (allProcessed = r));
-  const processStart = performance.now();
-  const workerConnection = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  onCleanup(
-    'no-op worker connection',
-    async () => void (await workerConnection.quit().catch(() => workerConnection.disconnect())),
-  );
-  const worker = new Worker('bench-noop', async () => {}, {
-    connection: workerConnection,
-    prefix,
-    concurrency: NOOP_CONCURRENCY,
-  });
-  onCleanup('no-op worker', () => worker.close());
-  worker.on('completed', () => {
-    if (++processed === NOOP_JOBS) allProcessed();
-  });
-  await drained;
-  const processMs = performance.now() - processStart;
-  await worker.close();
-  const noopRate = NOOP_JOBS / (processMs / 1000);
-  rows.push({
-    what: `(b) BullMQ ceiling: \`addBulk\`, ${ADD_BULK_BATCH} a call`,
-    size: `${fmt(NOOP_JOBS)} jobs`,
-    time: seconds(addMs),
-    rate: `${fmt(NOOP_JOBS / (addMs / 1000))} jobs/s`,
-    ratio: '',
-  });
-  rows.push({
-    what: `(b) BullMQ ceiling: no-op Worker, concurrency ${NOOP_CONCURRENCY}`,
-    size: `${fmt(NOOP_JOBS)} jobs`,
-    time: seconds(processMs),
-    rate: `${fmt(noopRate)} jobs/s`,
-    ratio: '1 (b)',
-  });
-
-  // The service, as `npm start` runs it
-  const config = loadConfig({
-    REDIS_URL: redisUrl,
-    DATABASE_URL: databaseUrl,
-    // Required with DATABASE_URL; the benchmark's database is dropped afterwards, so any will do.
-    RETIREMENT_SALT: randomBytes(32).toString('hex'),
-    QUEUE_PREFIX: prefix,
-    // EVENT_BUS=off npm run bench measures without the outbound events; streams named after the prefix.
-    EVENT_BUS: process.env.EVENT_BUS ?? 'on',
-    EVENT_BUS_TOPIC_PREFIX: prefix,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    LOG_LEVEL: process.env.LOG_LEVEL ?? 'error',
-    ...(process.env.WORKER_CONCURRENCY ? { WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY } : {}),
-  });
-  status(`starting the service (WORKER_CONCURRENCY ${config.WORKER_CONCURRENCY})`);
-  const service: Service = await startService(config);
-  onCleanup('service', () => service.stop());
-  const { enrollments, accounts } = service.queues;
-
-  const programUuid = randomUUID();
-  const org = 'BenchU';
-  const courseKey = 'course-v1:BenchU+B101+2026';
-  const upsert = await enrollments.add('upsert-program', {
-    program_uuid: programUuid,
-    organization_key: org,
-    curricula: [{ curriculum_uuid: randomUUID(), is_active: true, course_keys: [courseKey] }],
-    courses: [{ course_key: courseKey, modes: ['audit', 'masters'] }],
-  });
-  await waitForJob(enrollments, upsert.id!, 30_000);
-
-  // (c) bulk writes: time from add to finish, as the Registrar sees it
-  const keys = Array.from({ length: LEARNERS }, (_, i) => `Learner-${suffix}-${i}`);
-  const bulkWrite = async (name: string, data: object): Promise<Job> => {
-    status(`(c) ${name}: ${fmt(LEARNERS)} learners in one job`);
-    const job = await enrollments.add(name, data);
-    return waitForJob(enrollments, job.id!, 30 * 60_000);
-  };
-  const writeRow = (what: string, job: Job): Row => {
-    const ms = job.finishedOn! - job.timestamp;
-    const rate = LEARNERS / (ms / 1000);
-    const result = job.returnvalue as { code: number; counts: Record<string, number> };
-    const counts = Object.entries(result.counts)
-      .map(([k, n]) => `${fmt(n)} ${k}`)
-      .join(', ');
-    return {
-      what: `(c) ${what} (code ${result.code}: ${counts})`,
-      size: `${fmt(LEARNERS)} learners`,
-      time: seconds(ms),
-      rate: `${fmt(rate)} learners/s`,
-      ratio: `${fmt(rate / pgRate, 2)} × (a)`,
-    };
-  };
-  const peJob = await bulkWrite('write-program-enrollments', {
-    program_uuid: programUuid,
-    action: 'create_or_update',
-    enrollments: keys.map((student_key) => ({ student_key, status: 'enrolled' })),
-  });
-  rows.push(writeRow('`write-program-enrollments`, 1 job', peJob));
-  const pceJob = await bulkWrite('write-program-course-enrollments', {
-    program_uuid: programUuid,
-    course_key: courseKey,
-    action: 'create_or_update',
-    enrollments: keys.map((student_key) => ({ student_key, status: 'active' })),
-  });
-  rows.push(writeRow('`write-program-course-enrollments`, 1 job', pceJob));
-
-  // (d) account events: each links one of the waiting PEs above, with its one PCE
-  status(`(d) account-created: ${fmt(EVENTS)} events, each linking a waiting PE with one PCE`);
-  const userBase = 10_000_000;
-  const events = keys.slice(0, EVENTS).map((key, i) => ({
-    name: 'account-created',
-    data: {
-      event_id: `bench-${suffix}-${i}`,
-      user_id: userBase + i,
-      username: `bench-${suffix}-${i}`,
-      identities: [{ organization_key: org, external_user_key: key }],
-    },
-  }));
-  const eventIds: string[] = [];
-  const eventsStart = Date.now();
-  for (let start = 0; start < events.length; start += ADD_BULK_BATCH) {
-    const added = await accounts.addBulk(events.slice(start, start + ADD_BULK_BATCH));
-    eventIds.push(...added.map((j) => j.id!));
-  }
-  for (;;) {
-    const counts = await accounts.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
-    if (Object.values(counts).every((n) => n === 0)) break;
-    await sleep(20);
-  }
-  const drainedAt = Date.now();
-  // Finished jobs are kept (up to KEEP_COMPLETED's count); read their timestamps back.
-  const finished: Job[] = [];
-  for (let start = 0; start < eventIds.length; start += 200) {
-    const batch = await Promise.all(eventIds.slice(start, start + 200).map((id) => Job.fromId(accounts, id)));
-    for (const j of batch) if (j) finished.push(j);
-  }
-  const failed = (await Promise.all(finished.map((j) => j.isFailed()))).filter(Boolean).length;
-  if (failed)
-    throw new Error(
-      `${failed} account-created events failed, e.g. ${finished.find((j) => j.failedReason)?.failedReason}`,
-    );
-  // With more events than the service keeps, the drain time (20 ms coarser) stands in for the last finish.
-  const lastFinish = finished.length === EVENTS ? Math.max(...finished.map((j) => j.finishedOn ?? 0)) : drainedAt;
-  const eventsMs = lastFinish - eventsStart;
-  const eventRate = EVENTS / (eventsMs / 1000);
-  const linked = finished.filter((j) => (j.returnvalue as { linked?: unknown[] } | null)?.linked?.length === 1).length;
-  rows.push({
-    what: `(d) \`account-created\`, each linking 1 PE + 1 PCE (${fmt(linked)} linked), concurrency ${config.WORKER_CONCURRENCY}`,
-    size: `${fmt(EVENTS)} events`,
-    time: seconds(eventsMs),
-    rate: `${fmt(eventRate)} events/s`,
-    ratio: `${fmt(eventRate / noopRate, 3)} × (b)`,
-  });
-  const waits = finished.map((j) => j.processedOn! - j.timestamp).sort((a, b) => a - b);
-  const runs = finished.map((j) => j.finishedOn! - j.processedOn!).sort((a, b) => a - b);
-  const [{ pes, pces }] = await sql<[{ pes: number; pces: number }]>`
-    select (select count(*) from program_enrollments where user_id is not null)::int as pes,
-           (select count(*) from program_course_enrollments where course_enrollment_id is not null)::int as pces`;
-
-  // Report
   const cpus = os.cpus();
-  const lines = [
-    '',
-    `Machine: ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), ${fmt(os.totalmem() / 2 ** 30, 1)} GiB, Node ${process.version}, ` +
-      `Postgres ${pgVersion} (${postgresSource}), Redis ${redisVersion} (${redisSource}), loopback.`,
-    'Figures are from one run on a shared machine: indicative, not a guarantee; compare ratios, and re-run before quoting.',
-    '',
-    '| what | size | time | rate | ratio |',
-    '|---|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.what} | ${r.size} | ${r.time} | ${r.rate} | ${r.ratio} |`),
-    '',
-    `(d) latency per event over ${fmt(finished.length)} events: queue wait (processedOn − timestamp) p50 ${fmt(percentile(waits, 50))} ms, ` +
-      `p95 ${fmt(percentile(waits, 95))} ms; processing (finishedOn − processedOn) p50 ${fmt(percentile(runs, 50))} ms, p95 ${fmt(percentile(runs, 95))} ms.`,
-    `Afterwards: ${fmt(pes)} realized PEs, ${fmt(pces)} PCEs with a course enrollment. Times of (c) and (d) run from the add to the last finish.`,
-    '',
-  ];
-  process.stdout.write(lines.join('\n'));
+  const machine = {
+    cpus: `${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'})`,
+    memory: `${fmt(os.totalmem() / 2 ** 30, 1)} GiB`,
+    node: `Node ${process.version}`,
+    postgres: `Postgres ${pgVersion} (${postgresService.source})`,
+    redis: `Redis ${redisVersion} (${redisService.source})`,
+    load: `load average ${os
+      .loadavg()
+      .map((l) => fmt(l, 1))
+      .join(' ')} at start`,
+  };
+
+  const runs: RunFigures[] = [];
+  for (let run = 1; run <= RUNS; run++) {
+    status(`— run ${run} of ${RUNS}`);
+    runs.push(await runOnce(stores, run));
+  }
+  const large = args.large ? await runLargeOnce(stores) : null;
+  report(runs, large, machine);
 }
 
 let exitCode = 0;

@@ -69,6 +69,31 @@ describe('learner-course locks on a real Redis', () => {
     expect(clustered.keyFor(pair('a'))).toMatch(/^bull:lock:\{[^{}]+\}$/);
   });
 
+  it('takes and releases a lease of a thousand pairs with one script call each way', async () => {
+    const counted = new Redis(inject('redisUrl'));
+    const sent: string[] = [];
+    const send = counted.sendCommand.bind(counted);
+    counted.sendCommand = (command, stream) => {
+      sent.push(command.name);
+      return send(command, stream);
+    };
+    try {
+      const many = new LearnerCourseLocks(counted, prefix, { enabled: true, ttlMs: 5_000 });
+      const pairs = Array.from({ length: 1000 }, (_, i) => pair(`many-${i}`));
+      // The first call of a script may be answered NOSCRIPT and sent again with its source.
+      await (await many.acquire([pair('warm-up')]))!.release();
+      sent.length = 0;
+      const lease = (await many.acquire(pairs))!;
+      expect(lease.keys).toHaveLength(1000);
+      expect(await redis.exists(...lease.keys)).toBe(1000);
+      await lease.release();
+      expect(await redis.exists(...lease.keys)).toBe(0);
+      expect(sent).toEqual(['evalsha', 'evalsha']);
+    } finally {
+      counted.disconnect();
+    }
+  });
+
   it('takes nothing and always succeeds when turned off', async () => {
     const off = new LearnerCourseLocks(redis, prefix, { enabled: false, ttlMs: 1_000 });
     const held = (await locks.acquire([pair('g')]))!;

@@ -40,11 +40,17 @@ export type Queryable = Sql | Tx;
 /**
  * Refreshes the planner statistics of tables a bulk job is growing. The batched lookups join a
  * chunk's keys to these tables; with statistics taken when a table was small, Postgres plans a
- * scan of the whole table per chunk, and a 100,000-learner job turns quadratic. SKIP_LOCKED: when
- * another job or autovacuum is analyzing the table, that one will do.
+ * scan of the whole table per chunk, and a 100,000-learner job turns quadratic. Those plans need
+ * only the tables' sizes and the spread of the joined columns, which a small sample gives (3,000
+ * rows a table, statistics target 10, instead of 30,000: a tenth of the time); autovacuum's own
+ * ANALYZE refines them later. SKIP_LOCKED: when another job or autovacuum is analyzing the table,
+ * that one will do.
  */
 export async function refreshStatistics(sql: Sql, tables: readonly string[]): Promise<void> {
-  await sql.unsafe(`analyze (skip_locked) ${tables.map((t) => `"${t}"`).join(', ')}`);
+  await sql.begin(async (tx) => {
+    await tx`set local default_statistics_target = 10`;
+    await tx.unsafe(`analyze (skip_locked) ${tables.map((t) => `"${t}"`).join(', ')}`);
+  });
 }
 
 /** Whether the database answers a query, for readiness. */

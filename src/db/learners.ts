@@ -49,18 +49,21 @@ export async function lockLearners(tx: Tx, sent: readonly SentLearner[]): Promis
   for (let pass = 0; missing.length > 0; pass += 1) {
     if (pass === 3) throw new RetryableError('learner rows keep disappearing');
     const orgs = missing.map((l) => l.organizationKey);
-    await tx`
-      insert into learners (organization_key, student_key)
-      select v.org, v.key from unnest(${orgs}::text[], ${missing.map((l) => l.studentKey)}::text[]) with ordinality as v(org, key, n)
-      order by v.n
-      on conflict do nothing`;
-    const rows = await tx<{ org: string; lower: string; userId: number | null }[]>`
-      select l.organization_key as org, l.student_key_lower as lower, l.user_id as "userId"
-      from learners l
-      join unnest(${orgs}::text[], ${missing.map((l) => l.studentKeyLower)}::text[]) as v(org, lower)
-        on l.organization_key = v.org and l.student_key_lower = v.lower
-      order by l.organization_key collate "C", l.student_key_lower collate "C"
-      for update of l`;
+    // Sent together (one round trip); Postgres runs them in this order.
+    const [, rows] = await Promise.all([
+      tx`
+        insert into learners (organization_key, student_key)
+        select v.org, v.key from unnest(${orgs}::text[], ${missing.map((l) => l.studentKey)}::text[]) with ordinality as v(org, key, n)
+        order by v.n
+        on conflict do nothing`,
+      tx<{ org: string; lower: string; userId: number | null }[]>`
+        select l.organization_key as org, l.student_key_lower as lower, l.user_id as "userId"
+        from learners l
+        join unnest(${orgs}::text[], ${missing.map((l) => l.studentKeyLower)}::text[]) as v(org, lower)
+          on l.organization_key = v.org and l.student_key_lower = v.lower
+        order by l.organization_key collate "C", l.student_key_lower collate "C"
+        for update of l`,
+    ]);
     for (const r of rows) accounts.set(learnerId({ organizationKey: r.org, studentKeyLower: r.lower }), r.userId);
     missing = missing.filter((l) => !accounts.has(learnerId(l)));
   }

@@ -27,6 +27,26 @@ export async function coursePairsOfLearners(
       ${filter.waitingOnly ? sql`and pe.user_id is null` : sql``}`;
 }
 
+/**
+ * For each identity as sent, in order: its key as Postgres lower-cases it, and the courses of its
+ * waiting PEs (a row with `courseKey` null when it has none). One round trip for what an account
+ * event reads before its transaction.
+ */
+export async function waitingCoursesOfIdentities(
+  sql: Queryable,
+  identities: ReadonlyArray<{ organizationKey: string; studentKey: string }>,
+): Promise<Array<{ n: number; lower: string; courseKey: string | null }>> {
+  if (identities.length === 0) return [];
+  return sql<{ n: number; lower: string; courseKey: string | null }[]>`
+    select v.n::int as n, lower(v.key) as lower, pce.course_key as "courseKey"
+    from unnest(${identities.map((i) => i.organizationKey)}::text[], ${identities.map((i) => i.studentKey)}::text[])
+      with ordinality as v(org, key, n)
+    left join program_enrollments pe
+      on pe.organization_key = v.org and pe.student_key_lower = lower(v.key) and pe.user_id is null
+    left join program_course_enrollments pce on pce.program_enrollment_id = pe.id
+    order by v.n`;
+}
+
 export interface PceOfEnrollment {
   id: number;
   peId: number;

@@ -1,6 +1,7 @@
 import { type AccountCreatedPayload, accountCreatedPayload } from '../contract/payloads.js';
 import type { AccountCreatedResult } from '../contract/results.js';
 import { ledgerKeys } from '../db/job-ledger.js';
+import type { SentLearner } from '../db/learners.js';
 import { accountCreatedLearners, recordAccount } from '../use-cases/account-created.js';
 import { type JobHandler, stampOf } from './context.js';
 import { runOnce } from './ledger.js';
@@ -9,10 +10,14 @@ import { runOnce } from './ledger.js';
 export const accountCreatedJob: JobHandler<AccountCreatedPayload, AccountCreatedResult> = {
   schema: accountCreatedPayload,
   async run(payload, ctx) {
-    const { identities, pairs } = await accountCreatedLearners(ctx.database.sql, payload);
+    let identities: SentLearner[] = [];
     return runOnce(ctx, {
       key: ledgerKeys.event('account-created', payload.event_id),
-      lockPairs: async () => pairs,
+      lockPairs: async () => {
+        const learners = await accountCreatedLearners(ctx.database.sql, payload);
+        identities = learners.identities;
+        return learners.pairs;
+      },
       apply: (tx) => recordAccount(tx, payload, identities, stampOf(ctx), ctx.log),
     });
   },

@@ -36,6 +36,16 @@ export async function runChunks<R extends SentRecord>(
   const finished = await loadChunks(sql, ledgerKey);
   const starts = [...finished.keys()].sort((a, b) => a - b);
   let chunkNo = 0;
+  // The statistics are refreshed beside the chunks, on a connection of their own: the next chunk
+  // need not wait for them, and one refresh at a time is enough.
+  let refreshing: Promise<void> | null = null;
+  const refresh = () => {
+    refreshing ??= refreshStatistics(sql, work.tables)
+      .catch((err: unknown) => ctx.log.warn({ err: coerceError(err).message }, 'refreshing statistics failed'))
+      .finally(() => {
+        refreshing = null;
+      });
+  };
   for (let start = 0; start < total; ) {
     if (ctx.signal.aborted) throw new Error('the job was cancelled');
     // Follow the bounds of chunks an earlier run applied; cut new ones up to the next of those.
@@ -64,14 +74,14 @@ export async function runChunks<R extends SentRecord>(
       chunkNo += 1;
       ctx.log.debug({ start, records: chunk.length, ms: Math.round(performance.now() - started) }, 'chunk applied');
       // After chunks 1, 2, 4, 8, …: each time the job has doubled what it wrote.
-      if (work.tables.length && total > chunkSize && (chunkNo & (chunkNo - 1)) === 0)
-        await refreshStatistics(sql, work.tables);
+      if (work.tables.length && total > chunkSize && (chunkNo & (chunkNo - 1)) === 0) refresh();
     }
     if (chunkResults) Object.assign(results, chunkResults);
     start += size;
     if (start < total) await ctx.progress(start, total);
     await yieldToEventLoop();
   }
+  await refreshing;
   return results;
 }
 

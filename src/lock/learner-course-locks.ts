@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { Cluster } from 'ioredis';
 import type { RedisClient } from '../infra/redis.js';
 
 /** A learner (organization, lower-cased key) in one course. */
@@ -14,12 +15,17 @@ export interface Lease {
   release(): Promise<void>;
 }
 
-const releaseScript = readFileSync(new URL('./release-1.lua', import.meta.url), 'utf8');
-const renewScript = readFileSync(new URL('./renew-1.lua', import.meta.url), 'utf8');
+const script = (name: string) => readFileSync(new URL(`./${name}`, import.meta.url), 'utf8');
+const releaseScript = script('release-1.lua');
+const renewScript = script('renew-1.lua');
+const acquireAllScript = script('acquire-n.lua');
+const releaseAllScript = script('release-n.lua');
 
 type WithRelease = RedisClient & {
   releaseLearnerCourseLock(key: string, token: string): Promise<number>;
   renewLearnerCourseLock(key: string, token: string, ttlMs: number): Promise<number>;
+  acquireLearnerCourseLocks(...args: Array<string | number>): Promise<number>;
+  releaseLearnerCourseLocks(...args: Array<string | number>): Promise<number>;
 };
 
 /**
@@ -30,9 +36,14 @@ type WithRelease = RedisClient & {
  * A job takes every pair it needs at once: `SET NX PX` on each key, in sorted order, and if any is
  * held it gives back the ones it got. Nobody waits while holding a lease, so two jobs never
  * deadlock. Each key carries its own hash tag, so the scheme works on Redis Cluster.
+ *
+ * On a single Redis a lease is one script call each way, whatever its size (a course write's chunk
+ * locks a thousand pairs: two round trips instead of two thousand commands). On a Cluster, where a
+ * script may only touch keys of one slot, each key is set and released by a command of its own.
  */
 export class LearnerCourseLocks {
   private readonly redis: WithRelease;
+  private readonly oneScriptPerLease: boolean;
 
   constructor(
     redis: RedisClient,
@@ -42,8 +53,12 @@ export class LearnerCourseLocks {
     if (!('releaseLearnerCourseLock' in redis)) {
       redis.defineCommand('releaseLearnerCourseLock', { numberOfKeys: 1, lua: releaseScript });
       redis.defineCommand('renewLearnerCourseLock', { numberOfKeys: 1, lua: renewScript });
+      // Any number of keys: the key count goes first in each call.
+      redis.defineCommand('acquireLearnerCourseLocks', { lua: acquireAllScript });
+      redis.defineCommand('releaseLearnerCourseLocks', { lua: releaseAllScript });
     }
     this.redis = redis as WithRelease;
+    this.oneScriptPerLease = !(redis instanceof Cluster);
   }
 
   keyFor(pair: LearnerCourse): string {
@@ -58,28 +73,46 @@ export class LearnerCourseLocks {
     if (!this.options.enabled || pairs.length === 0) return { keys: [], release: async () => {} };
     const keys = [...new Set(pairs.map((p) => this.keyFor(p)))].sort();
     const token = randomUUID();
+    if (this.oneScriptPerLease) {
+      const busy = await this.redis.acquireLearnerCourseLocks(keys.length, ...keys, token, this.options.ttlMs);
+      if (busy === 0) {
+        return this.renewedLease(keys, token, async () => {
+          await this.redis.releaseLearnerCourseLocks(keys.length, ...keys, token);
+        });
+      }
+      this.options.onBusy?.(busy);
+      return null;
+    }
     // Sent together: ioredis writes every command before the first reply comes back.
     const replies = await Promise.all(keys.map((k) => this.redis.set(k, token, 'PX', this.options.ttlMs, 'NX')));
     const taken = keys.filter((_, i) => replies[i] === 'OK');
-    // The TTL is short so that the leases of a killed process free their pairs within seconds; a
-    // living holder renews them while it works, however long its transaction takes.
-    const renewal = setInterval(
-      () => {
-        Promise.all(taken.map((k) => this.redis.renewLearnerCourseLock(k, token, this.options.ttlMs))).catch(() => {});
-      },
-      Math.max(10, Math.floor(this.options.ttlMs / 3)),
-    );
-    renewal.unref();
-    const lease: Lease = {
-      keys: taken,
-      release: async () => {
-        clearInterval(renewal);
-        await Promise.all(taken.map((k) => this.redis.releaseLearnerCourseLock(k, token)));
-      },
-    };
+    const lease = this.renewedLease(taken, token, async () => {
+      await Promise.all(taken.map((k) => this.redis.releaseLearnerCourseLock(k, token)));
+    });
     if (taken.length === keys.length) return lease;
     await lease.release();
     this.options.onBusy?.(keys.length - taken.length);
     return null;
+  }
+
+  /**
+   * The TTL is short so that the leases of a killed process free their pairs within seconds; a
+   * living holder renews them while it works, however long its transaction takes.
+   */
+  private renewedLease(keys: string[], token: string, releaseAll: () => Promise<void>): Lease {
+    const renewal = setInterval(
+      () => {
+        Promise.all(keys.map((k) => this.redis.renewLearnerCourseLock(k, token, this.options.ttlMs))).catch(() => {});
+      },
+      Math.max(10, Math.floor(this.options.ttlMs / 3)),
+    );
+    renewal.unref();
+    return {
+      keys,
+      release: async () => {
+        clearInterval(renewal);
+        await releaseAll();
+      },
+    };
   }
 }

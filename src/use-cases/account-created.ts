@@ -3,15 +3,8 @@ import type { AccountCreatedResult } from '../contract/results.js';
 import { upsertAccountUnlessUsernameTaken } from '../db/accounts.js';
 import type { Queryable, Tx } from '../db/client.js';
 import type { JobStamp } from '../db/history.js';
-import {
-  attachLearners,
-  detachLearnersExcept,
-  learnerId,
-  lockLearners,
-  lowerKeys,
-  type SentLearner,
-} from '../db/learners.js';
-import { coursePairsOfLearners, type LearnerCoursePair } from '../db/program-course-enrollments.js';
+import { attachLearners, detachLearnersExcept, learnerId, lockLearners, type SentLearner } from '../db/learners.js';
+import { type LearnerCoursePair, waitingCoursesOfIdentities } from '../db/program-course-enrollments.js';
 import { programEnrollmentsOfAccounts, waitingEnrollmentsOfLearners } from '../db/program-enrollments.js';
 import { JobRejectedError } from '../domain/errors.js';
 import { chooseLinks } from '../domain/one-enrollment-per-program.js';
@@ -27,23 +20,20 @@ export async function accountCreatedLearners(
   sql: Queryable,
   payload: AccountCreatedPayload,
 ): Promise<{ identities: SentLearner[]; pairs: LearnerCoursePair[] }> {
-  const lowers = await lowerKeys(
-    sql,
-    payload.identities.map((i) => i.external_user_key),
-  );
+  const sent = payload.identities.map((i) => ({
+    organizationKey: i.organization_key,
+    studentKey: i.external_user_key,
+  }));
   const identities: SentLearner[] = [];
+  const pairs: LearnerCoursePair[] = [];
   const seen = new Set<string>();
-  payload.identities.forEach((identity, i) => {
-    const learner = {
-      organizationKey: identity.organization_key,
-      studentKey: identity.external_user_key,
-      studentKeyLower: lowers[i]!,
-    };
-    if (seen.has(learnerId(learner))) return;
+  for (const row of await waitingCoursesOfIdentities(sql, sent)) {
+    const learner = { ...sent[row.n - 1]!, studentKeyLower: row.lower };
+    if (row.courseKey !== null) pairs.push({ ...learner, courseKey: row.courseKey });
+    if (seen.has(learnerId(learner))) continue;
     seen.add(learnerId(learner));
     identities.push(learner);
-  });
-  const pairs = await coursePairsOfLearners(sql, identities, { programUuid: null, waitingOnly: true });
+  }
   return { identities, pairs };
 }
 
@@ -60,19 +50,24 @@ export async function recordAccount(
   stamp: JobStamp,
   log: Logger,
 ): Promise<AccountCreatedResult> {
-  await lockLearners(tx, identities);
-  const holder = await upsertAccountUnlessUsernameTaken(tx, {
-    userId: payload.user_id,
-    username: payload.username,
-    email: payload.email ?? null,
-  });
+  // Statements sent together go in one round trip and run in the order sent: the learners are
+  // locked before the account is recorded, and the account before the learners become its.
+  const [, holder] = await Promise.all([
+    lockLearners(tx, identities),
+    upsertAccountUnlessUsernameTaken(tx, {
+      userId: payload.user_id,
+      username: payload.username,
+      email: payload.email ?? null,
+    }),
+  ]);
   if (holder !== null)
     throw new JobRejectedError(`username of user_id ${payload.user_id} already belongs to user_id ${holder}`);
-  await detachLearnersExcept(tx, payload.user_id, identities);
-  await attachLearners(tx, payload.user_id, identities);
-
-  const waiting = await waitingEnrollmentsOfLearners(tx, identities, null);
-  const held = waiting.length ? await programEnrollmentsOfAccounts(tx, [payload.user_id], null) : [];
+  const [, , waiting, held] = await Promise.all([
+    detachLearnersExcept(tx, payload.user_id, identities),
+    attachLearners(tx, payload.user_id, identities),
+    waitingEnrollmentsOfLearners(tx, identities, null),
+    programEnrollmentsOfAccounts(tx, [payload.user_id], null),
+  ]);
   const { links, keptWaiting } = chooseLinks(
     waiting.map((pe) => ({ peId: pe.id, programUuid: pe.programUuid, userId: payload.user_id })),
     held,

@@ -13,7 +13,10 @@ export interface ChunkedWork<R extends SentRecord> {
   maxChunk?: number;
   /** The learner-course pairs a chunk will write, for the Redis locks. */
   lockPairs(sql: Queryable, chunk: readonly R[]): Promise<LearnerCoursePair[]>;
-  /** The tables the job grows, whose planner statistics it keeps fresh while it runs. */
+  /**
+   * The tables the job grows and its chunks look rows up in, whose planner statistics it keeps
+   * fresh while it runs (history is only written, and is left to autovacuum).
+   */
   tables: readonly string[];
   /** Applies one chunk inside its transaction; returns each record's result by its sent key. */
   applyChunk(tx: Tx, chunk: readonly R[]): Promise<Record<string, string>>;

@@ -34,19 +34,21 @@ export async function realizeProgramEnrollments(
   if (linked.length === 0) return courseKeys;
   const userOf = new Map(linked.map((l) => [l.id, l.userId]));
   const ids = [...userOf.keys()].sort((a, b) => a - b);
-  await insertHistory(
-    tx,
-    ids.map((id) => ({
-      entity: 'program_enrollment',
-      entityId: id,
-      programEnrollmentId: id,
-      action: 'changed',
-      changes: { user_id: [null, userOf.get(id)] },
-    })),
-    stamp,
-  );
-
-  const pces = await pcesOfEnrollments(tx, ids);
+  // Sent together: one round trip.
+  const [, pces] = await Promise.all([
+    insertHistory(
+      tx,
+      ids.map((id) => ({
+        entity: 'program_enrollment',
+        entityId: id,
+        programEnrollmentId: id,
+        action: 'changed',
+        changes: { user_id: [null, userOf.get(id)] },
+      })),
+      stamp,
+    ),
+    pcesOfEnrollments(tx, ids),
+  ]);
   for (const id of ids) courseKeys.set(id, []);
   for (const p of pces) courseKeys.get(p.peId)!.push(p.courseKey);
   const effects = courseEffectsOf(

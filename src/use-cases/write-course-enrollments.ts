@@ -36,7 +36,7 @@ export function courseEnrollmentsWrite(write: CourseEnrollmentsWrite, log: Logge
   const org = write.program.organizationKey;
   return {
     records: write.records,
-    tables: ['program_course_enrollments', 'course_enrollments', 'learners', 'history'],
+    tables: ['program_course_enrollments', 'course_enrollments', 'learners'],
     duplicated: () => 'duplicated',
     failed: () => 'internal-error',
     lockPairs: async (_db, chunk) =>

@@ -54,7 +54,7 @@ export async function programEnrollmentsWrite(
   const org = program.organizationKey;
   return {
     records,
-    tables: ['program_enrollments', 'learners', 'history'],
+    tables: ['program_enrollments', 'learners'],
     duplicated: () => 'duplicated',
     failed: () => 'internal-error',
     // A program write changes courses only when it links a waiting PE: lock those PCEs' pairs.
