@@ -72,6 +72,7 @@ const jobStatus = z.object({
   result: z.url().nullable(),
   text: z.string().nullable(),
   error: z.string().nullable(),
+  requested_by: z.string().nullable().describe('who added the job: api:<token name> for an upload'),
 });
 const upload = z.object({ file: z.string().describe('the CSV file').meta({ contentMediaType: 'text/csv' }) });
 
