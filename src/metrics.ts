@@ -170,10 +170,10 @@ export function createMetrics() {
       dbPoolMax.set(s.databasePoolMax);
     },
     /** Observes a job's wait on its first start; later starts (retries, lock waits) are not waits for a worker. */
-    jobStarted(queue: string, job: Job) {
+    jobStarted(queue: string, name: string, job: Job) {
       if (job.attemptsStarted > 1) return;
       const ready = job.timestamp + (job.opts.delay ?? 0);
-      jobWait.observe({ queue, name: job.name }, Math.max(0, (job.processedOn ?? Date.now()) - ready) / 1000);
+      jobWait.observe({ queue, name }, Math.max(0, (job.processedOn ?? Date.now()) - ready) / 1000);
     },
     /** The metrics text; without Redis or Postgres, their gauges are left out and the rest still served. */
     async render(): Promise<string> {

@@ -44,6 +44,8 @@ const text = (max?: number) => {
 /** A key: trimmed, then non-empty, not only invisible characters, at most `max` code points. */
 const key = (max: number) =>
   text()
+    // Also said before the trim, so that the JSON Schemas (which see the input) refuse "" too.
+    .min(1, 'must not be empty')
     .transform((v) => v.trim())
     .pipe(
       z

@@ -146,7 +146,7 @@ export function startWorkers(
         maxStalledCount: MAX_STALLED_COUNT,
       },
     );
-    worker.on('active', (job) => metrics.jobStarted(queue, job));
+    worker.on('active', (job) => metrics.jobStarted(queue, metricJobName(job.name), job));
     worker.on('stalled', () => metrics.stalls.inc({ queue }));
 
     async function runParsed(job: Job, token?: string, signal?: AbortSignal) {

@@ -96,10 +96,11 @@ describe('with Redis down', () => {
     expect({ metrics, job }).toEqual({ metrics: expect.any(Number), job: expect.any(Number) });
   });
 
-  it('says so in /metrics: Redis down, and the reconnects of its connections counted', async () => {
+  it('says so in /metrics: Redis down; reconnections are counted when they succeed', async () => {
     const text = await (await fetch(`${service.url}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
     expect(text).toMatch(/^program_enrollments_redis_up 0$/m);
-    expect(text).toMatch(/^program_enrollments_redis_reconnects_total\{connection="shared"\} [1-9]/m);
+    // One series for the process, counted when a lost connection comes back (README, "Faults").
+    expect(text).toMatch(/^program_enrollments_redis_reconnects_total \d+$/m);
     expect(text).not.toContain('program_enrollments_queue_jobs{');
   });
 });
