@@ -12,7 +12,7 @@ import { Job, Queue } from 'bullmq';
 import { type Cluster, Redis } from 'ioredis';
 import postgres, { type Sql } from 'postgres';
 import { freePort } from '../../src/infra/embedded.js';
-import { createTestDatabase, type FinishedJob, type TestService } from '../support/service.js';
+import { createTestDatabase, type FinishedJob, TEST_RETIREMENT_SALT, type TestService } from '../support/service.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const REPORT_FILE = path.join(ROOT, '.data/faults/report.jsonl');
@@ -263,7 +263,13 @@ export async function openWorld(redisEnv: Record<string, string>, redis: Redis |
     redis,
     queues,
     t,
-    env: (extra = {}) => ({ ...redisEnv, DATABASE_URL: database.url, QUEUE_PREFIX: prefix, ...extra }),
+    env: (extra = {}) => ({
+      ...redisEnv,
+      DATABASE_URL: database.url,
+      RETIREMENT_SALT: TEST_RETIREMENT_SALT,
+      QUEUE_PREFIX: prefix,
+      ...extra,
+    }),
     async close() {
       await Promise.all(Object.values(queues).map((q) => q.close().catch(() => {})));
       await sql.end({ timeout: 5 });
