@@ -69,6 +69,38 @@ describe('the built package', () => {
       expect((await fetch(`${url}/readyz`)).status).toBe(200);
       // The learner-course locks' Lua script is read from beside the compiled module.
       expect(output).not.toContain('ENOENT');
+
+      // Uploads are parsed on a worker thread whose entry is compiled JavaScript too (no tsx
+      // here): two uploads in a row are accepted and applied.
+      const program = programPayload();
+      const producer = createClient({ connection: { url: inject('redisUrl') }, prefix: `${t.prefix}-dist` });
+      try {
+        await (await producer.upsertProgram(program)).result({ timeoutMs: 60_000 });
+      } finally {
+        await producer.close();
+      }
+      for (const n of [1, 2]) {
+        const form = new FormData();
+        form.append('file', new Blob([`student_key,status\ndist-${n}-a,enrolled\ndist-${n}-b,pending\n`]), 'u.csv');
+        const upload = await fetch(`${url}/api/v1/programs/${program.program_uuid}/enrollments/upload`, {
+          method: 'POST',
+          headers: { authorization: 'Bearer t' },
+          body: form,
+        });
+        expect(upload.status).toBe(202);
+        const { job_id } = (await upload.json()) as { job_id: string };
+        const status = await waitFor(
+          async () => {
+            const answer = (await (
+              await fetch(`${url}/api/v1/jobs/${job_id}`, { headers: { authorization: 'Bearer t' } })
+            ).json()) as { state: string; text: string | null };
+            return answer.state === 'Succeeded' || answer.state === 'Failed' ? answer : undefined;
+          },
+          60_000,
+          `the compiled service's upload ${n} to finish`,
+        );
+        expect(status).toMatchObject({ state: 'Succeeded', text: '200' });
+      }
     } finally {
       child.kill('SIGTERM');
     }

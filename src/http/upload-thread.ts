@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { z } from 'zod';
 import type { RedisTarget } from '../infra/redis.js';
@@ -10,6 +11,10 @@ import type { RedisTarget } from '../infra/redis.js';
  *
  * The thread also adds the job, on a Redis connection of its own: handing 100,000 records back,
  * or even their 8 MB of JSON, costs the event loop hundreds of milliseconds on a busy machine.
+ *
+ * The threads are long-lived (UploadParserPool): starting one per upload cost a new V8 isolate,
+ * the TypeScript loader under tsx and a Redis connection for every file, hundreds of milliseconds
+ * of CPU each on a busy machine, and as many isolates as concurrent uploads.
  */
 export type UploadKind = 'program' | 'course';
 
@@ -23,44 +28,135 @@ export interface UploadJobTarget {
   requestedBy: string;
 }
 
-const threadAnswer = z.discriminatedUnion('ok', [
+const parsedUpload = z.discriminatedUnion('ok', [
   z.object({ ok: z.literal(true), records: z.number().int().min(0) }),
   z.object({ ok: z.literal(false), refusal: z.enum(['invalid', 'too-large']), message: z.string() }),
 ]);
-export type ParsedUpload = z.infer<typeof threadAnswer>;
+export type ParsedUpload = z.infer<typeof parsedUpload>;
 
-const THREAD_ENTRY = new URL('./upload-thread-boot.mjs', import.meta.url);
+/** One upload handed to a thread. */
+export interface UploadTask {
+  id: number;
+  kind: UploadKind;
+  programUuid: string;
+  bytes: Uint8Array;
+  target: UploadJobTarget;
+}
+
+/** A thread's answer to one task: the parsed upload, or the message of what went wrong. */
+const threadAnswer = z.union([
+  z.object({ id: z.number(), answer: parsedUpload }),
+  z.object({ id: z.number(), error: z.string() }),
+]);
+export type ThreadAnswer = z.infer<typeof threadAnswer>;
 
 /**
- * Runs `upload-thread-entry.ts` on a thread for this file: it parses the CSV and, when the file is
- * valid, adds the job to `target`; the thread ends with its answer.
+ * The thread's entry point. Under tsx (npm start, the tests) the source is TypeScript and the
+ * thread needs the loader first (`upload-thread-boot.mjs`); built with `npm run build`, the entry
+ * is the compiled `upload-thread-entry.js` next to this file, run by plain Node.
  */
-export function addUploadJobOffThread(
-  kind: UploadKind,
-  programUuid: string,
-  content: Buffer,
-  target: UploadJobTarget,
-): Promise<ParsedUpload> {
-  // A copy of its own, moved to the thread rather than cloned again.
-  const bytes = new Uint8Array(content);
-  return new Promise((resolve, reject) => {
-    const thread = new Worker(THREAD_ENTRY, {
-      workerData: { kind, programUuid, bytes, target },
-      transferList: [bytes.buffer],
+export function threadEntry(moduleUrl: string = import.meta.url): URL {
+  return moduleUrl.endsWith('.ts')
+    ? new URL('./upload-thread-boot.mjs', moduleUrl)
+    : new URL('./upload-thread-entry.js', moduleUrl);
+}
+
+interface Pending {
+  task: UploadTask;
+  resolve(value: ParsedUpload): void;
+  reject(err: Error): void;
+}
+
+interface ParserThread {
+  worker: Worker;
+  /** The task it runs, or null when idle. */
+  running: Pending | null;
+}
+
+/**
+ * A few long-lived parser threads, each running one upload at a time; uploads beyond them wait
+ * their turn in order. A thread that dies fails its own upload only and is replaced at the next one.
+ */
+export class UploadParserPool {
+  private readonly threads: ParserThread[] = [];
+  private readonly waiting: Pending[] = [];
+  private nextId = 1;
+  private closed = false;
+
+  constructor(
+    /** At most this many uploads are parsed at once; a 2-CPU machine keeps one for the event loop. */
+    readonly size: number = Math.max(1, Math.min(2, availableParallelism() - 1)),
+    private readonly entry: URL = threadEntry(),
+  ) {}
+
+  /** Threads started so far and still running (for tests: reuse means this stays at most `size`). */
+  get threadIds(): number[] {
+    return this.threads.map((t) => t.worker.threadId);
+  }
+
+  /** Parses the file and, when it is valid, adds its job to `target`; the thread answers with the outcome. */
+  addUploadJob(kind: UploadKind, programUuid: string, content: Buffer, target: UploadJobTarget): Promise<ParsedUpload> {
+    if (this.closed) return Promise.reject(new Error('the upload parser pool is closed'));
+    // A copy of its own, moved to the thread rather than cloned again.
+    const bytes = new Uint8Array(content);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ task: { id: this.nextId++, kind, programUuid, bytes, target }, resolve, reject });
+      this.dispatch();
     });
-    let settled = false;
-    thread.once('message', (message: unknown) => {
-      settled = true;
+  }
+
+  /** Stops the threads; uploads not yet answered fail. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const pending of this.waiting.splice(0)) pending.reject(new Error('the upload parser pool is closed'));
+    await Promise.all(this.threads.splice(0).map((t) => t.worker.terminate()));
+  }
+
+  private dispatch(): void {
+    while (this.waiting.length > 0) {
+      const thread = this.threads.find((t) => t.running === null) ?? this.startThread();
+      if (!thread) return;
+      const pending = this.waiting.shift()!;
+      thread.running = pending;
+      thread.worker.ref();
+      // A fresh copy (addUploadJob), never shared memory.
+      thread.worker.postMessage(pending.task, [pending.task.bytes.buffer as ArrayBuffer]);
+    }
+  }
+
+  private startThread(): ParserThread | null {
+    if (this.threads.length >= this.size) return null;
+    const thread: ParserThread = { worker: new Worker(this.entry), running: null };
+    this.threads.push(thread);
+    const { worker } = thread;
+    worker.on('message', (message: unknown) => {
+      const pending = thread.running;
       const parsed = threadAnswer.safeParse(message);
-      if (parsed.success) resolve(parsed.data);
-      else reject(new Error('the upload parser answered something unexpected'));
+      if (!pending || !parsed.success || parsed.data.id !== pending.task.id) {
+        this.retire(thread, new Error('the upload parser answered something unexpected'));
+        return;
+      }
+      thread.running = null;
+      // An idle thread does not keep a stopping process alive.
+      worker.unref();
+      if ('answer' in parsed.data) pending.resolve(parsed.data.answer);
+      else pending.reject(new Error(`the upload parser failed: ${parsed.data.error}`));
+      this.dispatch();
     });
-    thread.once('error', (err) => {
-      settled = true;
-      reject(err);
-    });
-    thread.once('exit', (code) => {
-      if (!settled) reject(new Error(`the upload parser stopped with code ${code}`));
-    });
-  });
+    worker.on('error', (err) => this.retire(thread, err));
+    worker.on('exit', (code) => this.retire(thread, new Error(`the upload parser stopped with code ${code}`)));
+    return thread;
+  }
+
+  /** Drops a thread that failed or exited; its upload, if any, fails with `err`. */
+  private retire(thread: ParserThread, err: Error): void {
+    const at = this.threads.indexOf(thread);
+    if (at < 0) return;
+    this.threads.splice(at, 1);
+    const pending = thread.running;
+    thread.running = null;
+    pending?.reject(err);
+    void thread.worker.terminate();
+    if (!this.closed) this.dispatch();
+  }
 }

@@ -7,7 +7,7 @@ import { requestedByToken } from '../../domain/api-tokens.js';
 import { apiCaller } from '../access-guard.js';
 import type { HttpDeps } from '../deps.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
-import { addUploadJobOffThread, type ParsedUpload, type UploadKind } from '../upload-thread.js';
+import { type ParsedUpload, type UploadKind, UploadParserPool } from '../upload-thread.js';
 import { requestOrigin } from '../urls.js';
 import { programUuidParam } from './programs.js';
 
@@ -62,6 +62,9 @@ export async function registerUploadRoutes(
   const { sql } = database;
   const enrollments = queues.find((q) => q.name === 'enrollments');
   if (!enrollments) throw new Error('the enrollments queue is required for the upload routes');
+  // Long-lived parser threads, stopped with the server (in-flight requests have finished by then).
+  const parsers = new UploadParserPool();
+  api.addHook('onClose', () => parsers.close());
 
   const knownProgram = async (raw: string): Promise<string> => {
     const programUuid = programUuidParam(raw);
@@ -94,7 +97,7 @@ export async function registerUploadRoutes(
     });
     let added: ParsedUpload;
     try {
-      added = await addUploadJobOffThread(kind, programUuid, content, {
+      added = await parsers.addUploadJob(kind, programUuid, content, {
         redis: redisTarget,
         prefix: config.QUEUE_PREFIX,
         name,
