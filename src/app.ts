@@ -26,6 +26,7 @@ import { LearnerCourseLocks } from './lock/learner-course-locks.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { type EventRelay, startEventRelay } from './queue/event-relay.js';
+import { LARGE_RESULT_TRIM, type LargeResultTrim, trimLargeResults } from './queue/large-results.js';
 import { createQueues, QUEUE_NAMES, type QueueName } from './queue/queues.js';
 import { scheduleExpiry } from './queue/schedules.js';
 import { LEARNER_LOCK_TTL_MS, startWorkers, type WorkerSet } from './queue/workers.js';
@@ -59,6 +60,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
   let http: FastifyInstance | undefined;
   let queues: Record<QueueName, Queue> | undefined;
   let relay: EventRelay | undefined;
+  let largeResults: LargeResultTrim | undefined;
 
   // Each step of the shutdown has a deadline: with Redis gone, BullMQ's closes can wait forever.
   const within = (step: string, work: Promise<unknown> | undefined, ms: number) =>
@@ -69,6 +71,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
   const stop = async () => {
     await within('closing workers', workers?.close(config.SHUTDOWN_GRACE_MS), config.SHUTDOWN_GRACE_MS + 2_500);
     await within('stopping the event relay', relay?.stop(), 2_000);
+    await within('stopping the large result trim', largeResults?.stop(), 1_000);
     await within('closing HTTP', http?.close(), 1_000);
     if (queues) await within('closing queues', Promise.all(Object.values(queues).map((q) => q.close())), 1_000);
     await within('closing Redis', Promise.all(redisConnections.map((c) => c.quit())), 1_000);
@@ -191,6 +194,13 @@ export async function startService(config: Config, options: StartOptions = {}): 
     if (options.workers !== false) {
       workers = startWorkers(services, (name) => connect(name), handlers);
       await scheduleExpiry(queues.enrollments);
+      largeResults = trimLargeResults(
+        Object.values(queues),
+        shared,
+        config.QUEUE_PREFIX,
+        { ...LARGE_RESULT_TRIM, keepMs: config.KEEP_LARGE_COMPLETED_SECONDS * 1000 },
+        log,
+      );
     }
 
     http = await buildHttpServer({

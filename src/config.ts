@@ -87,6 +87,11 @@ const envSchema = z
      * (docs/contract.md, "Fair share").
      */
     BULK_CONCURRENCY: positiveInt(2),
+    /**
+     * Seconds a large completed job (data and result over 128 KiB: a bulk write) stays in Redis;
+     * its result stays in Postgres for 7 days (src/queue/large-results.ts).
+     */
+    KEEP_LARGE_COMPLETED_SECONDS: positiveInt(300),
     /** Off only in the tests that prove Postgres alone keeps the invariants. */
     LEARNER_LOCKS: z.preprocess((v) => (v === '' || v === undefined ? 'on' : v), z.enum(['on', 'off'])),
     /** How long a stopping process lets active jobs finish before handing them back to the queue. */
