@@ -15,7 +15,7 @@
  * `--window` bounds phase 3 in seconds (every bulk job holds its records only while it runs, at
  * most BULK_CONCURRENCY at once, so the peak is reached in the first minutes); `--full` waits for
  * every bulk job instead. `--keep` is the service's KEEP_LARGE_COMPLETED_SECONDS (300 by default;
- * shorter here so that phase 1 sees the trim). The outbound events are off unless EVENT_BUS=on.
+ * shorter here so that phase 1 sees the trim). EVENT_BUS=off measures without the outbound events.
  * REDIS_URL / DATABASE_URL (an admin URL), else the local defaults.
  * The machine's load average is printed with the figures: a loaded machine is slower, not smaller.
  */
@@ -117,7 +117,7 @@ async function main() {
     redisUrl,
     databaseUrl: databaseUrl.toString(),
     prefix,
-    env: { LOG_LEVEL: 'warn', EVENT_BUS: process.env.EVENT_BUS ?? 'off', KEEP_LARGE_COMPLETED_SECONDS: args.keep },
+    env: { LOG_LEVEL: 'warn', KEEP_LARGE_COMPLETED_SECONDS: args.keep },
   });
   say(`service: pid ${service.pid}, ${service.url}, RSS after start ${rssMiB(service.pid).rss.toFixed(0)} MiB`);
 
