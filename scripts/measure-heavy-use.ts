@@ -169,10 +169,12 @@ async function main() {
 
   // 2. /healthz while a 5 MiB upload is parsed.
   if (!skip.has('upload')) {
+    // 5 MiB in at most 100,000 rows (a write's limit): keys padded to fill the file.
     const rows: string[] = ['student_key,status'];
     let bytes = rows[0]!.length + 1;
-    for (let i = 0; bytes < 5 * MiB - 64; i++) {
-      const line = `upload-learner-${i.toString().padStart(9, '0')},enrolled`;
+    const width = Math.floor((5 * MiB - 64) / RECORDS) - ',enrolled\n'.length;
+    for (let i = 0; bytes + width + 10 < 5 * MiB && i < RECORDS; i++) {
+      const line = `${`upload-learner-${i}`.padEnd(width, 'x')},enrolled`;
       rows.push(line);
       bytes += line.length + 1;
     }

@@ -13,6 +13,31 @@ export class UnreadableJobData {
   }
 }
 
+/**
+ * Job data of at least this many characters of JSON is read only when something asks for it. A
+ * worker takes a bulk job it cannot run yet (every bulk slot is busy: src/queue/workers.ts) only to
+ * put it back for later; parsing its 100,000 records (5 MB of JSON, about 40 MB of objects) each
+ * time cost the event loop tens of milliseconds and the process hundreds of MiB when many waited.
+ */
+export const LAZY_DATA_CHARS = 64 * 1024;
+
+/** The length of the JSON text a job's data was read from, for jobs whose data is read lazily. */
+const dataChars = new WeakMap<Job, number>();
+
+/** Characters of JSON text of a job's data as read from Redis, or 0 when it was short enough to parse at once. */
+export function lazyDataChars(job: Job): number {
+  return dataChars.get(job) ?? 0;
+}
+
+function parseData(text: string): unknown {
+  try {
+    return JSON.parse(text || '{}');
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    return new UnreadableJobData('job data is not JSON');
+  }
+}
+
 /** A BullMQ job whose unreadable data becomes an UnreadableJobData instead of an exception. */
 export class ReadableJob extends Job {
   static override fromJSON<T = unknown, R = unknown, N extends string = string>(
@@ -20,14 +45,32 @@ export class ReadableJob extends Job {
     json: JobJson,
     jobId?: string,
   ): Job<T, R, N> {
-    try {
-      return Job.fromJSON<T, R, N>(queue, json, jobId);
-    } catch (err) {
-      if (!(err instanceof SyntaxError)) throw err;
-      const job = Job.fromJSON<T, R, N>(queue, { ...json, data: '{}' }, jobId);
-      job.data = new UnreadableJobData('job data is not JSON') as T;
+    const text = json.data ?? '';
+    const job = Job.fromJSON<T, R, N>(queue, { ...json, data: '{}' }, jobId);
+    if (text.length < LAZY_DATA_CHARS) {
+      job.data = parseData(text) as T;
       return job;
     }
+    // Parsed at the first read of `data`, once; a write replaces it.
+    let unread: string | undefined = text;
+    let value: unknown;
+    Object.defineProperty(job, 'data', {
+      configurable: true,
+      enumerable: true,
+      get() {
+        if (unread !== undefined) {
+          value = parseData(unread);
+          unread = undefined;
+        }
+        return value;
+      },
+      set(next: unknown) {
+        unread = undefined;
+        value = next;
+      },
+    });
+    dataChars.set(job, text.length);
+    return job;
   }
 }
 

@@ -7,7 +7,7 @@ import { isLockRenewalFailure, isLostJobLock, isRedisConnectionError, type Redis
 import type { HandlerRegistry, JobContext, JobDeps } from '../jobs/context.js';
 import { asRetryable, coerceError, JobRejectedError, LockBusyError } from '../jobs/errors.js';
 import { KEEP_COMPLETED, KEEP_FAILED, metricJobName, QUEUES, type QueueName } from './queues.js';
-import { ReadableWorker, UnreadableJobData } from './readable-job.js';
+import { lazyDataChars, ReadableWorker, UnreadableJobData } from './readable-job.js';
 
 /**
  * Past this many retries a fault that looked transient is treated as what it is: a failure. A
@@ -74,7 +74,14 @@ export const LEARNER_LOCK_TTL_MS = JOB_LOCK_MS;
  * using an attempt; the time it held a slot was only that of reading it.
  */
 export const BULK_JOB_RECORDS = 1_000;
-const BULK_RETRY_DELAY_MS = { min: 1_000, spread: 3_000 };
+/**
+ * A bulk job that finds the bulk slots busy comes back 2–8 s later. Each return costs a fetch of
+ * its data from Redis (not a parse: see bulkJobs below); with many waiting, one of them is back
+ * within a fraction of a second of a slot freeing.
+ */
+const BULK_RETRY_DELAY_MS = { min: 2_000, spread: 6_000 };
+/** Bulk jobs whose size this process remembers (see bulkJobs); far more than ever wait at once. */
+const REMEMBERED_BULK_JOBS = 10_000;
 
 /** The records a job carries as sent (its `enrollments` or `links`), before validation. */
 export function recordCount(data: unknown): number {
@@ -106,6 +113,25 @@ export function startWorkers(
   const lostLocks = new Set<string>();
   const selfRetries = selfRetryCounter(connect('self-retries'), config.QUEUE_PREFIX);
   let bulkRunning = 0;
+  /**
+   * Whether a job is bulk, by its identity (id and creation time): counted once per process from
+   * its data, then known without reading its data again, which a deferred bulk job would
+   * otherwise have parsed at every return (src/queue/readable-job.ts, LAZY_DATA_CHARS). Jobs of
+   * short data are small however they are counted, and are not remembered.
+   */
+  const bulkJobs = new Map<string, boolean>();
+  const isBulk = (job: Job): boolean => {
+    if (lazyDataChars(job) === 0) return recordCount(job.data) > BULK_JOB_RECORDS;
+    const identity = `${job.id}@${job.timestamp}`;
+    let bulk = bulkJobs.get(identity);
+    if (bulk === undefined) {
+      bulk = recordCount(job.data) > BULK_JOB_RECORDS;
+      if (bulkJobs.size >= REMEMBERED_BULK_JOBS) bulkJobs.delete(bulkJobs.keys().next().value!);
+      bulkJobs.set(identity, bulk);
+    }
+    return bulk;
+  };
+  const forgetBulk = (job: Job) => bulkJobs.delete(`${job.id}@${job.timestamp}`);
   const workers = (Object.keys(QUEUES) as QueueName[]).map((queue) => {
     const rejected = (reason: string) => new UnrecoverableError(capFailedReason(reason));
     const worker = new ReadableWorker(
@@ -114,8 +140,12 @@ export function startWorkers(
         if (!(QUEUES[queue] as readonly string[]).includes(job.name)) {
           throw rejected(`unknown job name ${job.name} on queue ${queue}`);
         }
-        if (job.data instanceof UnreadableJobData) throw rejected(`invalid payload: (root): ${job.data.problem}`);
-        const bulk = recordCount(job.data) > BULK_JOB_RECORDS;
+        // Before anything reads the data: a bulk job seen before is deferred without parsing it.
+        // Unreadable data counts as no records, so it is never bulk and fails just below.
+        const bulk = isBulk(job);
+        if (!bulk && job.data instanceof UnreadableJobData) {
+          throw rejected(`invalid payload: (root): ${job.data.problem}`);
+        }
         if (bulk && bulkRunning >= config.BULK_CONCURRENCY) {
           metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'deferred' });
           await job.moveToDelayed(
@@ -153,6 +183,9 @@ export function startWorkers(
       const handler = handlers[job.name as keyof HandlerRegistry];
       const parsed = handler.schema.safeParse(job.data);
       if (!parsed.success) throw rejected(`invalid payload: ${describeIssues(parsed.error.issues)}`);
+      // The records as sent are not needed past this point, and for a bulk job they are tens of
+      // MiB of objects held until the job ends: let them go (Redis keeps the data as sent).
+      if (lazyDataChars(job) > 0) job.data = null;
       const ctx: JobContext = {
         ...services,
         log: log.child({ queue, job: job.name, jobId: job.id }),
@@ -197,12 +230,14 @@ export function startWorkers(
       }
     }
     worker.on('completed', (job) => {
+      forgetBulk(job);
       const name = metricJobName(job.name);
       metrics.jobs.inc({ queue, name, outcome: 'completed' });
       if (job.processedOn) metrics.jobDuration.observe({ queue, name }, (Date.now() - job.processedOn) / 1000);
     });
     worker.on('failed', (job, err) => {
       if (!job) return;
+      forgetBulk(job);
       const name = metricJobName(job.name);
       metrics.jobs.inc({ queue, name, outcome: 'failed' });
       if (job.processedOn) metrics.jobDuration.observe({ queue, name }, (Date.now() - job.processedOn) / 1000);
