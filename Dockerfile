@@ -31,6 +31,9 @@ COPY drizzle ./drizzle
 
 USER node
 ENV PORT=3000
+# The V8 heap bound (src/config.ts serviceHeapMiB: 128 + 64 per bulk slot, for the default
+# BULK_CONCURRENCY of 2), so that the process collects garbage instead of growing (README "Heavy use").
+ENV NODE_OPTIONS=--max-old-space-size=256
 EXPOSE 3000
 
 # node runs the service directly (not through npm, which does not pass SIGTERM on), so a stop

@@ -163,3 +163,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   return Object.freeze(parsed.data);
 }
+
+/**
+ * The V8 heap (old space, MiB) the service runs with: `npm start` and the Docker image set it
+ * (`--max-old-space-size`) unless NODE_OPTIONS names one. Left to itself V8 lets the heap grow
+ * toward a quarter of the machine's memory before collecting: with 20 bulk jobs of 100,000
+ * records queued, one process peaked at 700–1,200 MiB RSS although what it held alive stayed
+ * under 250 MiB. A bound makes V8 collect sooner instead (README "Heavy use"). Each bulk job a
+ * process may run at once (BULK_CONCURRENCY, default 2) holds up to about 40 MiB of records and
+ * results, hence the allowance per bulk slot over what the idle service needs.
+ */
+export function serviceHeapMiB(bulkConcurrency: unknown = process.env.BULK_CONCURRENCY): number {
+  const slots = Number(bulkConcurrency);
+  return 128 + 64 * (Number.isInteger(slots) && slots > 0 ? slots : 2);
+}
+
+/** NODE_OPTIONS for the service process: `options` with the heap bound added unless it names one. */
+export function withServiceHeap(options: string | undefined, bulkConcurrency?: unknown): string {
+  const given = options?.trim() ?? '';
+  if (/--max-old-space-size[=\s]/.test(given)) return given;
+  return `${given} --max-old-space-size=${serviceHeapMiB(bulkConcurrency)}`.trim();
+}

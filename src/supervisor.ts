@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { withServiceHeap } from './config.js';
 import { createLogger } from './log.js';
 
 /**
@@ -51,7 +52,8 @@ function runOnce(): Promise<{ code: number | null; signal: NodeJS.Signals | null
   const service = spawn(process.execPath, [...process.execArgv, entry], {
     stdio: 'inherit',
     detached: true,
-    env: process.env,
+    // The heap bound (config.ts serviceHeapMiB) unless the operator set one.
+    env: { ...process.env, NODE_OPTIONS: withServiceHeap(process.env.NODE_OPTIONS) },
   });
   child = service;
   return new Promise((resolve) => {

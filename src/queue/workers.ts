@@ -75,11 +75,16 @@ export const LEARNER_LOCK_TTL_MS = JOB_LOCK_MS;
  */
 export const BULK_JOB_RECORDS = 1_000;
 /**
- * A bulk job that finds the bulk slots busy comes back 2–8 s later. Each return costs a fetch of
- * its data from Redis (not a parse: see bulkJobs below); with many waiting, one of them is back
- * within a fraction of a second of a slot freeing.
+ * A bulk job that finds the bulk slots busy comes back later: after 1 s plus a random spread of
+ * 3 s for each bulk slot's worth of bulk jobs waiting (at most a minute). Each return costs a fetch
+ * of its data from Redis (5 MB for 100,000 records, not parsed again: see bulkJobs below), so
+ * twenty waiting jobs returning every few seconds kept the process busy with tens of MB a second
+ * of garbage; spread out, one of them still comes back within a second or so of a slot freeing.
  */
-const BULK_RETRY_DELAY_MS = { min: 2_000, spread: 6_000 };
+function bulkRetryDelayMs(waiting: number, slots: number): number {
+  const spread = Math.min(60_000, 3_000 * Math.max(1, waiting / slots));
+  return 1_000 + Math.random() * spread;
+}
 /** Bulk jobs whose size this process remembers (see bulkJobs); far more than ever wait at once. */
 const REMEMBERED_BULK_JOBS = 10_000;
 
@@ -126,12 +131,19 @@ export function startWorkers(
     let bulk = bulkJobs.get(identity);
     if (bulk === undefined) {
       bulk = recordCount(job.data) > BULK_JOB_RECORDS;
-      if (bulkJobs.size >= REMEMBERED_BULK_JOBS) bulkJobs.delete(bulkJobs.keys().next().value!);
+      if (bulkJobs.size >= REMEMBERED_BULK_JOBS) forget(bulkJobs.keys().next().value!);
       bulkJobs.set(identity, bulk);
+      if (bulk) bulkKnown++;
     }
     return bulk;
   };
-  const forgetBulk = (job: Job) => bulkJobs.delete(`${job.id}@${job.timestamp}`);
+  /** Bulk jobs in bulkJobs: those running here and those waiting that this process has seen. */
+  let bulkKnown = 0;
+  const forget = (identity: string) => {
+    if (bulkJobs.get(identity)) bulkKnown--;
+    bulkJobs.delete(identity);
+  };
+  const forgetBulk = (job: Job) => forget(`${job.id}@${job.timestamp}`);
   const workers = (Object.keys(QUEUES) as QueueName[]).map((queue) => {
     const rejected = (reason: string) => new UnrecoverableError(capFailedReason(reason));
     const worker = new ReadableWorker(
@@ -148,10 +160,8 @@ export function startWorkers(
         }
         if (bulk && bulkRunning >= config.BULK_CONCURRENCY) {
           metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'deferred' });
-          await job.moveToDelayed(
-            Date.now() + BULK_RETRY_DELAY_MS.min + Math.random() * BULK_RETRY_DELAY_MS.spread,
-            token,
-          );
+          const waiting = Math.max(1, bulkKnown - bulkRunning);
+          await job.moveToDelayed(Date.now() + bulkRetryDelayMs(waiting, config.BULK_CONCURRENCY), token);
           throw new DelayedError();
         }
         if (bulk) bulkRunning++;
