@@ -6,10 +6,10 @@
  */
 import { afterAll, expect, inject, it } from 'vitest';
 import { threadEntry, UploadParserPool } from '../../src/http/upload-thread.js';
-import { useTestService } from '../support/service.js';
+import { useTestService, waitFor } from '../support/service.js';
 
 const t = useTestService();
-const pool = new UploadParserPool(1);
+const pool = new UploadParserPool(1, 600_000);
 afterAll(() => pool.close());
 
 const target = (jobId: string) => ({
@@ -63,6 +63,24 @@ it('replaces a thread that died, failing only the upload it held', async () => {
   expect(await pool.addUploadJob('program', PROGRAM, csv(1), target('pool-after'))).toEqual({ ok: true, records: 1 });
   expect(pool.threadIds).toHaveLength(1);
   expect(pool.threadIds[0]).not.toBe(before);
+});
+
+it('stops a thread that stays idle, and starts one again for the next upload', async () => {
+  const brief = new UploadParserPool(1, 300);
+  try {
+    expect(await brief.addUploadJob('program', PROGRAM, csv(1), target('pool-idle-1'))).toEqual({
+      ok: true,
+      records: 1,
+    });
+    expect(brief.threadIds).toHaveLength(1);
+    await waitFor(async () => (brief.threadIds.length === 0 ? true : undefined), 10_000, 'the idle thread to stop', 50);
+    expect(await brief.addUploadJob('program', PROGRAM, csv(1), target('pool-idle-2'))).toEqual({
+      ok: true,
+      records: 1,
+    });
+  } finally {
+    await brief.close();
+  }
 });
 
 it('starts from the compiled entry when built, and through tsx from the sources', () => {
