@@ -61,6 +61,9 @@ export function threadEntry(moduleUrl: string = import.meta.url): URL {
     : new URL('./upload-thread-entry.js', moduleUrl);
 }
 
+/** The old-space bound of a parser thread's heap, MiB. */
+const THREAD_HEAP_MIB = 128;
+
 interface Pending {
   task: UploadTask;
   resolve(value: ParsedUpload): void;
@@ -135,7 +138,12 @@ export class UploadParserPool {
 
   private startThread(): ParserThread | null {
     if (this.threads.length >= this.size) return null;
-    const thread: ParserThread = { worker: new Worker(this.entry), running: null };
+    const thread: ParserThread = {
+      // Its own heap bound: a thread inherits the service's (config.ts serviceHeapMiB) and would
+      // let garbage grow to it beside the main heap. Parsing a 5 MiB file keeps well under this.
+      worker: new Worker(this.entry, { resourceLimits: { maxOldGenerationSizeMb: THREAD_HEAP_MIB } }),
+      running: null,
+    };
     this.threads.push(thread);
     const { worker } = thread;
     worker.on('message', (message: unknown) => {
