@@ -76,13 +76,13 @@ export const LEARNER_LOCK_TTL_MS = JOB_LOCK_MS;
 export const BULK_JOB_RECORDS = 1_000;
 /**
  * A bulk job that finds the bulk slots busy comes back later: after 1 s plus a random spread of
- * 3 s for each bulk slot's worth of bulk jobs waiting (at most a minute). Each return costs a fetch
- * of its data from Redis (5 MB for 100,000 records, not parsed again: see bulkJobs below), so
- * twenty waiting jobs returning every few seconds kept the process busy with tens of MB a second
- * of garbage; spread out, one of them still comes back within a second or so of a slot freeing.
+ * 2 s for each bulk slot's worth of bulk jobs waiting (at most 20 s). Each return costs a fetch
+ * of its data from Redis (5 MB for 100,000 records, not parsed: see bulkJobs below), so twenty
+ * waiting jobs returning every 1–4 s kept the process busy with tens of MB a second of garbage;
+ * spread out, one of them still comes back about a second after a slot frees.
  */
 function bulkRetryDelayMs(waiting: number, slots: number): number {
-  const spread = Math.min(60_000, 3_000 * Math.max(1, waiting / slots));
+  const spread = Math.min(20_000, 2_000 * Math.max(1, waiting / slots));
   return 1_000 + Math.random() * spread;
 }
 /** Bulk jobs whose size this process remembers (see bulkJobs); far more than ever wait at once. */
