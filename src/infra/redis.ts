@@ -48,6 +48,8 @@ export function untilReady(client: RedisClient, timeoutMs = 30_000): Promise<voi
  */
 export interface RedisOutageWatch {
   watch(client: RedisClient, name: string): void;
+  /** From now on connections close on purpose (the service is stopping): no warning for them. */
+  closing(): void;
 }
 
 export function watchRedisOutages(
@@ -57,7 +59,11 @@ export function watchRedisOutages(
   const down = new Set<string>();
   let since = 0;
   let attempts = 0;
+  let closingOnPurpose = false;
   return {
+    closing() {
+      closingOnPurpose = true;
+    },
     watch(client, name) {
       let wasReady = client.status === 'ready';
       client.on('ready', () => {
@@ -70,7 +76,7 @@ export function watchRedisOutages(
         attempts += 1;
       });
       client.on('close', () => {
-        if (!wasReady) return;
+        if (!wasReady || closingOnPurpose) return;
         wasReady = false;
         if (down.size === 0) {
           since = Date.now();
