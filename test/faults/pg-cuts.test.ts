@@ -10,6 +10,7 @@ import {
   addAccountEvents,
   addBulkWrite,
   enrollWaiting,
+  httpGet,
   logLines,
   programCounts,
   report,
@@ -69,7 +70,7 @@ describe('Postgres connections cut during load', () => {
     const eventsDone = await waitAllDone(world.queues.accounts, events, 300_000);
     expect(service.child.exitCode).toBeNull();
     expect(service.child.signalCode).toBeNull();
-    expect((await fetch(`${service.url}/readyz`)).status).toBe(200);
+    expect((await httpGet(`${service.url}/readyz`)).status).toBe(200);
     expect(bulkDone).toEqual({ completed: 1, failed: [], missing: [] });
     expect(eventsDone.failed).toEqual([]);
     expect(eventsDone.missing).toEqual([]);

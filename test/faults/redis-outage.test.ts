@@ -9,6 +9,7 @@ import {
   addAccountEvents,
   addBulkWrite,
   enrollWaiting,
+  httpGet,
   logLines,
   programCounts,
   report,
@@ -110,7 +111,7 @@ describe('Redis restarted and away for 45 s', () => {
 
     // Logging: a handful of lines per process for two outages, not one per reconnect attempt.
     const noisy = processes.map((p) => logLines(p, 40).filter((l) => !/job failed/.test(l.msg)).length);
-    const metrics = await (await fetch(`${processes[0]!.url}/metrics`)).text();
+    const metrics = (await httpGet(`${processes[0]!.url}/metrics`)).body;
 
     report({
       scenario: 'redis restarted, then away 45 s',

@@ -39,6 +39,22 @@ export async function waitUntil<T>(
   }
 }
 
+/**
+ * GET of a service URL. A socket kept alive from an earlier request may be one the server has
+ * just closed for idleness (Fastify's keep-alive timeout), which fails the request: the request is
+ * made again until the deadline.
+ */
+export async function httpGet(url: string, timeoutMs = 30_000): Promise<{ status: number; body: string }> {
+  return waitUntil(
+    async () => {
+      const res = await fetch(url);
+      return { status: res.status, body: await res.text() };
+    },
+    timeoutMs,
+    `GET ${url}`,
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 // A private redis-server with an append-only file, restartable on the same port and directory.
 
