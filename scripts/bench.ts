@@ -245,13 +245,8 @@ async function runOnce(stores: Stores, run: number): Promise<RunFigures> {
         const withoutEvents = await startService({ EVENT_BUS: 'off' });
         try {
           courseRealizedWithoutEvents = (
-            await bulkWrite(
-              producer,
-              'write-program-course-enrollments',
-              pce(secondCourse),
-              realized,
-              'active',
-              'active',
+            await phase('course write, realized, EVENT_BUS=off', chunks, 'chunk', () =>
+              bulkWrite(producer, 'write-program-course-enrollments', pce(secondCourse), realized, 'active', 'active'),
             )
           ).rate;
           peakRssMiB = Math.max(peakRssMiB, withoutEvents.peakRssMiB());
