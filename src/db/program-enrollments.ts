@@ -19,7 +19,11 @@ export async function programEnrollmentsOfKeys(
   return sql<ProgramEnrollmentRow[]>`
     select pe.id, pe.student_key_lower as lower, pe.student_key as "studentKey", pe.user_id as "userId", pe.status
     from unnest(${lowers as string[]}::text[]) as k(lower)
-    join program_enrollments pe on pe.program_uuid = ${programUuid} and pe.student_key_lower = k.lower`;
+    join lateral (
+      -- One unique-index probe a key, whatever the program's size (see enrollmentsInCourse).
+      select id, student_key_lower, student_key, user_id, status from program_enrollments
+      where program_uuid = ${programUuid} and student_key_lower = k.lower offset 0
+    ) pe on true`;
 }
 
 /** The PEs the accounts hold, in `programUuid` only or (null) in every program. */
