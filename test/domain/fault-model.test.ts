@@ -123,7 +123,9 @@ describe('the sequential model of docs/rules.md', () => {
     enroll(s, P1, 'b');
     // b's account already has a's PE in P1: b's PE stays waiting.
     expect(stateLines(s).pes).toEqual([`${P1}|a|enrolled|8`, `${P1}|b|enrolled|-`]);
-    expect(linkProgramEnrollment(s, P1, 'b', 'u8')).toBe(`User u8 already has a program enrollment in program uuid=${P1}`);
+    expect(linkProgramEnrollment(s, P1, 'b', 'u8')).toBe(
+      `User u8 already has a program enrollment in program uuid=${P1}`,
+    );
   });
 
   it('rule 11: expiry removes every waiting PE with its PCEs and pending roles, never a realized one', () => {

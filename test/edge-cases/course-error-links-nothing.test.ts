@@ -35,8 +35,9 @@ describe('a course write record that ends in an error', () => {
     await writeEnrollments(t, p2, [key]);
     await writeCourseEnrollments(t, p2, course, [key]);
     const account = await announceAccount(t, [{ organization_key: org, external_user_key: uniqueKey('other') }]);
-    expect(completed(await linkEnrollments(t, p2.program_uuid, [{ student_key: key, username: account.username }])))
-      .toEqual({ errors: {} });
+    expect(
+      completed(await linkEnrollments(t, p2.program_uuid, [{ student_key: key, username: account.username }])),
+    ).toEqual({ errors: {} });
     expect((await peOf(t, p1.program_uuid, key))?.user_id).toBeNull();
 
     // Active elsewhere: conflict, and the waiting PE in p1 stays as it was.
