@@ -14,6 +14,7 @@ import {
   connectRedis,
   isRedisConnectionError,
   type RedisClient,
+  type RedisOutageWatch,
   untilReady,
   watchRedisOutages,
 } from './infra/redis.js';
@@ -66,7 +67,10 @@ export async function startService(config: Config, options: StartOptions = {}): 
       Promise.resolve(work).catch((err: Error) => log.error({ err: err.message }, `shutdown: ${step} failed`)),
       new Promise((r) => setTimeout(r, ms).unref()),
     ]);
+  let outages: RedisOutageWatch | undefined;
   const stop = async () => {
+    // The connections closed from here on are closed on purpose: not an outage to warn about.
+    outages?.closing();
     await within('closing workers', workers?.close(config.SHUTDOWN_GRACE_MS), config.SHUTDOWN_GRACE_MS + 2_500);
     await within('stopping the event relay', relay?.stop(), 2_000);
     await within('closing HTTP', http?.close(), 1_000);
@@ -124,11 +128,12 @@ export async function startService(config: Config, options: StartOptions = {}): 
     }
 
     const metrics = createMetrics();
-    const outages = watchRedisOutages(log, () => metrics.redisReconnects.inc());
+    const outageWatch = watchRedisOutages(log, () => metrics.redisReconnects.inc());
+    outages = outageWatch;
     const target = { url: redisUrl, clusterNodes: config.REDIS_CLUSTER_NODES };
     const connect = (name: string, forWorker = true) => {
       const c = connectRedis(target, { forWorker, name });
-      outages.watch(c, name);
+      outageWatch.watch(c, name);
       redisConnections.push(c);
       return c;
     };

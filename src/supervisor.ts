@@ -17,6 +17,7 @@ const HEALTHY_RUN_MS = 60_000;
 const FIRST_DELAY_MS = 1_000;
 const MAX_DELAY_MS = 30_000;
 const LEFTOVER_STOP_MS = 8_000;
+const LEFTOVER_SETTLE_MS = 2_000;
 
 const log = createLogger(process.env.LOG_LEVEL ?? 'info').child({ component: 'supervisor' });
 const entry = path.join(import.meta.dirname, 'main.ts');
@@ -38,6 +39,10 @@ function groupAlive(pid: number): boolean {
 
 /** Stops what the dead service left running in its group (its private Redis and Postgres). */
 async function stopLeftovers(pid: number): Promise<void> {
+  // After a clean stop the service has stopped its private Redis and Postgres itself, and their
+  // last processes may still be exiting: give them a moment before calling them left behind.
+  const settled = Date.now() + LEFTOVER_SETTLE_MS;
+  while (groupAlive(pid) && Date.now() < settled) await sleep(100);
   if (!groupAlive(pid)) return;
   log.warn({ pid }, 'stopping the processes the service left running');
   process.kill(-pid, 'SIGTERM');

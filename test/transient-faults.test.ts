@@ -1,5 +1,6 @@
 import type { Job } from 'bullmq';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { asRetryable, RetryableError } from '../src/jobs/errors.js';
 import { newProgram, uniqueKey } from './support/fixtures.js';
 import { useTestService, waitFor } from './support/service.js';
 
@@ -62,5 +63,29 @@ describe('transient faults', () => {
       (await t.sql`select count(*)::int as n from program_enrollments where program_uuid = ${program.program_uuid}`) as any;
     expect(n).toBe(5_000);
     expect(await retriedWrites()).toBeGreaterThan(0);
+  });
+});
+
+/**
+ * Redis Cluster faults are transient (docs/contract.md, "Delivery, retries and idempotency"): while
+ * a restarted master rejoins, ioredis gives up on a command after 16 redirections and says so with
+ * the last reply it met. These are the messages it produced in the fault suite's cluster scenario;
+ * a job that met one used to fail instead of being retried.
+ */
+describe('Redis Cluster faults', () => {
+  it('are retried, and an ordinary error that only looks like one is not', () => {
+    for (const message of [
+      'Too many Cluster redirections. Last error: ReplyError: MOVED 5564 127.0.0.1:37397',
+      'Too many Cluster redirections. Last error: ReplyError: CLUSTERDOWN The cluster is down',
+      'Too many Cluster redirections. Last error: Error: Connection is closed.',
+      'Failed to refresh slots cache.',
+      "Cluster isn't ready and enableOfflineQueue options is false",
+      'TRYAGAIN Multiple keys request during rehashing of slot',
+      'ASK 3999 127.0.0.1:6381',
+    ]) {
+      expect(asRetryable(new Error(message)), message).toBeInstanceOf(RetryableError);
+    }
+    for (const message of ['a task was asked to stop', 'removed 3 learners', 'invalid payload: course_key: loading'])
+      expect(asRetryable(new Error(message)), message).toBeNull();
   });
 });

@@ -48,6 +48,8 @@ export function untilReady(client: RedisClient, timeoutMs = 30_000): Promise<voi
  */
 export interface RedisOutageWatch {
   watch(client: RedisClient, name: string): void;
+  /** From now on connections close on purpose (the service is stopping): no warning for them. */
+  closing(): void;
 }
 
 export function watchRedisOutages(
@@ -57,7 +59,11 @@ export function watchRedisOutages(
   const down = new Set<string>();
   let since = 0;
   let attempts = 0;
+  let closingOnPurpose = false;
   return {
+    closing() {
+      closingOnPurpose = true;
+    },
     watch(client, name) {
       let wasReady = client.status === 'ready';
       client.on('ready', () => {
@@ -70,7 +76,7 @@ export function watchRedisOutages(
         attempts += 1;
       });
       client.on('close', () => {
-        if (!wasReady) return;
+        if (!wasReady || closingOnPurpose) return;
         wasReady = false;
         if (down.size === 0) {
           since = Date.now();
@@ -85,11 +91,22 @@ export function watchRedisOutages(
   };
 }
 
-/** An error that only says Redis is away (or moving): the outage watch has said so already. */
+/**
+ * What ioredis and Redis say when the server is away, loading, or (on a Cluster) moving slots or
+ * electing: faults that pass, not mistakes in the command. A restarted Cluster master answers
+ * `MOVED`/`CLUSTERDOWN` until the cluster agrees again, and ioredis gives up on such a command
+ * after 16 redirections with "Too many Cluster redirections. Last error: …". Case-sensitive and
+ * bounded, so that an ordinary message ("task", "asked") never reads as one.
+ */
+const REDIS_AWAY =
+  /Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTCONN|Stream isn't writeable|MaxRetriesPerRequest|max retries per request|\bLOADING\b|\bCLUSTERDOWN\b|\bTRYAGAIN\b|\bMOVED \d|\bASK \d|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|Cluster isn't ready|enableOfflineQueue|\bREADONLY\b/;
+
+/**
+ * An error that only says Redis is away (or moving): the outage watch has said so already, and a
+ * job that met it is retried (src/jobs/errors.ts `asRetryable`).
+ */
 export function isRedisConnectionError(err: Error): boolean {
-  return /Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTCONN|Stream isn't writeable|MaxRetriesPerRequest|LOADING|CLUSTERDOWN|TRYAGAIN|MOVED|ASK|Failed to refresh slots cache|None of startup nodes is available|Reached the max retries per request limit|enableOfflineQueue|READONLY/i.test(
-    err.message,
-  );
+  return REDIS_AWAY.test(err.message);
 }
 
 /**

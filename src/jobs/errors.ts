@@ -1,4 +1,5 @@
 import { JobRejectedError, RetryableError } from '../domain/errors.js';
+import { isRedisConnectionError } from '../infra/redis.js';
 
 export { JobRejectedError, RetryableError };
 
@@ -28,10 +29,6 @@ const RETRYABLE_NETWORK_CODES = [
   'CONNECTION_DESTROYED',
   'CONNECT_TIMEOUT',
 ];
-/** ioredis and Redis replies that say the server is away or busy, not that the command is wrong. */
-const RETRYABLE_REDIS_MESSAGES =
-  /Connection is closed|ECONNREFUSED|ECONNRESET|MaxRetriesPerRequest|READONLY|LOADING|CLUSTERDOWN|TRYAGAIN/;
-
 /**
  * The one place that decides whether a fault is cured by running the job again: a RetryableError
  * as it is, a Postgres or network fault wrapped in one, anything else `null`.
@@ -48,7 +45,8 @@ export function asRetryable(err: unknown): RetryableError | null {
     )
       return new RetryableError(err.message, { cause: err, code });
   }
-  return RETRYABLE_REDIS_MESSAGES.test(err.message) ? new RetryableError(err.message, { cause: err }) : null;
+  // Redis away, loading or (a Cluster) moving slots: docs/contract.md, transient faults.
+  return isRedisConnectionError(err) ? new RetryableError(err.message, { cause: err }) : null;
 }
 
 export function coerceError(err: unknown): Error {

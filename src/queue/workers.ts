@@ -185,8 +185,10 @@ export function startWorkers(
           throw new DelayedError();
         }
         const retryable = asRetryable(err);
-        if (retryable && (await selfRetries.allow(queue, job, retryable))) {
-          const delay = retryDelayMs(await selfRetries.count(queue, job));
+        // The retry count lives in Redis, on a Cluster maybe on a node that is itself away: a
+        // count that cannot be read must not turn a transient fault into a failed job.
+        if (retryable && (await selfRetries.allow(queue, job, retryable).catch(() => true))) {
+          const delay = retryDelayMs(await selfRetries.count(queue, job).catch(() => 1));
           ctx.log.warn({ err: err.message, code: retryable.code, delay }, 'transient fault; retrying');
           metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'retried' });
           await job.moveToDelayed(Date.now() + delay, token);

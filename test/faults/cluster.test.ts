@@ -4,76 +4,38 @@
  * twice.
  */
 import { spawnSync } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { Cluster } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  accountCreatedPayload,
   COURSE,
   expectHistoryReplaysToState,
   learnersWithTwoActiveSeats,
-  newAccount,
   newProgram,
   uniqueKey,
 } from '../support/fixtures.js';
 import {
-  openWorld,
+  addAccountEvents,
+  addBulkWrite,
+  clusterInfo,
+  enrollWaiting,
+  failedReasons,
+  programCounts,
   report,
-  type ServiceProcess,
-  sleep,
-  spawnServices,
-  startRedisCluster,
-  type World,
+  useScene,
   waitAllDone,
   waitUntil,
 } from './support.js';
 
 describe('Redis Cluster with three masters', () => {
-  let cluster: Awaited<ReturnType<typeof startRedisCluster>>;
-  let producer: Cluster;
-  let world: World;
-  const processes: ServiceProcess[] = [];
-  const tag = `fc${randomBytes(3).toString('hex')}`;
-
-  beforeAll(async () => {
-    cluster = await startRedisCluster();
-    producer = new Cluster(
-      cluster.masters.map((m) => ({ host: '127.0.0.1', port: m.port })),
-      { redisOptions: { maxRetriesPerRequest: null } },
-    );
-    producer.on('error', () => {});
-    world = await openWorld({ REDIS_CLUSTER_NODES: cluster.seeds, QUEUE_PREFIX: `{${tag}}` }, producer);
-    await spawnServices(2, world.env({ WORKER_CONCURRENCY: '4' }), processes);
-  });
-  afterAll(async () => {
-    for (const p of processes) await p.kill('SIGTERM');
-    await world?.close();
-    producer?.disconnect();
-    await cluster?.destroy();
-  });
+  const scene = useScene({ cluster: true, services: 2, env: { WORKER_CONCURRENCY: '4' } });
 
   it('completes every job of a mixed workload when the queues master restarts', async () => {
+    const { world, cluster } = scene;
     const program = await newProgram(world.t);
-    const waiting = Array.from({ length: 200 }, () => ({ key: uniqueKey('cl-acct'), account: newAccount() }));
+    const waiting = await enrollWaiting(world, program, 200, 'cl-acct');
     const bulk = Array.from({ length: 10_000 }, () => uniqueKey('cl-bulk'));
-    expect(
-      (
-        await world.t.run('enrollments', 'write-program-enrollments', {
-          program_uuid: program.program_uuid,
-          action: 'create',
-          enrollments: waiting.map((w) => ({ student_key: w.key, status: 'enrolled' })),
-        })
-      ).state,
-    ).toBe('completed');
     const ids = { enrollments: [] as string[], accounts: [] as string[] };
     ids.enrollments.push(
-      (
-        await world.queues.enrollments.add('write-program-enrollments', {
-          program_uuid: program.program_uuid,
-          action: 'create',
-          enrollments: bulk.map((k) => ({ student_key: k, status: 'enrolled' })),
-        })
-      ).id!,
+      (await addBulkWrite(world, program, bulk)).id!,
       (
         await world.queues.enrollments.add('write-program-course-enrollments', {
           program_uuid: program.program_uuid,
@@ -83,26 +45,16 @@ describe('Redis Cluster with three masters', () => {
         })
       ).id!,
     );
-    const events = await world.queues.accounts.addBulk(
-      waiting.map((w) => ({
-        name: 'account-created',
-        data: accountCreatedPayload(
-          w.account,
-          [{ organization_key: program.organization_key, external_user_key: w.key }],
-          randomUUID(),
-        ),
-      })),
-    );
-    ids.accounts.push(...events.map((e) => e.id!));
+    ids.accounts.push(...(await addAccountEvents(world, program, waiting)));
     await waitUntil(
       async () => (await world.queues.enrollments.getActiveCount()) > 0 || undefined,
       60_000,
       'a job running',
     );
 
-    // The master that serves the queues' hash slot.
+    // The master that serves the queues' hash slot (the prefix's tag).
     const slot = Number(
-      spawnSync('redis-cli', ['-p', String(cluster.masters[0]!.port), 'cluster', 'keyslot', tag], {
+      spawnSync('redis-cli', ['-p', String(cluster.masters[0]!.port), 'cluster', 'keyslot', world.prefix], {
         encoding: 'utf8',
       }).stdout.trim(),
     );
@@ -113,20 +65,23 @@ describe('Redis Cluster with three masters', () => {
     const owner = cluster.masters.find((m) => m.port === ownerPort)!;
     expect(owner).toBeDefined();
     await owner.stop();
-    await sleep(3_000);
+    // Down until the other masters have noticed (cluster-node-timeout) and the cluster says it is
+    // down: the service meets CLUSTERDOWN and redirections, not only a closed connection.
+    const others = cluster.masters.filter((m) => m !== owner);
+    await waitUntil(
+      async () => others.every((m) => clusterInfo(m.port).includes('cluster_state:fail')),
+      30_000,
+      'the other masters to see the cluster down',
+    );
     await owner.start();
 
     const enrollments = await waitAllDone(world.queues.enrollments, ids.enrollments, 400_000);
     const accounts = await waitAllDone(world.queues.accounts, ids.accounts, 400_000);
-    expect(enrollments.failed).toEqual([]);
-    expect(accounts.failed).toEqual([]);
+    expect(await failedReasons(world.queues.enrollments, enrollments.failed)).toEqual([]);
+    expect(await failedReasons(world.queues.accounts, accounts.failed)).toEqual([]);
     const lost = enrollments.missing.length + accounts.missing.length;
 
-    const [{ pes, unlinked, created, links }] = (await world.sql`
-      select (select count(*)::int from program_enrollments where program_uuid = ${program.program_uuid}) as pes,
-             (select count(*)::int from program_enrollments where program_uuid = ${program.program_uuid} and user_id is null) as unlinked,
-             (select count(*)::int from history where entity = 'program_enrollment' and action = 'created') as created,
-             (select count(*)::int from history where entity = 'program_enrollment' and action = 'changed' and changes ? 'user_id') as links`) as any;
+    const { pes, unlinked, created, links } = await programCounts(world, program.program_uuid);
     const violations = await learnersWithTwoActiveSeats(world.t);
     await expectHistoryReplaysToState(world.t);
     report({

@@ -1,6 +1,6 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { REPORT_FILE } from './support.js';
+import { REPORT_FILE } from './report.js';
 
 /** A fresh tally and fresh service logs for each run of the suite (summary.ts reads the tally). */
 export default function setup() {

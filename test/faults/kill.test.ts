@@ -3,66 +3,37 @@
  * events: another process carries on within seconds, and the end state is the one a run without
  * the crash gives (every record once, one history row per change, every event's result).
  */
-import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  accountCreatedPayload,
   COURSE,
   enrollCourse,
   expectHistoryReplaysToState,
   learnersWithTwoActiveSeats,
-  newAccount,
   newProgram,
   uniqueKey,
 } from '../support/fixtures.js';
 import {
+  addAccountEvents,
+  addBulkWrite,
+  enrollWaiting,
   measureResume,
-  openWorld,
-  type PrivateRedis,
   report,
-  type ServiceProcess,
-  spawnService,
-  startRedis,
-  type World,
+  useScene,
   waitAllDone,
   waitUntil,
 } from './support.js';
 
 describe('SIGKILL of a worker', () => {
-  let redis: PrivateRedis;
-  let producer: Redis;
-  let world: World;
-  const processes: ServiceProcess[] = [];
-
-  beforeAll(async () => {
-    redis = await startRedis();
-    producer = new Redis(redis.url, { maxRetriesPerRequest: null });
-    world = await openWorld({ REDIS_URL: redis.url }, producer);
-  });
-  afterAll(async () => {
-    for (const p of processes) await p.kill('SIGTERM');
-    await world?.close();
-    producer?.disconnect();
-    await redis?.destroy();
-  });
-
-  const start = async () => {
-    const p = await spawnService(world.env({ WORKER_CONCURRENCY: '4' }));
-    processes.push(p);
-    return p;
-  };
+  const scene = useScene({ env: { WORKER_CONCURRENCY: '4' } });
+  const start = () => scene.start();
 
   it('during a 100,000-record job: another process resumes it, every record applied once', async () => {
+    const { world } = scene;
     const [first, second] = [await start(), await start()];
     const program = await newProgram(world.t);
     const total = 100_000;
     const keys = Array.from({ length: total }, () => uniqueKey('bulk'));
-    const job = await world.queues.enrollments.add('write-program-enrollments', {
-      program_uuid: program.program_uuid,
-      action: 'create',
-      enrollments: keys.map((k) => ({ student_key: k, status: 'enrolled' })),
-    });
+    const job = await addBulkWrite(world, program, keys);
     // Kill whichever process runs it, a third of the way in.
     const runner = await waitUntil(
       async () => {
@@ -98,16 +69,11 @@ describe('SIGKILL of a worker', () => {
   });
 
   it('during a burst of account events: every event applied once, every waiting enrollment linked', async () => {
-    const alive = processes.filter((p) => p.child.exitCode === null && p.child.signalCode === null);
+    const { world } = scene;
+    const alive = scene.processes.filter((p) => p.child.exitCode === null && p.child.signalCode === null);
     const program = await newProgram(world.t);
-    const learners = Array.from({ length: 400 }, () => ({ key: uniqueKey('burst'), account: newAccount() }));
     // Waiting PEs with a PCE each, then one account-created per learner.
-    const setup = await world.t.run('enrollments', 'write-program-enrollments', {
-      program_uuid: program.program_uuid,
-      action: 'create',
-      enrollments: learners.map((l) => ({ student_key: l.key, status: 'enrolled' })),
-    });
-    expect(setup.state).toBe('completed');
+    const learners = await enrollWaiting(world, program, 400, 'burst');
     const pces = await enrollCourse(
       world.t,
       program.program_uuid,
@@ -116,17 +82,7 @@ describe('SIGKILL of a worker', () => {
     );
     expect(pces.state).toBe('completed');
 
-    const events = await world.queues.accounts.addBulk(
-      learners.map((l) => ({
-        name: 'account-created',
-        data: accountCreatedPayload(
-          l.account,
-          [{ organization_key: program.organization_key, external_user_key: l.key }],
-          randomUUID(),
-        ),
-      })),
-    );
-    const ids = events.map((e) => e.id!);
+    const ids = await addAccountEvents(world, program, learners);
     await waitUntil(async () => (await world.queues.accounts.getCompletedCount()) >= 50, 60_000, '50 events');
     const victim = (await waitUntil(
       async () => {
@@ -148,8 +104,8 @@ describe('SIGKILL of a worker', () => {
     expect(outcome.missing).toEqual([]);
     // Each event linked its learner exactly once: one result naming the learner, one link in history.
     const linkedBy = new Map<string, number>();
-    for (const e of events) {
-      const j = (await world.queues.accounts.getJob(e.id!))!;
+    for (const id of ids) {
+      const j = (await world.queues.accounts.getJob(id))!;
       const linked = (j.returnvalue as { linked: Array<{ student_key: string }> }).linked;
       for (const l of linked) linkedBy.set(l.student_key, (linkedBy.get(l.student_key) ?? 0) + 1);
     }

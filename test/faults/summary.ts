@@ -4,7 +4,7 @@
  * to resume, or when no scenario reported.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { REPORT_FILE, type Tally } from './support.js';
+import { REPORT_FILE, type Tally } from './report.js';
 
 const tallies: Tally[] = existsSync(REPORT_FILE)
   ? readFileSync(REPORT_FILE, 'utf8')

@@ -4,40 +4,25 @@
  * test/faults/summary.ts sums up in the suite's last line.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { appendFileSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Job, Queue } from 'bullmq';
-import { type Cluster, Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import postgres, { type Sql } from 'postgres';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { freePort } from '../../src/infra/embedded.js';
+import { type Account, accountCreatedPayload, newAccount, uniqueKey } from '../support/fixtures.js';
 import { createTestDatabase, type FinishedJob, TEST_RETIREMENT_SALT, type TestService } from '../support/service.js';
+import { REPORT_FILE, report, type Tally } from './report.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
-export const REPORT_FILE = path.join(ROOT, '.data/faults/report.jsonl');
 const LOG_DIR = path.join(ROOT, '.data/faults/logs');
 
+export { REPORT_FILE, report, type Tally };
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** What one scenario adds to the suite's last line. */
-export interface Tally {
-  scenario: string;
-  killed?: number;
-  pg_cuts?: number;
-  redis_restarts?: number;
-  jobs?: number;
-  lost?: number;
-  duplicated?: number;
-  violations?: number;
-  /** Seconds from each kill to its jobs running again elsewhere. */
-  resume_s?: number[];
-}
-
-export function report(tally: Tally): void {
-  mkdirSync(path.dirname(REPORT_FILE), { recursive: true });
-  appendFileSync(REPORT_FILE, `${JSON.stringify(tally)}\n`);
-}
 
 export async function waitUntil<T>(
   probe: () => Promise<T | undefined | false>,
@@ -52,6 +37,22 @@ export async function waitUntil<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(everyMs);
   }
+}
+
+/**
+ * GET of a service URL. A socket kept alive from an earlier request may be one the server has
+ * just closed for idleness (Fastify's keep-alive timeout), which fails the request: the request is
+ * made again until the deadline.
+ */
+export async function httpGet(url: string, timeoutMs = 30_000): Promise<{ status: number; body: string }> {
+  return waitUntil(
+    async () => {
+      const res = await fetch(url);
+      return { status: res.status, body: await res.text() };
+    },
+    timeoutMs,
+    `GET ${url}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -286,8 +287,9 @@ export async function jobStates(queue: Queue, ids: string[]): Promise<Map<string
 }
 
 /**
- * Waits until every job is completed and returns how many ended otherwise (failed, or gone:
- * lost). Polls the completed set, not each job, to keep Redis traffic low.
+ * Waits until every job is completed or failed, and returns how many ended otherwise (failed, or
+ * still not done at the deadline: lost). Reads the states of the pending jobs in one pipeline per
+ * poll, to keep Redis traffic low; a poll that meets Redis away counts nothing.
  */
 export async function waitAllDone(
   queue: Queue,
@@ -296,19 +298,30 @@ export async function waitAllDone(
 ): Promise<{ completed: number; failed: string[]; missing: string[] }> {
   const pending = new Set(ids);
   const failed: string[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (pending.size > 0 && Date.now() < deadline) {
-    for (const id of [...pending]) {
-      const state = await queue.getJobState(id).catch(() => 'unreachable');
-      if (state === 'completed') pending.delete(id);
-      else if (state === 'failed') {
-        pending.delete(id);
-        failed.push(id);
+  await waitUntil(
+    async () => {
+      const states = await Promise.all([...pending].map(async (id) => [id, await queue.getJobState(id)] as const));
+      for (const [id, state] of states) {
+        if (state === 'completed') pending.delete(id);
+        else if (state === 'failed') {
+          pending.delete(id);
+          failed.push(id);
+        }
       }
-    }
-    if (pending.size > 0) await sleep(250);
-  }
+      return pending.size === 0;
+    },
+    timeoutMs,
+    `${ids.length} jobs of ${queue.name} to finish`,
+    250,
+  ).catch(() => {});
   return { completed: ids.length - failed.length - pending.size, failed, missing: [...pending] };
+}
+
+/** `id: failed reason` of each failed job, for an assertion message that says why. */
+export async function failedReasons(queue: Queue, ids: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const id of ids) out.push(`${id}: ${(await queue.getJob(id))?.failedReason}`);
+  return out;
 }
 
 /**
@@ -348,16 +361,24 @@ export async function measureResume(
   return (Date.now() - killedAt) / 1000;
 }
 
+/** `CLUSTER INFO` of the node on `port`. */
+export function clusterInfo(port: number): string {
+  return spawnSync('redis-cli', ['-p', String(port), 'cluster', 'info'], { encoding: 'utf8' }).stdout;
+}
+
 /**
  * Three redis-server masters on loopback joined into a Redis Cluster (`redis-cli --cluster create`),
  * each with its own directory (append-only file and nodes.conf), so that one restarts into its
  * place with its slots and data.
  */
-export async function startRedisCluster(): Promise<{
+export interface RedisCluster {
   masters: PrivateRedis[];
+  /** `host:port,…` of the masters, as REDIS_CLUSTER_NODES takes them. */
   seeds: string;
   destroy(): Promise<void>;
-}> {
+}
+
+export async function startRedisCluster(): Promise<RedisCluster> {
   const masters: PrivateRedis[] = [];
   for (let i = 0; i < 3; i++)
     masters.push(await startRedis(['--cluster-enabled', 'yes', '--cluster-node-timeout', '2000']));
@@ -369,10 +390,7 @@ export async function startRedisCluster(): Promise<{
   if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout} ${create.stderr}`);
   await waitUntil(
     async () => {
-      for (const m of masters) {
-        const info = spawnSync('redis-cli', ['-p', String(m.port), 'cluster', 'info'], { encoding: 'utf8' }).stdout;
-        if (!info.includes('cluster_state:ok')) return false;
-      }
+      for (const m of masters) if (!clusterInfo(m.port).includes('cluster_state:ok')) return false;
       return true;
     },
     30_000,
@@ -386,4 +404,131 @@ export async function startRedisCluster(): Promise<{
       for (const m of masters) await m.destroy();
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A scenario's scene: Redis (a private server or a Cluster), a producer, a world and the service
+// processes, set up before the file's tests and torn down after them.
+
+export interface Scene {
+  /** The private Redis (a scene on one server). */
+  redis: PrivateRedis;
+  /** The private Redis Cluster (a scene with `cluster: true`). */
+  cluster: RedisCluster;
+  producer: Redis | Cluster;
+  world: World;
+  /** Every service process started, killed ones included; all get SIGTERM at the end. */
+  processes: ServiceProcess[];
+  /** Starts one more service process with the scene's environment (as the supervisor would). */
+  start(): Promise<ServiceProcess>;
+}
+
+export function useScene(options: {
+  cluster?: boolean;
+  /** Service processes started before the tests. */
+  services?: number;
+  env?: Record<string, string>;
+}): Scene {
+  const scene = { processes: [] as ServiceProcess[] } as Scene;
+  scene.start = async () => {
+    const p = await spawnService(scene.world.env(options.env));
+    scene.processes.push(p);
+    return p;
+  };
+  beforeAll(async () => {
+    if (options.cluster) {
+      scene.cluster = await startRedisCluster();
+      scene.producer = new Cluster(
+        scene.cluster.masters.map((m) => ({ host: '127.0.0.1', port: m.port })),
+        { redisOptions: { maxRetriesPerRequest: null } },
+      );
+    } else {
+      scene.redis = await startRedis();
+      scene.producer = new Redis(scene.redis.url, { maxRetriesPerRequest: null });
+    }
+    scene.producer.on('error', () => {});
+    // On a Cluster every queue key shares the prefix's hash tag (BullMQ's requirement).
+    const redisEnv: Record<string, string> = options.cluster
+      ? { REDIS_CLUSTER_NODES: scene.cluster.seeds, QUEUE_PREFIX: `{fc${randomBytes(3).toString('hex')}}` }
+      : { REDIS_URL: scene.redis.url };
+    scene.world = await openWorld(redisEnv, scene.producer);
+    await spawnServices(options.services ?? 0, scene.world.env(options.env), scene.processes);
+  });
+  afterAll(async () => {
+    for (const p of scene.processes) await p.kill('SIGTERM');
+    await scene.world?.close();
+    scene.producer?.disconnect();
+    await scene.redis?.destroy();
+    await scene.cluster?.destroy();
+  });
+  return scene;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The workload pieces the scenarios share.
+
+export interface WaitingLearner {
+  key: string;
+  account: Account;
+}
+
+/** `n` waiting program enrollments (no account yet), written and completed before the fault. */
+export async function enrollWaiting(
+  world: World,
+  program: { program_uuid: string },
+  n: number,
+  label: string,
+): Promise<WaitingLearner[]> {
+  const learners = Array.from({ length: n }, () => ({ key: uniqueKey(label), account: newAccount() }));
+  const done = await world.t.run('enrollments', 'write-program-enrollments', {
+    program_uuid: program.program_uuid,
+    action: 'create',
+    enrollments: learners.map((l) => ({ student_key: l.key, status: 'enrolled' })),
+  });
+  expect(done.state).toBe('completed');
+  return learners;
+}
+
+/** A bulk `create` of `keys` as enrolled, added to the queue (not waited for). */
+export function addBulkWrite(world: World, program: { program_uuid: string }, keys: string[]): Promise<Job> {
+  return world.queues.enrollments.add('write-program-enrollments', {
+    program_uuid: program.program_uuid,
+    action: 'create',
+    enrollments: keys.map((k) => ({ student_key: k, status: 'enrolled' })),
+  });
+}
+
+/** One account-created event per learner, naming its program identity; returns the job ids. */
+export async function addAccountEvents(
+  world: World,
+  program: { organization_key: string },
+  learners: WaitingLearner[],
+): Promise<string[]> {
+  const jobs = await world.queues.accounts.addBulk(
+    learners.map((l) => ({
+      name: 'account-created',
+      data: accountCreatedPayload(
+        l.account,
+        [{ organization_key: program.organization_key, external_user_key: l.key }],
+        randomUUID(),
+      ),
+    })),
+  );
+  return jobs.map((j) => j.id!);
+}
+
+/**
+ * A program's enrollments (all, and unlinked) beside the history of the world's database: PEs
+ * created and PEs linked to an account. Each created or linked twice shows as one too many.
+ */
+export async function programCounts(
+  world: World,
+  programUuid: string,
+): Promise<{ pes: number; unlinked: number; created: number; links: number }> {
+  const [row] = await world.sql<{ pes: number; unlinked: number; created: number; links: number }[]>`
+    select (select count(*)::int from program_enrollments where program_uuid = ${programUuid}) as pes,
+           (select count(*)::int from program_enrollments where program_uuid = ${programUuid} and user_id is null) as unlinked,
+           (select count(*)::int from history where entity = 'program_enrollment' and action = 'created') as created,
+           (select count(*)::int from history where entity = 'program_enrollment' and action = 'changed' and changes ? 'user_id') as links`;
+  return row!;
 }
