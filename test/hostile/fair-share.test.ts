@@ -6,6 +6,7 @@
  */
 import { Job } from 'bullmq';
 import { expect, it } from 'vitest';
+import { LARGE_RESULT_TRIM } from '../../src/queue/large-results.js';
 import { completed, useProgram } from '../support/fixtures.js';
 import { useTestService, waitFor } from '../support/service.js';
 
@@ -13,7 +14,9 @@ import { useTestService, waitFor } from '../support/service.js';
 const t = useTestService({ WORKER_CONCURRENCY: '1' });
 const program = useProgram(t);
 
-const BULK_JOBS = 16;
+// No more than the large completed jobs a queue keeps (LARGE_RESULT_TRIM.keepCount), so that each
+// one can still be read when the test gets to it.
+const BULK_JOBS = LARGE_RESULT_TRIM.keepCount;
 const BULK_RECORDS = 10_000;
 
 it('starts a 10-record job within 5 s while bulk jobs fill the queue', async () => {

@@ -115,6 +115,9 @@ export async function waitJob<R = any>(queue: Queue, job: Job, timeoutMs = 120_0
   return waitFor(
     async () => {
       const state = await job.getState();
+      // A job BullMQ no longer holds will never finish here: say so now rather than at the deadline
+      // (large completed jobs leave Redis soon after they finish, src/queue/large-results.ts).
+      if (state === 'unknown') throw new Error(`job ${job.name} ${job.id} is no longer in its queue`);
       if (state !== 'completed' && state !== 'failed') return undefined;
       const fresh = (await Job.fromId(queue, job.id!))!;
       return { job: fresh, state, result: fresh.returnvalue as R, failedReason: fresh.failedReason };
