@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { DelayedError, type Job, UnrecoverableError, type Worker } from 'bullmq';
 import { capFailedReason, describeIssues } from '../contract/payloads.js';
+import { safeParseInSlices } from '../contract/sliced-parse.js';
 import { ledgerKeys } from '../db/job-ledger.js';
 import type { RetryableError } from '../domain/errors.js';
 import { isLockRenewalFailure, isLostJobLock, isRedisConnectionError, type RedisClient } from '../infra/redis.js';
@@ -193,8 +194,10 @@ export function startWorkers(
 
     async function runParsed(job: Job, token?: string, signal?: AbortSignal) {
       const handler = handlers[job.name as keyof HandlerRegistry];
-      const parsed = handler.schema.safeParse(job.data);
-      if (!parsed.success) throw rejected(`invalid payload: ${describeIssues(parsed.error.issues)}`);
+      // In slices: a bulk job's 100,000 records validated in one step would hold the event loop,
+      // and every other job of the process with it (src/contract/sliced-parse.ts).
+      const parsed = await safeParseInSlices(handler.schema, job.data);
+      if (!parsed.success) throw rejected(`invalid payload: ${describeIssues(parsed.issues)}`);
       // The records as sent are not needed past this point, and for a bulk job they are tens of
       // MiB of objects held until the job ends: let them go (Redis keeps the data as sent).
       if (lazyDataChars(job) > 0) job.data = null;
