@@ -133,7 +133,8 @@ export function startWorkers(
     if (bulk === undefined) {
       // Counted from the JSON text: parsing 100,000 records only to defer the job cost tens of
       // MiB and tens of ms for each of the many bulk jobs taken at once when they were queued.
-      bulk = recordsOfJob(job, recordCount) > BULK_JOB_RECORDS;
+      // The scan stops past the bulk threshold: the first thousand records decide.
+      bulk = recordsOfJob(job, recordCount, BULK_JOB_RECORDS) > BULK_JOB_RECORDS;
       if (bulkJobs.size >= REMEMBERED_BULK_JOBS) forget(bulkJobs.keys().next().value!);
       bulkJobs.set(identity, bulk);
       if (bulk) bulkKnown++;
@@ -156,11 +157,9 @@ export function startWorkers(
           throw rejected(`unknown job name ${job.name} on queue ${queue}`);
         }
         // Before anything reads the data: a bulk job seen before is deferred without parsing it.
-        // Unreadable data counts as no records, so it is never bulk and fails just below.
+        // Unreadable data is bulk only when its text starts with a long records array (the count
+        // stops there); either way it fails in runParsed, at the first read of its data.
         const bulk = isBulk(job);
-        if (!bulk && job.data instanceof UnreadableJobData) {
-          throw rejected(`invalid payload: (root): ${job.data.problem}`);
-        }
         if (bulk && bulkRunning >= config.BULK_CONCURRENCY) {
           metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'deferred' });
           const waiting = Math.max(1, bulkKnown - bulkRunning);
@@ -194,6 +193,7 @@ export function startWorkers(
 
     async function runParsed(job: Job, token?: string, signal?: AbortSignal) {
       const handler = handlers[job.name as keyof HandlerRegistry];
+      if (job.data instanceof UnreadableJobData) throw rejected(`invalid payload: (root): ${job.data.problem}`);
       // In slices: a bulk job's 100,000 records validated in one step would hold the event loop,
       // and every other job of the process with it (src/contract/sliced-parse.ts).
       const parsed = await safeParseInSlices(handler.schema, job.data);
