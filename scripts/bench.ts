@@ -37,6 +37,7 @@ import {
   bulkWrite,
   COURSES,
   createProgram,
+  outboxPublished,
   Producer,
   seedKnownAccounts,
 } from './bench/workload.js';
@@ -100,6 +101,8 @@ const CONCURRENCY = loadConfig({ WORKER_CONCURRENCY: process.env.WORKER_CONCURRE
 /** The service's pool: connectDatabase's size for this concurrency (src/app.ts). */
 const POOL_SIZE = Math.max(10, Math.min(CONCURRENCY, 40));
 const PROFILE_DIR = path.resolve('bench/profiles');
+/** `EVENT_BUS=off npm run bench` measures without the outbound events, and so without their cost. */
+const EVENTS_ON = process.env.EVENT_BUS !== 'off';
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
@@ -120,6 +123,10 @@ interface RunFigures {
   courseWaiting: number;
   programRealized: number;
   courseRealized: number;
+  /** The realized course write, from add until the relay published its last event (EVENT_BUS on). */
+  courseRealizedPublished: number;
+  /** The same write of another course with EVENT_BUS=off (NaN when the whole run has it off). */
+  courseRealizedWithoutEvents: number;
   accountEventsPerSecond: number;
   accountP50: number;
   accountP99: number;
@@ -190,12 +197,16 @@ async function runOnce(stores: Stores, run: number): Promise<RunFigures> {
 
     status(`starting the service (WORKER_CONCURRENCY ${CONCURRENCY})`);
     if (args.profile) mkdirSync(PROFILE_DIR, { recursive: true });
-    const service = await startServiceProcess({
-      redisUrl: stores.redisUrl,
-      databaseUrl: space.databaseUrl,
-      prefix: space.prefix,
-      ...(args.profile ? { cpuProfileDir: PROFILE_DIR } : {}),
-    });
+    const startService = (env?: Record<string, string>) =>
+      startServiceProcess({
+        redisUrl: stores.redisUrl,
+        databaseUrl: space.databaseUrl,
+        prefix: space.prefix,
+        ...(env ? { env } : {}),
+        ...(args.profile ? { cpuProfileDir: PROFILE_DIR } : {}),
+      });
+    let service = await startService();
+    let peakRssMiB = 0;
     const producer = await Producer.open(stores.redisUrl, space.prefix);
     const closeProducer = onCleanup('producer', () => producer.close());
     const profiler = args.profile ? await Profiler.open(sql, stores.redis) : null;
@@ -223,10 +234,41 @@ async function runOnce(stores: Stores, run: number): Promise<RunFigures> {
       const programRealized = await phase('program write, realized', chunks, 'chunk', () =>
         bulkWrite(producer, 'write-program-enrollments', pe, realized, 'enrolled', 'enrolled'),
       );
+      // The cost of the outbound events (docs/contract.md "Outbound events"): the same realizing
+      // write of the other course by a service with EVENT_BUS=off, measured first, so that the
+      // write with events runs on the larger tables.
+      let courseRealizedWithoutEvents = Number.NaN;
+      if (EVENTS_ON) {
+        status(`write-program-course-enrollments: the same learners, realized, second course, EVENT_BUS=off`);
+        peakRssMiB = Math.max(peakRssMiB, service.peakRssMiB());
+        await service.stop();
+        const withoutEvents = await startService({ EVENT_BUS: 'off' });
+        try {
+          courseRealizedWithoutEvents = (
+            await phase('course write, realized, EVENT_BUS=off', chunks, 'chunk', () =>
+              bulkWrite(producer, 'write-program-course-enrollments', pce(secondCourse), realized, 'active', 'active'),
+            )
+          ).rate;
+          peakRssMiB = Math.max(peakRssMiB, withoutEvents.peakRssMiB());
+        } finally {
+          await withoutEvents.stop();
+        }
+        service = await startService();
+      }
       status(`write-program-course-enrollments: the same learners, realized`);
-      const courseRealized = await phase('course write, realized', chunks, 'chunk', () =>
-        bulkWrite(producer, 'write-program-course-enrollments', pce(course), realized, 'active', 'active'),
-      );
+      const courseRealized = await phase('course write, realized', chunks, 'chunk', async () => {
+        const write = await bulkWrite(
+          producer,
+          'write-program-course-enrollments',
+          pce(course),
+          realized,
+          'active',
+          'active',
+        );
+        // With EVENT_BUS on, done once the LMS has been told: the relay published every event.
+        const publishedAt = EVENTS_ON ? await outboxPublished(sql) : write.addedAt + write.ms;
+        return { ...write, published: realized.length / (Math.max(write.ms, publishedAt - write.addedAt) / 1000) };
+      });
 
       // The learners the account events realize: a second waiting PCE each.
       const fullSpeed = waiting.slice(0, EVENTS);
@@ -257,15 +299,18 @@ async function runOnce(stores: Stores, run: number): Promise<RunFigures> {
         courseWaiting: courseWaiting.rate,
         programRealized: programRealized.rate,
         courseRealized: courseRealized.rate,
+        courseRealizedPublished: courseRealized.published,
+        courseRealizedWithoutEvents,
         accountEventsPerSecond,
         accountP50: latency.p50,
         accountP99: latency.p99,
         accountOffered: latency.offered,
-        peakRssMiB: service.peakRssMiB(),
+        peakRssMiB: Math.max(peakRssMiB, service.peakRssMiB()),
       };
       status(
         `run ${run}: (a) ${fmt(pgRowsPerSecond)} rows/s, (c) ${fmt(perEventJobsPerSecond)} jobs/s; PE ${fmt(figures.programWaiting)}, ` +
-          `PCE waiting ${fmt(figures.courseWaiting)}, PCE realized ${fmt(figures.courseRealized)} learners/s; ` +
+          `PCE waiting ${fmt(figures.courseWaiting)}, PCE realized ${fmt(figures.courseRealized)} learners/s ` +
+          `(published ${fmt(figures.courseRealizedPublished)}, EVENT_BUS=off ${fmt(courseRealizedWithoutEvents)}); ` +
           `account-created ${fmt(accountEventsPerSecond)}/s, p99 ${fmt(latency.p99)} ms`,
       );
       return figures;
@@ -326,6 +371,10 @@ function report(runs: RunFigures[], large: LargeFigures | null, machine: Record<
     bulk_course_enrollments_waiting: ratio((r) => r.courseWaiting, a),
     bulk_course_enrollments_realized: ratio((r) => r.courseRealized, a),
     account_created: ratio((r) => r.accountEventsPerSecond, c),
+    events_cost: ratio(
+      (r) => r.courseRealizedPublished,
+      (r) => r.courseRealizedWithoutEvents,
+    ),
   };
   const p99 = figure((r) => r.accountP99);
   const targets: Record<string, Target> = {
@@ -336,6 +385,7 @@ function report(runs: RunFigures[], large: LargeFigures | null, machine: Record<
           bulk_course_enrollments_realized: atLeast(ratios.bulk_course_enrollments_realized.median, 0.15),
           account_created: atLeast(ratios.account_created.median, 0.35),
           account_created_p99_ms: below(p99.median, 50, 'ms'),
+          ...(EVENTS_ON ? { events_cost: atLeast(ratios.events_cost.median, 0.8) } : {}),
         }
       : {}),
     ...(large
@@ -387,6 +437,18 @@ function report(runs: RunFigures[], large: LargeFigures | null, machine: Record<
         `${fmtSummary(figure((r) => r.courseRealized))} learners/s`,
         `${fmtSummary(ratios.bulk_course_enrollments_realized, 3)} × (a)`,
         verdict('bulk_course_enrollments_realized'),
+      ],
+      [
+        `the same write of another course with \`EVENT_BUS=off\``,
+        `${fmtSummary(figure((r) => r.courseRealizedWithoutEvents))} learners/s`,
+        '1',
+        '',
+      ],
+      [
+        'the realized course write with events on, until the relay published its last event',
+        `${fmtSummary(figure((r) => r.courseRealizedPublished))} learners/s`,
+        `${fmtSummary(ratios.events_cost, 3)} × \`EVENT_BUS=off\``,
+        verdict('events_cost'),
       ],
       [
         `\`account-created\`, ${fmt(EVENTS)} events, each realizing 1 PE + 2 PCEs, full speed`,
@@ -450,6 +512,8 @@ function report(runs: RunFigures[], large: LargeFigures | null, machine: Record<
       bulk_program_enrollments_realized_per_s: figure((r) => r.programRealized),
       bulk_course_enrollments_waiting_per_s: figure((r) => r.courseWaiting),
       bulk_course_enrollments_realized_per_s: figure((r) => r.courseRealized),
+      bulk_course_enrollments_realized_published_per_s: figure((r) => r.courseRealizedPublished),
+      bulk_course_enrollments_realized_without_events_per_s: figure((r) => r.courseRealizedWithoutEvents),
       account_created_per_s: figure((r) => r.accountEventsPerSecond),
       account_created_p50_ms: figure((r) => r.accountP50),
       account_created_offered_per_s: figure((r) => r.accountOffered),

@@ -13,10 +13,12 @@ describe('transient faults', () => {
   const t = useTestService({ WRITE_CHUNK_SIZE: '100' });
   beforeAll(async () => {
     await t.sql.unsafe(`alter database "${new URL(t.databaseUrl).pathname.slice(1)}" set lock_timeout = '200ms'`);
-    // New connections pick the setting up: close the service's idle ones (it reconnects on demand).
+    // New connections pick the setting up: close every one of the service's, busy or idle (it
+    // reconnects on demand and retries what a cut interrupted); one left open would wait on the
+    // test's lock without a timeout.
     await t.sql`
       select pg_terminate_backend(pid) from pg_stat_activity
-      where datname = current_database() and pid <> pg_backend_pid() and state = 'idle'`;
+      where datname = current_database() and application_name like 'program-enrollments %'`;
   });
 
   /** The service's count of write-program-enrollments runs it retried, as /metrics shows it. */

@@ -118,6 +118,8 @@ export interface TimedWrite {
   /** Learners a second, from the add to the job's completion. */
   rate: number;
   ms: number;
+  /** When the job was added (ms since the epoch, the producer's clock). */
+  addedAt: number;
 }
 
 /** One bulk write job of `keys`, timed from add to completion; checks every learner got `expect`. */
@@ -138,7 +140,26 @@ export async function bulkWrite(
   if (result.counts[expect] !== keys.length)
     throw new Error(`${name}: expected ${keys.length} ${expect}, got ${JSON.stringify(result.counts)}`);
   const ms = job.finishedOn! - job.timestamp;
-  return { rate: keys.length / (ms / 1000), ms };
+  return { rate: keys.length / (ms / 1000), ms, addedAt: job.timestamp };
+}
+
+/**
+ * Waits until the relay has published every outbox row (the outbound events of the writes so far)
+ * and returns when that was (ms since the epoch); throws when the backlog stops shrinking for
+ * `stallMs`. Polled every 50 ms, so the time is at most that late.
+ */
+export async function outboxPublished(sql: Sql, stallMs = 120_000): Promise<number> {
+  let last = Number.POSITIVE_INFINITY;
+  let deadline = Date.now() + stallMs;
+  for (;;) {
+    const [row] = await sql<[{ n: number }]>`select count(*)::int as n from outbox where published_at is null`;
+    if (row.n === 0) return Date.now();
+    if (row.n < last) {
+      last = row.n;
+      deadline = Date.now() + stallMs;
+    } else if (Date.now() > deadline) throw new Error(`${row.n} outbox rows unpublished for ${stallMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /**

@@ -64,13 +64,19 @@ export async function lockLearners(tx: Tx, sent: readonly SentLearner[]): Promis
         select v.org, v.key from unnest(${orgs}::text[], ${missing.map((l) => l.studentKey)}::text[]) with ordinality as v(org, key, n)
         order by v.n
         on conflict do nothing`,
+      // Locked in key order, one primary-key probe a learner: as a join, the planner hashed the
+      // whole table for every chunk until it held some 250,000 learners.
       tx<{ org: string; lower: string; userId: number | null }[]>`
-        select l.organization_key as org, l.student_key_lower as lower, l.user_id as "userId"
-        from learners l
-        join unnest(${orgs}::text[], ${missing.map((l) => l.studentKeyLower)}::text[]) as v(org, lower)
-          on l.organization_key = v.org and l.student_key_lower = v.lower
-        order by l.organization_key collate "C", l.student_key_lower collate "C"
-        for update of l`,
+        select l.org, l.lower, l."userId"
+        from (
+          select * from unnest(${orgs}::text[], ${missing.map((l) => l.studentKeyLower)}::text[]) as v(org, lower)
+          order by v.org collate "C", v.lower collate "C"
+        ) v
+        cross join lateral (
+          select organization_key as org, student_key_lower as lower, user_id as "userId" from learners
+          where organization_key = v.org and student_key_lower = v.lower
+          for update of learners
+        ) l`,
     ]);
     for (const r of rows) accounts.set(learnerId({ organizationKey: r.org, studentKeyLower: r.lower }), r.userId);
     missing = missing.filter((l) => !accounts.has(learnerId(l)));
@@ -106,11 +112,17 @@ export async function deleteLearnersOfAccount(tx: Tx, userId: number): Promise<v
   await tx`delete from learners where user_id = ${userId}`;
 }
 
-/** Learners with neither an account nor an enrollment left: nothing needs their key any more. */
+/**
+ * Learners with neither an account nor an enrollment left: nothing needs their key any more. A
+ * learner another transaction holds is in use, and is skipped rather than waited for (the expiry
+ * calling this holds the commit order's gate, which that transaction may need to commit).
+ */
 export async function deleteUnusedLearners(tx: Tx): Promise<void> {
   await tx`
-    delete from learners l
-    where l.user_id is null
-      and not exists (select 1 from program_enrollments pe
-                      where pe.organization_key = l.organization_key and pe.student_key_lower = l.student_key_lower)`;
+    delete from learners where (organization_key, student_key_lower) in (
+      select l.organization_key, l.student_key_lower from learners l
+      where l.user_id is null
+        and not exists (select 1 from program_enrollments pe
+                        where pe.organization_key = l.organization_key and pe.student_key_lower = l.student_key_lower)
+      for update skip locked)`;
 }

@@ -17,7 +17,14 @@ import type { Queryable, Tx } from './client.js';
  * the events of one account and course in commit order, whatever the relay's snapshot.
  */
 
-/** Inserts the events of one write, in the order given, in one statement (none when there are none). */
+/**
+ * Inserts the events of one write, in the order given, in one statement (none when there are none).
+ * The account's details and the CE's creation time are looked up row by row, through the primary
+ * key and the (user, course) unique index: `lateral … offset 0` keeps each lookup a parameterized
+ * index scan, which the planner may not turn into a join. As plain joins, it hashed the whole of
+ * `course_enrollments` and walked `accounts` from its first key for every chunk (EXPLAIN (ANALYZE,
+ * BUFFERS) of a 1,000-event chunk against 100,000 CEs: 88 ms, growing with the tables; 18 ms so).
+ */
 export async function insertOutboxEvents(tx: Tx, events: readonly CourseAccessEvent[]): Promise<void> {
   if (events.length === 0) return;
   await tx`
@@ -30,8 +37,10 @@ export async function insertOutboxEvents(tx: Tx, events: readonly CourseAccessEv
       ${events.map((e) => e.mode)}::text[], ${events.map((e) => (e.isActive === null ? null : String(e.isActive)))}::text[],
       ${events.map((e) => e.orgKey)}::text[]
     ) with ordinality as v(type, topic, user_id, course_key, mode, is_active, org_key, n)
-    left join accounts a on a.user_id = v.user_id
-    left join course_enrollments ce on v.mode is not null and ce.user_id = v.user_id and ce.course_key = v.course_key
+    left join lateral (select username, email from accounts where user_id = v.user_id offset 0) a on true
+    left join lateral (
+      select created_at from course_enrollments where v.mode is not null and user_id = v.user_id and course_key = v.course_key offset 0
+    ) ce on true
     order by v.n`;
 }
 

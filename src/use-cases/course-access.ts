@@ -61,13 +61,15 @@ export interface CourseEffectsOutcome {
   changes: CourseEnrollmentChange[];
 }
 
-/** Writes created and changed CEs and their history; the CE ids of created ones are filled in. */
+/**
+ * Writes created and changed CEs; the CE ids of created ones are filled in. Returns what changed
+ * and the history rows to insert, which the caller sends with its next statements (one round trip).
+ */
 async function writeCourseEnrollments(
   tx: Tx,
   created: Array<Omit<CourseEnrollmentRow, 'id'> & { id: number | null }>,
   changed: Array<{ before: CourseEnrollmentRow; after: CourseEnrollmentFields }>,
-  stamp: JobStamp,
-): Promise<CourseEnrollmentChange[]> {
+): Promise<{ changes: CourseEnrollmentChange[]; history: HistoryRow[] }> {
   const changes: CourseEnrollmentChange[] = [];
   const history: HistoryRow[] = [];
   if (created.length) {
@@ -117,8 +119,7 @@ async function writeCourseEnrollments(
       changes: diff,
     });
   }
-  await insertHistory(tx, history, stamp);
-  return changes;
+  return { changes, history };
 }
 
 /**
@@ -158,16 +159,22 @@ export async function applyCourseEffects(
 
   const created = [...states.values()].filter((s) => s.id === null);
   const changed = loaded.map((before) => ({ before, after: byId.get(before.id)! }));
-  const changes = await writeCourseEnrollments(tx, created, changed, stamp);
-  if (stamp.recordEvents) await insertOutboxEvents(tx, courseEnrollmentEvents(changes));
+  const { changes, history } = await writeCourseEnrollments(tx, created, changed);
   for (const [key, s] of states) ceIds.set(key, s.id!);
 
   // Existing PCEs that got or lost their CE.
   const relinks = effects
     .filter((e) => e.pceId > 0 && (e.kind === 'realize' || e.kind === 'detach'))
     .map((e) => ({ pceId: e.pceId, ceId: e.kind === 'realize' ? ceIds.get(pairKey(e.userId, e.courseKey))! : null }));
-  if (relinks.length) {
-    const rows = await setPceCourseEnrollments(tx, relinks);
+  // The CEs' history, their outbound events and the PCEs' new links depend only on the CE rows
+  // written above: sent together, one round trip (postgres.js pipelines a transaction's queries
+  // and Postgres runs them in the order sent).
+  const [, , rows] = await Promise.all([
+    insertHistory(tx, history, stamp),
+    stamp.recordEvents ? insertOutboxEvents(tx, courseEnrollmentEvents(changes)) : undefined,
+    relinks.length ? setPceCourseEnrollments(tx, relinks) : [],
+  ]);
+  if (rows.length) {
     await insertHistory(
       tx,
       rows.map((r) => ({
@@ -195,10 +202,11 @@ export async function setCourseEnrollment(
 ): Promise<CourseEnrollmentChange> {
   const [before] = await lockCourseEnrollments(tx, [ce]);
   const after = { mode: ce.mode, isActive: ce.isActive };
-  const [change] = before
-    ? await writeCourseEnrollments(tx, [], [{ before, after }], stamp)
-    : await writeCourseEnrollments(tx, [{ ...ce, id: null }], [], stamp);
-  return change!;
+  const { changes, history } = before
+    ? await writeCourseEnrollments(tx, [], [{ before, after }])
+    : await writeCourseEnrollments(tx, [{ ...ce, id: null }], []);
+  await insertHistory(tx, history, stamp);
+  return changes[0]!;
 }
 
 /**
@@ -213,6 +221,15 @@ export async function changeStaffRoles(
   stamp: JobStamp,
 ): Promise<StaffRoleChange[]> {
   const changes: StaffRoleChange[] = [];
+  // A staff role is the account's, and two learners linked to one account may change it at once:
+  // the account's CE for the course (every realized PCE has one) orders them, as it orders their
+  // course effects; a delete would not wait for a grant it cannot see yet.
+  const accounts = [...roles.grant, ...roles.revoke];
+  if (accounts.length)
+    await lockCourseEnrollments(
+      tx,
+      accounts.map((userId) => ({ userId, courseKey })),
+    );
   if (roles.grant.length) {
     const granted = await insertStaffRoles(
       tx,
