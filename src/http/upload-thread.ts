@@ -64,8 +64,18 @@ export function threadEntry(moduleUrl: string = import.meta.url): URL {
 /** The old-space bound of a parser thread's heap, MiB. */
 const THREAD_HEAP_MIB = 128;
 
+/**
+ * A thread that has parsed an upload of at least this many bytes stops at once instead of idling:
+ * the heap of a 5 MiB, 100,000-row file (well over 100 MiB of the process's RSS, which an idle
+ * isolate never collects) would otherwise stay beside the bulk jobs for idleMs. The next upload
+ * pays a thread start, small beside the seconds such a file takes to parse.
+ */
+const RETIRE_AFTER_BYTES = 1024 * 1024;
+
 interface Pending {
   task: UploadTask;
+  /** The file's size (its bytes are moved to the thread, leaving the task's copy empty). */
+  size: number;
   resolve(value: ParsedUpload): void;
   reject(err: Error): void;
 }
@@ -98,6 +108,7 @@ export class UploadParserPool {
      */
     private readonly idleMs: number = 30_000,
     private readonly entry: URL = threadEntry(),
+    private readonly retireAfterBytes: number = RETIRE_AFTER_BYTES,
   ) {}
 
   /** Threads started so far and still running (for tests: reuse means this stays at most `size`). */
@@ -111,7 +122,12 @@ export class UploadParserPool {
     // A copy of its own, moved to the thread rather than cloned again.
     const bytes = new Uint8Array(content);
     return new Promise((resolve, reject) => {
-      this.waiting.push({ task: { id: this.nextId++, kind, programUuid, bytes, target }, resolve, reject });
+      this.waiting.push({
+        task: { id: this.nextId++, kind, programUuid, bytes, target },
+        size: bytes.byteLength,
+        resolve,
+        reject,
+      });
       this.dispatch();
     });
   }
@@ -154,13 +170,17 @@ export class UploadParserPool {
         return;
       }
       thread.running = null;
+      if ('answer' in parsed.data) pending.resolve(parsed.data.answer);
+      else pending.reject(new Error(`the upload parser failed: ${parsed.data.error}`));
+      if (pending.size >= this.retireAfterBytes) {
+        this.retire(thread, null);
+        return;
+      }
       // An idle thread does not keep a stopping process alive, and stops after a while.
       worker.unref();
       thread.idleTimer = setTimeout(() => {
         if (thread.running === null) this.retire(thread, null);
       }, this.idleMs).unref();
-      if ('answer' in parsed.data) pending.resolve(parsed.data.answer);
-      else pending.reject(new Error(`the upload parser failed: ${parsed.data.error}`));
       this.dispatch();
     });
     worker.on('error', (err) => this.retire(thread, err));

@@ -83,6 +83,27 @@ it('stops a thread that stays idle, and starts one again for the next upload', a
   }
 });
 
+it('stops the thread right after a large upload, so that its heap does not stay', async () => {
+  const large = csv(100_000);
+  expect(large.byteLength).toBeGreaterThan(1024 * 1024);
+  const fresh = new UploadParserPool(1, 600_000);
+  try {
+    expect(await fresh.addUploadJob('program', PROGRAM, large, target('pool-large'))).toEqual({
+      ok: true,
+      records: 100_000,
+    });
+    // Retired as it answered, not after the idle time: no thread is left holding the file's heap.
+    await waitFor(async () => (fresh.threadIds.length === 0 ? true : undefined), 10_000, 'the thread to stop', 50);
+    expect(await fresh.addUploadJob('program', PROGRAM, csv(1), target('pool-after-large'))).toEqual({
+      ok: true,
+      records: 1,
+    });
+    expect(fresh.threadIds).toHaveLength(1);
+  } finally {
+    await fresh.close();
+  }
+});
+
 it('starts from the compiled entry when built, and through tsx from the sources', () => {
   expect(threadEntry('file:///srv/app/dist/http/upload-thread.js').pathname).toBe(
     '/srv/app/dist/http/upload-thread-entry.js',
