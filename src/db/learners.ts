@@ -15,15 +15,23 @@ export interface SentLearner extends Learner {
 
 export const learnerId = (l: Learner) => `${l.organizationKey}\u001f${l.studentKeyLower}`;
 
+const LOWER_KEYS_PER_QUERY = 5_000;
+
 /**
- * Keys lower-cased by Postgres itself, in one round trip: the stored `student_key_lower` columns
+ * Keys lower-cased by Postgres itself, a round trip per LOWER_KEYS_PER_QUERY keys: the stored `student_key_lower` columns
  * are computed by `lower()`, and JavaScript's case mapping differs from it for some characters.
  */
 export async function lowerKeys(sql: Queryable, keys: readonly string[]): Promise<string[]> {
-  if (keys.length === 0) return [];
-  const rows = await sql<{ lower: string }[]>`
-    select lower(k) as lower from unnest(${keys as string[]}::text[]) with ordinality as t(k, n) order by n`;
-  return rows.map((r) => r.lower);
+  const lowers: string[] = [];
+  // A query per slice: the 100,000 keys of a bulk job serialized into one array parameter held
+  // the event loop for a synchronous step of their own (docs/contract.md, "Fair share").
+  for (let start = 0; start < keys.length; start += LOWER_KEYS_PER_QUERY) {
+    const slice = keys.slice(start, start + LOWER_KEYS_PER_QUERY);
+    const rows = await sql<{ lower: string }[]>`
+      select lower(k) as lower from unnest(${slice}::text[]) with ordinality as t(k, n) order by n`;
+    for (const row of rows) lowers.push(row.lower);
+  }
+  return lowers;
 }
 
 /**

@@ -40,6 +40,22 @@ export function separateDuplicates<R extends SentRecord>(
   return { unique, duplicated };
 }
 
+/**
+ * The `duplicated` of separateDuplicates alone: every spelling of a key sent twice or more. For
+ * the chunk loop, which needs no list of the rest: without it and its sort, 100,000 records take
+ * half the time in the one synchronous step before the first chunk.
+ */
+export function duplicatedSpellings(records: readonly SentRecord[]): Set<string> {
+  const firstSpelling = new Map<string, string>();
+  const duplicated = new Set<string>();
+  for (const r of records) {
+    const first = firstSpelling.get(r.lower);
+    if (first === undefined) firstSpelling.set(r.lower, r.sent);
+    else duplicated.add(first).add(r.sent);
+  }
+  return duplicated;
+}
+
 /** `code` and `counts` as Open edX computes its HTTP status: 204 none, 200 all ok, 422 none ok, else 207. */
 export function summarize(results: Record<string, string>): WriteResult {
   const { code, counts } = codeAndCounts(Object.values(results));

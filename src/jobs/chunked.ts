@@ -1,7 +1,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { refreshStatistics } from '../db/client.js';
 import { claimChunk, loadChunks, storeChunk, storeResult } from '../db/job-ledger.js';
-import { type SentRecord, separateDuplicates, summarize, type WriteResult } from '../domain/write-results.js';
+import { duplicatedSpellings, type SentRecord, summarize, type WriteResult } from '../domain/write-results.js';
 import type { ChunkedWork } from '../use-cases/chunked-work.js';
 import type { JobContext } from './context.js';
 import { asRetryable, coerceError } from './errors.js';
@@ -24,7 +24,7 @@ export async function runChunks<R extends SentRecord>(
 ): Promise<Record<string, string>> {
   const { sql } = ctx.database;
   const total = work.records.length;
-  const { duplicated } = separateDuplicates(work.records);
+  const duplicated = duplicatedSpellings(work.records);
   // Null prototype: a student key may be any string, `__proto__` included.
   const results: Record<string, string> = Object.create(null);
   for (const spelling of duplicated) results[spelling] = work.duplicated(spelling);

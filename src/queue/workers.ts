@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { DelayedError, type Job, UnrecoverableError, type Worker } from 'bullmq';
 import { capFailedReason, describeIssues } from '../contract/payloads.js';
+import { safeParseInSlices } from '../contract/sliced-parse.js';
 import { ledgerKeys } from '../db/job-ledger.js';
 import type { RetryableError } from '../domain/errors.js';
 import { isLockRenewalFailure, isLostJobLock, isRedisConnectionError, type RedisClient } from '../infra/redis.js';
@@ -132,7 +133,8 @@ export function startWorkers(
     if (bulk === undefined) {
       // Counted from the JSON text: parsing 100,000 records only to defer the job cost tens of
       // MiB and tens of ms for each of the many bulk jobs taken at once when they were queued.
-      bulk = recordsOfJob(job, recordCount) > BULK_JOB_RECORDS;
+      // The scan stops past the bulk threshold: the first thousand records decide.
+      bulk = recordsOfJob(job, recordCount, BULK_JOB_RECORDS) > BULK_JOB_RECORDS;
       if (bulkJobs.size >= REMEMBERED_BULK_JOBS) forget(bulkJobs.keys().next().value!);
       bulkJobs.set(identity, bulk);
       if (bulk) bulkKnown++;
@@ -155,11 +157,9 @@ export function startWorkers(
           throw rejected(`unknown job name ${job.name} on queue ${queue}`);
         }
         // Before anything reads the data: a bulk job seen before is deferred without parsing it.
-        // Unreadable data counts as no records, so it is never bulk and fails just below.
+        // Unreadable data is bulk only when its text starts with a long records array (the count
+        // stops there); either way it fails in runParsed, at the first read of its data.
         const bulk = isBulk(job);
-        if (!bulk && job.data instanceof UnreadableJobData) {
-          throw rejected(`invalid payload: (root): ${job.data.problem}`);
-        }
         if (bulk && bulkRunning >= config.BULK_CONCURRENCY) {
           metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'deferred' });
           const waiting = Math.max(1, bulkKnown - bulkRunning);
@@ -193,8 +193,11 @@ export function startWorkers(
 
     async function runParsed(job: Job, token?: string, signal?: AbortSignal) {
       const handler = handlers[job.name as keyof HandlerRegistry];
-      const parsed = handler.schema.safeParse(job.data);
-      if (!parsed.success) throw rejected(`invalid payload: ${describeIssues(parsed.error.issues)}`);
+      if (job.data instanceof UnreadableJobData) throw rejected(`invalid payload: (root): ${job.data.problem}`);
+      // In slices: a bulk job's 100,000 records validated in one step would hold the event loop,
+      // and every other job of the process with it (src/contract/sliced-parse.ts).
+      const parsed = await safeParseInSlices(handler.schema, job.data);
+      if (!parsed.success) throw rejected(`invalid payload: ${describeIssues(parsed.issues)}`);
       // The records as sent are not needed past this point, and for a bulk job they are tens of
       // MiB of objects held until the job ends: let them go (Redis keeps the data as sent).
       if (lazyDataChars(job) > 0) job.data = null;

@@ -196,6 +196,15 @@ describe('unreadable job data', () => {
     });
   });
 
+  it('fails a long records array cut short (bulk by its first records) as not JSON too', async () => {
+    const records = Array.from({ length: 2_000 }, (_, i) => `{"student_key":"s${i}","status":"active"}`);
+    const job = await addUnreadable('write-program-enrollments', `{"enrollments":[${records.join(',')}`);
+    await waitFor(async () => ((await job.getState()) === 'failed' ? true : undefined), 30_000, 'the job to fail');
+    const failed = (await ReadableJob.fromId(t.queues.enrollments, job.id!))!;
+    expect(failed.failedReason).toBe('invalid payload: (root): job data is not JSON');
+    expect(failed.attemptsMade).toBe(1);
+  });
+
   it('fails data that is JSON but not an object as invalid payload: (root)', async () => {
     for (const data of ['42', '"text"', 'null', '[1,2]']) {
       const job = await addUnreadable('retire-learner', data);

@@ -39,3 +39,21 @@ it('takes the last of a key sent twice, as JSON.parse does, and gives up on what
   expect(countRecordsInJson('{"enrollments":[1,2')).toBeNull();
   expect(countRecordsInJson('"text"')).toBeNull();
 });
+
+it('stops past `atMost` records, answering more than `atMost` exactly when there are more', () => {
+  const payload = fc.record({
+    enrollments: fc.array(fc.record({ student_key: fc.string() }), { maxLength: 30 }),
+    links: fc.array(fc.integer(), { maxLength: 30 }),
+  });
+  fc.assert(
+    fc.property(payload, fc.integer({ min: 0, max: 31 }), (data, atMost) => {
+      const text = JSON.stringify(data);
+      const counted = countRecordsInJson(text, atMost)!;
+      expect(counted > atMost).toBe(recordCount(data) > atMost);
+      if (counted <= atMost) expect(counted).toBe(recordCount(data));
+    }),
+    { numRuns: 2_000 },
+  );
+  // Cut short past the limit: the answer is already known, the rest is not read.
+  expect(countRecordsInJson('{"enrollments":[1,2,3,4', 2)).toBe(3);
+});
