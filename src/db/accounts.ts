@@ -22,6 +22,18 @@ export async function upsertAccountUnlessUsernameTaken(tx: Tx, account: AccountR
   return row!.holder;
 }
 
+/**
+ * Locks a username for the rest of the transaction, whether or not an account holds it yet: the
+ * account event that records it takes it exclusively, an explicit link that looks it up takes it
+ * shared. A row lock cannot cover a row not inserted yet; this can, so a link never misses an
+ * account recorded by a transaction that committed before it (nor sees one after).
+ */
+export async function lockUsername(tx: Tx, username: string, mode: 'exclusive' | 'shared'): Promise<void> {
+  const key = tx`hashtextextended(${`username:${username}`}, 0)`;
+  if (mode === 'exclusive') await tx`select pg_advisory_xact_lock(${key})`;
+  else await tx`select pg_advisory_xact_lock_shared(${key})`;
+}
+
 export async function accountIdOfUsername(tx: Tx, username: string): Promise<number | null> {
   const [account] = await tx<
     { userId: number }[]

@@ -19,6 +19,28 @@ export const ledgerKeys = {
 };
 
 /**
+ * An advisory lock key of its own: the commit order's gate. Every transaction that takes a
+ * `commit_order` value holds it shared until it commits (shared holders never wait on each other);
+ * expiry, which deletes by a predicate over every learner's rows rather than under learner locks,
+ * takes it exclusively before it looks (`holdCommitOrder`), so that a transaction is visible to the
+ * expiry exactly when its value is smaller than the expiry's.
+ */
+const COMMIT_ORDER_LOCK = 7_104_202_612;
+
+/** The next `commit_order` value, taken with the gate held shared until the transaction ends. */
+const nextCommitSeq = (tx: Tx) =>
+  tx`(select nextval('commit_order') from pg_advisory_xact_lock_shared(${COMMIT_ORDER_LOCK}::bigint))`;
+
+/**
+ * Waits until every transaction that took a `commit_order` value has committed, and keeps new ones
+ * from taking one until the calling transaction ends. For a transaction whose reads are not covered
+ * by learner locks (expiry): what it sees then is exactly what committed before it in that order.
+ */
+export async function holdCommitOrder(tx: Tx): Promise<void> {
+  await tx`select pg_advisory_xact_lock(${COMMIT_ORDER_LOCK}::bigint)`;
+}
+
+/**
  * The job ledger: what makes a job's effects apply once under at-least-once delivery.
  *  - `job_results` holds a finished job's result under its key (its jobId, or an event_id);
  *    a job run again, or re-submitted, finds it and applies nothing.
@@ -46,13 +68,16 @@ export async function claimResult<R>(tx: Tx, key: string): Promise<{ claimed: tr
 
 /**
  * Stores a job's result unless a run of the same job stored one first, and returns the one that
- * stands: every run of a job answers with its first complete result.
+ * stands: every run of a job answers with its first complete result. The stored row takes the
+ * transaction's place in `commit_order` (schema.ts): a job run once stores its result as the last
+ * statement of the transaction that applied it, when every row lock it needs is held.
  */
 // Results travel as JSON text: a parameter typed jsonb would be JSON-encoded a second time by postgres.js.
 export async function storeResult<R>(tx: Tx, key: string, result: R): Promise<R> {
   const [stored] = await tx<{ result: R }[]>`
-    insert into job_results (key, result, finished_at) values (${key}, ${JSON.stringify(result)}::text::jsonb, now())
-    on conflict (key) do update set result = excluded.result, finished_at = now()
+    insert into job_results (key, result, finished_at, commit_seq)
+    values (${key}, ${JSON.stringify(result)}::text::jsonb, now(), ${nextCommitSeq(tx)})
+    on conflict (key) do update set result = excluded.result, finished_at = now(), commit_seq = excluded.commit_seq
       where job_results.result = 'null'::jsonb
     returning result`;
   if (stored) return stored.result;
@@ -93,8 +118,29 @@ export async function claimChunk(
   return { claimed: false, results: row!.results };
 }
 
+/** Stores a chunk's results as the last statement of the chunk's transaction, taking its place in `commit_order`. */
 export async function storeChunk(tx: Tx, key: string, start: number, results: Record<string, string>): Promise<void> {
-  await tx`update job_chunks set results = ${JSON.stringify(results)}::text::jsonb, finished_at = now() where key = ${key} and start = ${start}`;
+  await tx`
+    update job_chunks set results = ${JSON.stringify(results)}::text::jsonb, finished_at = now(), commit_seq = ${nextCommitSeq(tx)}
+    where key = ${key} and start = ${start}`;
+}
+
+/** A job's transactions in the order they committed: its chunks' and its result's `commit_order` values. */
+export interface CommittedUnit {
+  key: string;
+  /** The chunk's first record; null for a result stored by the transaction that applied the job. */
+  start: number | null;
+  commitSeq: number;
+  results: unknown;
+}
+
+/** Every ledger row that took a `commit_order` value, oldest commit first. */
+export async function committedUnits(sql: Queryable): Promise<CommittedUnit[]> {
+  return sql<CommittedUnit[]>`
+    select key, start, commit_seq::float8 as "commitSeq", results from job_chunks where commit_seq is not null
+    union all
+    select key, null, commit_seq::float8, result from job_results where commit_seq is not null
+    order by 3`;
 }
 
 /** The patterns (`like`) of the event keys, which are kept longer than job results. */

@@ -104,11 +104,17 @@ export async function deleteLearnersOfAccount(tx: Tx, userId: number): Promise<v
   await tx`delete from learners where user_id = ${userId}`;
 }
 
-/** Learners with neither an account nor an enrollment left: nothing needs their key any more. */
+/**
+ * Learners with neither an account nor an enrollment left: nothing needs their key any more. A
+ * learner another transaction holds is in use, and is skipped rather than waited for (the expiry
+ * calling this holds the commit order's gate, which that transaction may need to commit).
+ */
 export async function deleteUnusedLearners(tx: Tx): Promise<void> {
   await tx`
-    delete from learners l
-    where l.user_id is null
-      and not exists (select 1 from program_enrollments pe
-                      where pe.organization_key = l.organization_key and pe.student_key_lower = l.student_key_lower)`;
+    delete from learners where (organization_key, student_key_lower) in (
+      select l.organization_key, l.student_key_lower from learners l
+      where l.user_id is null
+        and not exists (select 1 from program_enrollments pe
+                        where pe.organization_key = l.organization_key and pe.student_key_lower = l.student_key_lower)
+      for update skip locked)`;
 }

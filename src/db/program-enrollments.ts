@@ -123,17 +123,22 @@ export async function learnersOfWaitingEnrollmentsOlderThan(
   return tx<{ organizationKey: string; studentKey: string; studentKeyLower: string }[]>`
     select organization_key as "organizationKey", student_key as "studentKey", student_key_lower as "studentKeyLower"
     from program_enrollments
-    where user_id is null and modified_at <= now() - make_interval(secs => ${seconds})`;
+    where user_id is null and modified_at <= statement_timestamp() - make_interval(secs => ${seconds})`;
 }
 
-/** Locks the waiting PEs not modified for `seconds`, re-checked after the locks are granted. */
+/**
+ * Locks the waiting PEs not modified for `seconds`, re-checked after the locks are granted. Their
+ * age is measured at this statement, after the learners' locks are held, not when the expiry's
+ * transaction began (docs/rules.md rule 11): a write that committed while the expiry waited is
+ * judged by its own modification time, as it would be by an expiry that started after it.
+ */
 export async function lockWaitingEnrollmentsOlderThan(
   tx: Tx,
   seconds: number,
 ): Promise<Array<{ id: number; programUuid: string }>> {
   return tx<{ id: number; programUuid: string }[]>`
     select id, program_uuid as "programUuid" from program_enrollments
-    where user_id is null and modified_at <= now() - make_interval(secs => ${seconds})
+    where user_id is null and modified_at <= statement_timestamp() - make_interval(secs => ${seconds})
     order by id
     for update`;
 }

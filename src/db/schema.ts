@@ -7,6 +7,7 @@ import {
   index,
   integer,
   jsonb,
+  pgSequence,
   pgTable,
   primaryKey,
   text,
@@ -266,6 +267,14 @@ export const apiTokens = pgTable(
 );
 
 /**
+ * The order in which job transactions commit: each transaction that applies a job's work (a chunk,
+ * or a whole job run once) takes a value in its last statement, after every row lock it needs is
+ * held, so two transactions that touch the same learner get values in the order they commit. It
+ * orders the ledger's rows for audits and for replaying jobs through a model of docs/rules.md.
+ */
+export const commitOrder = pgSequence('commit_order');
+
+/**
  * Finished jobs and events, so that a job re-added under the same jobId (or an event replayed
  * under the same event_id) returns its first result and applies nothing.
  */
@@ -275,6 +284,8 @@ export const jobResults = pgTable(
     key: text('key').primaryKey(),
     result: jsonb('result').notNull(),
     finishedAt: timestamp('finished_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    /** `commit_order` of the transaction that applied the job and stored this result (null: stored on its own). */
+    commitSeq: bigint('commit_seq', { mode: 'number' }),
   },
   (t) => [index('job_results_finished_idx').on(t.finishedAt)],
 );
@@ -293,6 +304,8 @@ export const jobChunks = pgTable(
     size: integer('size').notNull(),
     results: jsonb('results').notNull(),
     finishedAt: timestamp('finished_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    /** `commit_order` of the transaction that applied the chunk (null while it is being applied). */
+    commitSeq: bigint('commit_seq', { mode: 'number' }),
   },
   (t) => [primaryKey({ columns: [t.key, t.start] })],
 );

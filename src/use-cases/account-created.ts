@@ -1,6 +1,6 @@
 import type { AccountCreatedPayload } from '../contract/payloads.js';
 import type { AccountCreatedResult } from '../contract/results.js';
-import { upsertAccountUnlessUsernameTaken } from '../db/accounts.js';
+import { lockUsername, upsertAccountUnlessUsernameTaken } from '../db/accounts.js';
 import type { Queryable, Tx } from '../db/client.js';
 import type { JobStamp } from '../db/history.js';
 import { attachLearners, detachLearnersExcept, learnerId, lockLearners, type SentLearner } from '../db/learners.js';
@@ -50,9 +50,11 @@ export async function recordAccount(
   stamp: JobStamp,
   log: Logger,
 ): Promise<AccountCreatedResult> {
-  // Statements sent together go in one round trip and run in the order sent: the learners are
-  // locked before the account is recorded, and the account before the learners become its.
-  const [, holder] = await Promise.all([
+  // Statements sent together go in one round trip and run in the order sent: the username and the
+  // learners are locked before the account is recorded, and the account before the learners
+  // become its. The username's lock orders this event with explicit links to that username.
+  const [, , holder] = await Promise.all([
+    lockUsername(tx, payload.username, 'exclusive'),
     lockLearners(tx, identities),
     upsertAccountUnlessUsernameTaken(tx, {
       userId: payload.user_id,

@@ -221,6 +221,15 @@ export async function changeStaffRoles(
   stamp: JobStamp,
 ): Promise<StaffRoleChange[]> {
   const changes: StaffRoleChange[] = [];
+  // A staff role is the account's, and two learners linked to one account may change it at once:
+  // the account's CE for the course (every realized PCE has one) orders them, as it orders their
+  // course effects; a delete would not wait for a grant it cannot see yet.
+  const accounts = [...roles.grant, ...roles.revoke];
+  if (accounts.length)
+    await lockCourseEnrollments(
+      tx,
+      accounts.map((userId) => ({ userId, courseKey })),
+    );
   if (roles.grant.length) {
     const granted = await insertStaffRoles(
       tx,

@@ -2,7 +2,7 @@ import type { ExpireWaitingEnrollmentsPayload } from '../contract/payloads.js';
 import type { ExpiryResult } from '../contract/results.js';
 import type { Tx } from '../db/client.js';
 import { deleteHistoryOfEnrollments } from '../db/history.js';
-import { forgetFinished } from '../db/job-ledger.js';
+import { forgetFinished, holdCommitOrder } from '../db/job-ledger.js';
 import { deleteUnusedLearners, lockLearners } from '../db/learners.js';
 import { deletePublishedEvents } from '../db/outbox.js';
 import { pcesOfEnrollments } from '../db/program-course-enrollments.js';
@@ -37,6 +37,9 @@ export async function expireWaitingEnrollments(
   // The learners' locks first, as every write takes them: a write that got there before commits
   // (and refreshes its PE, which then no longer qualifies); one that comes after waits.
   await lockLearners(tx, await learnersOfWaitingEnrollmentsOlderThan(tx, seconds));
+  // A PE created since, for a learner not locked above, is found by a predicate, not a lock: the
+  // commit order's gate makes what the expiry sees exactly what committed before it (job-ledger.ts).
+  await holdCommitOrder(tx);
   const expired = await lockWaitingEnrollmentsOlderThan(tx, seconds);
   const ids = expired.map((e) => e.id);
   let pces = 0;

@@ -1,5 +1,5 @@
 import type { LinkProgramEnrollmentsPayload } from '../contract/payloads.js';
-import { accountIdOfUsername } from '../db/accounts.js';
+import { accountIdOfUsername, lockUsername } from '../db/accounts.js';
 import type { Queryable, Tx } from '../db/client.js';
 import type { JobStamp } from '../db/history.js';
 import { attachLearners, lockLearners, lowerKeys } from '../db/learners.js';
@@ -72,6 +72,9 @@ async function applyLink(
   log: Logger,
 ): Promise<string | null> {
   const learner = { organizationKey: program.organizationKey, studentKeyLower: link.lower };
+  // The username before the learner, as account-created takes them: the link sees the account
+  // exactly when the event that recorded it committed first.
+  await lockUsername(tx, link.username, 'shared');
   await lockLearners(tx, [{ ...learner, studentKey: link.sent }]);
   const userId = await accountIdOfUsername(tx, link.username);
   const [enrollment] = await programEnrollmentsOfKeys(tx, program.programUuid, [link.lower]);

@@ -80,6 +80,7 @@ export function logKeptWaiting(log: Logger, kept: readonly LinkCandidate[]): voi
 /**
  * Links this program's waiting PEs of learners whose account is known (`known`, from
  * `lockLearners`), unless the account already has a PE in the program (that PE stays waiting).
+ * Returns whether it linked any.
  */
 export async function linkWaitingOfKnownLearners(
   tx: Tx,
@@ -89,21 +90,21 @@ export async function linkWaitingOfKnownLearners(
   known: ReadonlyMap<string, number | null>,
   stamp: JobStamp,
   log: Logger,
-): Promise<void> {
+): Promise<boolean> {
   const userOf = (lower: string) => known.get(learnerId({ organizationKey, studentKeyLower: lower })) ?? null;
   const withAccount = lowers.filter((l) => userOf(l) !== null);
-  if (withAccount.length === 0) return;
+  if (withAccount.length === 0) return false;
   const waiting = await waitingEnrollmentsOfLearners(
     tx,
     withAccount.map((studentKeyLower) => ({ organizationKey, studentKeyLower })),
     programUuid,
   );
-  if (waiting.length === 0) return;
+  if (waiting.length === 0) return false;
   const candidates = waiting.map((pe) => ({ peId: pe.id, programUuid, userId: userOf(pe.lower)! }));
   const held = await programEnrollmentsOfAccounts(tx, [...new Set(candidates.map((c) => c.userId))], programUuid);
   const { links, keptWaiting } = chooseLinks(candidates, held);
   logKeptWaiting(log, keptWaiting);
-  await realizeProgramEnrollments(tx, links, stamp, log);
+  return (await realizeProgramEnrollments(tx, links, stamp, log)).size > 0;
 }
 
 /**

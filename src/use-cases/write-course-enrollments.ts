@@ -3,6 +3,7 @@ import { insertHistory, type JobStamp } from '../db/history.js';
 import { lockLearners } from '../db/learners.js';
 import {
   activeInCourseElsewhere,
+  type CourseWriteRow,
   enrollmentsInCourse,
   insertPces,
   updatePceStatuses,
@@ -14,6 +15,7 @@ import type { HistoryRow } from '../domain/history.js';
 import type { Program } from '../domain/program.js';
 import type { WriteAction } from '../domain/program-enrollment-writes.js';
 import { staffRoleChanges } from '../domain/staff-roles.js';
+import { isCourseStatus } from '../domain/statuses.js';
 import type { Logger } from '../log.js';
 import type { ChunkedWork } from './chunked-work.js';
 import { applyCourseEffects, changeStaffRoles } from './course-access.js';
@@ -58,17 +60,25 @@ async function writeCourseEnrollmentsChunk(
     tx,
     chunk.map((r) => ({ organizationKey: org, studentKey: r.sent, studentKeyLower: r.lower })),
   );
-  // A write to a waiting PE of a learner whose account is now known links it first (rule 5).
-  await linkWaitingOfKnownLearners(tx, program.programUuid, org, lowers, known, stamp, log);
-  const rows = await enrollmentsInCourse(tx, program.programUuid, courseKey, lowers);
-  const elsewhere = await activeInCourseElsewhere(tx, program.programUuid, org, courseKey, lowers);
-  const plan = planCourseWrites(chunk, action, {
-    enrollments: new Map(rows.map((r) => [r.lower, { peId: r.peId, userId: r.userId }])),
-    pces: new Map(
-      rows.filter((r) => r.pceId !== null).map((r) => [r.lower, { id: r.pceId!, status: r.status!, ceId: r.ceId }]),
-    ),
-    activeElsewhere: new Set(elsewhere),
-  });
+  const elsewhere = new Set(await activeInCourseElsewhere(tx, program.programUuid, org, courseKey, lowers));
+  const planOn = (rows: CourseWriteRow[]) =>
+    planCourseWrites(chunk, action, {
+      enrollments: new Map(rows.map((r) => [r.lower, { peId: r.peId, userId: r.userId }])),
+      pces: new Map(
+        rows.filter((r) => r.pceId !== null).map((r) => [r.lower, { id: r.pceId!, status: r.status!, ceId: r.ceId }]),
+      ),
+      activeElsewhere: elsewhere,
+    });
+  let rows = await enrollmentsInCourse(tx, program.programUuid, courseKey, lowers);
+  let plan = planOn(rows);
+  // A write to a waiting PE of a learner whose account is now known links it first (rule 5). A
+  // record that ends in an error is no write: it changes nothing (rules 1 and 8), so its learner's
+  // PE stays as it was. Linking changes none of the checks, only the accounts the plan writes for.
+  const written = chunk.filter((r) => isCourseStatus(plan.results[r.sent]!)).map((r) => r.lower);
+  if (await linkWaitingOfKnownLearners(tx, program.programUuid, org, written, known, stamp, log)) {
+    rows = await enrollmentsInCourse(tx, program.programUuid, courseKey, lowers);
+    plan = planOn(rows);
+  }
 
   const history: HistoryRow[] = [];
   // 1. Status changes of existing PCEs, before their CEs are looked at.

@@ -3,11 +3,15 @@
  * learners: program and course writes across three programs that share courses, account events
  * (some replayed), explicit links and expiry. Once clean, once with two of the processes killed
  * mid-run. Every job completes once, a learner holds at most one active seat per course, every
- * PCE of a linked enrollment has its CE, and the history replays to the rows (no duplicate).
+ * PCE of a linked enrollment has its CE, the history replays to the rows (no duplicate), and the
+ * rows and every job's result equal a sequential model of docs/rules.md (test/faults/model/) fed
+ * the jobs in the order their transactions committed (`commit_order`, src/db/job-ledger.ts).
  */
 import { randomUUID } from 'node:crypto';
+import { Job, type Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { committedUnits } from '../../src/db/job-ledger.js';
 import {
   accountCreatedPayload,
   expectHistoryReplaysToState,
@@ -19,17 +23,28 @@ import {
   uniqueKey,
 } from '../support/fixtures.js';
 import {
+  type AccountCreated,
+  accountCreated,
+  type CourseWrite,
+  emptyState,
+  expireWaiting,
+  linkProgramEnrollment,
+  type ModelState,
+  type ProgramWrite,
+  type StateLines,
+  stateLines,
+  writeProgramCourseEnrollments,
+  writeProgramEnrollments,
+} from './model/rules-model.js';
+import {
   measureResume,
   openWorld,
   type PrivateRedis,
   report,
   type ServiceProcess,
-  sleep,
-  spawnService,
   spawnServices,
   startRedis,
   type World,
-  waitAllDone,
   waitUntil,
 } from './support.js';
 
@@ -58,6 +73,116 @@ function random(seed: number) {
   return { next, int, pick, some };
 }
 
+type QueueName = 'enrollments' | 'accounts';
+
+/** One job of the workload, with the ledger rows (`key`, chunk start) its transactions commit. */
+interface PlannedJob {
+  queue: QueueName;
+  name: string;
+  jobId: string;
+  data: any;
+  /** The ledger key and chunk start (null: the job's result row) of each transaction that applies it. */
+  units: Array<{ key: string; start: number | null }>;
+}
+
+const unitId = (u: { key: string; start: number | null }) => `${u.key}#${u.start ?? 'result'}`;
+
+/**
+ * Replays the committed transactions in commit order through the model; returns each job's
+ * expected result, and the transactions that never committed (jobs not applied).
+ */
+function replay(
+  model: ModelState,
+  jobs: readonly PlannedJob[],
+  seqOf: Map<string, number>,
+): { expected: Map<string, unknown>; unapplied: string[] } {
+  const steps = new Map<string, { seq: number; job: PlannedJob; part: number }>();
+  const unapplied: string[] = [];
+  for (const job of jobs)
+    job.units.forEach((u, part) => {
+      const seq = seqOf.get(unitId(u));
+      if (seq === undefined) unapplied.push(`${job.jobId} ${unitId(u)}`);
+      // A replayed account event shares its first run's ledger row: it is applied once.
+      else if (!steps.has(unitId(u))) steps.set(unitId(u), { seq, job, part });
+    });
+  const byUnit = new Map<string, unknown>();
+  const linkErrors = new Map<string, Record<string, string>>();
+  for (const [id, { job, part }] of [...steps].sort((a, b) => a[1].seq - b[1].seq)) {
+    if (job.name === 'write-program-enrollments')
+      byUnit.set(id, writeProgramEnrollments(model, job.data as ProgramWrite));
+    else if (job.name === 'write-program-course-enrollments')
+      byUnit.set(id, writeProgramCourseEnrollments(model, job.data as CourseWrite));
+    else if (job.name === 'account-created') byUnit.set(id, accountCreated(model, job.data as AccountCreated));
+    else if (job.name === 'expire-waiting-enrollments') byUnit.set(id, expireWaiting(model));
+    else {
+      const { student_key, username } = job.data.links[part];
+      const error = linkProgramEnrollment(model, job.data.program_uuid, student_key, username);
+      const errors = linkErrors.get(job.jobId) ?? {};
+      if (error !== null) errors[student_key] = error;
+      linkErrors.set(job.jobId, errors);
+    }
+  }
+  const expected = new Map<string, unknown>();
+  for (const job of jobs) {
+    if (job.name === 'link-program-enrollments') expected.set(job.jobId, { errors: linkErrors.get(job.jobId) ?? {} });
+    else expected.set(job.jobId, byUnit.get(unitId(job.units[0]!)));
+  }
+  return { expected, unapplied };
+}
+
+/** The service's rows as the model's lines (test/faults/model/rules-model.ts `stateLines`). */
+async function serviceLines(world: World): Promise<StateLines> {
+  const lines = async (q: Promise<Array<{ line: string }>>) => (await q).map((r) => r.line).sort(byCodePoint);
+  const { sql } = world;
+  return {
+    pes: await lines(sql`
+      select program_uuid || '|' || student_key_lower || '|' || status || '|' || coalesce(user_id::text, '-') as line
+      from program_enrollments`),
+    pces: await lines(sql`
+      select pe.program_uuid || '|' || pe.student_key_lower || '|' || pce.course_key || '|' || pce.status || '|'
+             || coalesce(ce.user_id::text, '-') as line
+      from program_course_enrollments pce join program_enrollments pe on pe.id = pce.program_enrollment_id
+      left join course_enrollments ce on ce.id = pce.course_enrollment_id`),
+    ces: await lines(
+      sql`select user_id || '|' || course_key || '|' || mode || '|' || is_active as line from course_enrollments`,
+    ),
+    staff: await lines(sql`select user_id || '|' || course_key as line from course_staff_roles`),
+    pending: await lines(sql`
+      select pe.program_uuid || '|' || pe.student_key_lower || '|' || pce.course_key as line
+      from pending_role_assignments r join program_course_enrollments pce on pce.id = r.program_course_enrollment_id
+      join program_enrollments pe on pe.id = pce.program_enrollment_id`),
+    learners: await lines(sql`
+      select organization_key || '|' || student_key_lower || '|' || user_id as line from learners where user_id is not null`),
+  };
+}
+
+const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Counts of finished jobs on both queues. */
+async function finished(queues: Queue[]): Promise<number> {
+  let n = 0;
+  for (const q of queues) {
+    const c = await q.getJobCounts('completed', 'failed');
+    n += (c.completed ?? 0) + (c.failed ?? 0);
+  }
+  return n;
+}
+
+/** The state and result of every job, read 200 at a time. */
+async function outcomes(world: World, jobs: readonly PlannedJob[]) {
+  const out = new Map<string, { state: string; result: unknown; failedReason?: string }>();
+  for (let i = 0; i < jobs.length; i += 200) {
+    await Promise.all(
+      jobs.slice(i, i + 200).map(async (j) => {
+        const job = await Job.fromId(world.queues[j.queue], j.jobId);
+        const state = job ? await job.getState() : 'missing';
+        out.set(j.jobId, { state, result: job?.returnvalue, failedReason: job?.failedReason });
+      }),
+    );
+  }
+  return out;
+}
+
 describe.each([
   { variant: 'clean', kills: 0, seed: 8_001 },
   { variant: 'two processes killed', kills: 2, seed: 8_002 },
@@ -66,12 +191,13 @@ describe.each([
   let producer: Redis;
   let world: World;
   const processes: ServiceProcess[] = [];
+  const serviceEnv = () => world.env({ LEARNER_LOCKS: 'off', WORKER_CONCURRENCY: '4' });
 
   beforeAll(async () => {
     redis = await startRedis();
     producer = new Redis(redis.url, { maxRetriesPerRequest: null });
     world = await openWorld({ REDIS_URL: redis.url }, producer);
-    await spawnServices(3, world.env({ LEARNER_LOCKS: 'off', WORKER_CONCURRENCY: '4' }), processes);
+    await spawnServices(3, serviceEnv(), processes);
   });
   afterAll(async () => {
     for (const p of processes) await p.kill('SIGTERM');
@@ -80,7 +206,8 @@ describe.each([
     await redis?.destroy();
   });
 
-  it('keeps every rule and runs every job once', async () => {
+  it('keeps every rule, runs every job once and equals the sequential model', async () => {
+    const started = Date.now();
     const rnd = random(seed);
     const courses = [newCourseKey(ORG, 'S1'), newCourseKey(ORG, 'S2'), newCourseKey(ORG, 'S3')];
     const programs = [
@@ -88,17 +215,29 @@ describe.each([
       await newProgram(world.t, { courses: [courses[1]!, courses[2]!] }),
       await newProgram(world.t, { courses: [courses[0]!, courses[2]!] }),
     ];
+    const model = emptyState(
+      programs.map((p) => ({
+        program_uuid: p.program_uuid,
+        organization_key: p.organization_key,
+        // Bare course keys get the contract's default modes.
+        courses: new Map(p.courses.map((c) => [c.course_key, c.modes ?? ['audit', 'masters']])),
+      })),
+    );
     const learners = Array.from({ length: LEARNERS }, () => ({ key: uniqueKey('rw'), account: newAccount('rw') }));
     const announced: Array<{ event_id: string; learner: (typeof learners)[number] }> = [];
 
-    const jobs: Array<{ queue: 'enrollments' | 'accounts'; name: string; data: unknown }> = [];
+    const jobs: PlannedJob[] = [];
     for (let i = 0; i < JOBS; i++) {
+      const jobId = `rw-${seed}-${i}`;
+      const key = `enrollments/${jobId}`;
       const roll = rnd.next();
       const program = rnd.pick(programs);
       if (roll < 0.35) {
         jobs.push({
           queue: 'enrollments',
           name: 'write-program-enrollments',
+          jobId,
+          units: [{ key, start: 0 }],
           data: {
             program_uuid: program.program_uuid,
             action: 'create_or_update',
@@ -110,6 +249,8 @@ describe.each([
         jobs.push({
           queue: 'enrollments',
           name: 'write-program-course-enrollments',
+          jobId,
+          units: [{ key, start: 0 }],
           data: {
             program_uuid: program.program_uuid,
             course_key: course,
@@ -123,13 +264,15 @@ describe.each([
         });
       } else if (roll < 0.85) {
         // An account event, or the replay of an earlier one.
-        const replay = announced.length > 0 && rnd.next() < 0.25 ? rnd.pick(announced) : undefined;
-        const learner = replay?.learner ?? rnd.pick(learners);
-        const event_id = replay?.event_id ?? randomUUID();
-        if (!replay) announced.push({ event_id, learner });
+        const replayed = announced.length > 0 && rnd.next() < 0.25 ? rnd.pick(announced) : undefined;
+        const learner = replayed?.learner ?? rnd.pick(learners);
+        const event_id = replayed?.event_id ?? `rw-${seed}-event-${i}-${randomUUID()}`;
+        if (!replayed) announced.push({ event_id, learner });
         jobs.push({
           queue: 'accounts',
           name: 'account-created',
+          jobId,
+          units: [{ key: `account-created/${event_id}`, start: null }],
           data: accountCreatedPayload(
             learner.account,
             [{ organization_key: ORG, external_user_key: learner.key }],
@@ -144,48 +287,57 @@ describe.each([
         jobs.push({
           queue: 'enrollments',
           name: 'link-program-enrollments',
+          jobId,
+          // Each link is its own transaction (docs/contract.md "link-program-enrollments").
+          units: links.map((_, start) => ({ key, start })),
           data: { program_uuid: program.program_uuid, links },
         });
       } else {
-        jobs.push({ queue: 'enrollments', name: 'expire-waiting-enrollments', data: { expiration_days: 0 } });
+        jobs.push({
+          queue: 'enrollments',
+          name: 'expire-waiting-enrollments',
+          jobId,
+          units: [{ key, start: null }],
+          data: { expiration_days: 0 },
+        });
       }
     }
 
-    const ids: Record<'enrollments' | 'accounts', string[]> = { enrollments: [], accounts: [] };
     for (let i = 0; i < jobs.length; i += 100) {
       for (const queue of ['enrollments', 'accounts'] as const) {
         const batch = jobs.slice(i, i + 100).filter((j) => j.queue === queue);
         if (batch.length === 0) continue;
-        const added = await world.queues[queue].addBulk(batch.map((j) => ({ name: j.name, data: j.data })));
-        ids[queue].push(...added.map((a) => a.id!));
+        await world.queues[queue].addBulk(batch.map((j) => ({ name: j.name, data: j.data, opts: { jobId: j.jobId } })));
       }
     }
+    const queues = Object.values(world.queues);
 
     const resumes: number[] = [];
+    const replacements: Promise<void>[] = [];
     for (let k = 0; k < kills; k++) {
-      const done = async () =>
-        (await world.queues.enrollments.getCompletedCount()) + (await world.queues.accounts.getCompletedCount());
       await waitUntil(
-        async () => (await done()) >= (JOBS * (k + 1)) / (kills + 2) || undefined,
+        async () => (await finished(queues)) >= (JOBS * (k + 1)) / (kills + 2),
         300_000,
         'part of the workload done',
       );
       const victim = processes[k]!;
-      resumes.push(await measureResume(Object.values(world.queues), victim, () => victim.kill('SIGKILL')));
-      await sleep(500);
+      resumes.push(await measureResume(queues, victim, () => victim.kill('SIGKILL')));
+      // A fresh process takes the killed one's place, as the supervisor would restart it, while
+      // the workload runs on (starting one takes seconds to minutes on a busy machine).
+      replacements.push(spawnServices(1, serviceEnv(), processes));
     }
-    for (let k = 0; k < kills; k++)
-      processes.push(await spawnService(world.env({ LEARNER_LOCKS: 'off', WORKER_CONCURRENCY: '4' })));
+    await Promise.all(replacements);
 
-    const enrollments = await waitAllDone(world.queues.enrollments, ids.enrollments, 600_000);
-    const accounts = await waitAllDone(world.queues.accounts, ids.accounts, 600_000);
-    const failed = [...enrollments.failed, ...accounts.failed];
-    const failures: string[] = [];
-    for (const id of enrollments.failed)
-      failures.push(`${id}: ${(await world.queues.enrollments.getJob(id))?.failedReason}`);
-    for (const id of accounts.failed) failures.push(`${id}: ${(await world.queues.accounts.getJob(id))?.failedReason}`);
-    const lost = enrollments.missing.length + accounts.missing.length;
+    // Every job ends (completed or failed) or the deadline says it was lost.
+    await waitUntil(async () => (await finished(queues)) >= JOBS, 600_000, 'every job finished').catch(() => {});
+    const ran = Date.now();
+    const states = await outcomes(world, jobs);
+    const failures = jobs.flatMap((j) =>
+      states.get(j.jobId)!.state === 'failed' ? [`${j.jobId}: ${states.get(j.jobId)!.failedReason}`] : [],
+    );
+    const lost = jobs.filter((j) => !['completed', 'failed'].includes(states.get(j.jobId)!.state)).length;
 
+    // The invariants, whatever the model says.
     const seats = await learnersWithTwoActiveSeats(world.t);
     const [{ withoutCe, createdTwice }] = (await world.sql`
       select
@@ -194,18 +346,60 @@ describe.each([
         (select count(*)::int from (select entity, entity_id from history where action = 'created'
           group by 1, 2 having count(*) > 1) x) as "createdTwice"`) as any;
     await expectHistoryReplaysToState(world.t);
+
+    // The sequential model, fed the transactions in the order they committed.
+    const seqOf = new Map((await committedUnits(world.sql)).map((u) => [unitId(u), u.commitSeq]));
+    const { expected, unapplied } = replay(model, jobs, seqOf);
+    const wrongResults = jobs.flatMap((j) => {
+      const got = states.get(j.jobId)!;
+      if (got.state !== 'completed') return [];
+      const want = expected.get(j.jobId);
+      return JSON.stringify(canonical(got.result)) === JSON.stringify(canonical(want))
+        ? []
+        : [{ seq: seqOf.get(unitId(j.units[0]!)), job: j.jobId, name: j.name, data: j.data, got: got.result, want }];
+    });
+    // The first disagreement in commit order is the one that explains the others.
+    wrongResults.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
+    const service = await serviceLines(world);
+    const modelLines = stateLines(model);
+    const stateDiffs = Object.fromEntries(
+      (Object.keys(modelLines) as Array<keyof StateLines>).flatMap((k) => {
+        const onlyService = service[k].filter((l) => !modelLines[k].includes(l));
+        const onlyModel = modelLines[k].filter((l) => !service[k].includes(l));
+        return onlyService.length || onlyModel.length ? [[k, { onlyService, onlyModel }]] : [];
+      }),
+    );
+    const modelDisagreements = wrongResults.length + Object.keys(stateDiffs).length;
+
     report({
       scenario: `random workload, locks off (${variant})`,
       killed: kills,
       jobs: JOBS,
       lost,
       duplicated: createdTwice,
-      violations: seats + withoutCe + failed.length,
+      violations: seats + withoutCe + failures.length + unapplied.length + modelDisagreements,
       ...(kills ? { resume_s: resumes } : {}),
     });
+    console.log(
+      `random workload (${variant}): ${JOBS} jobs ran in ${((ran - started) / 1000).toFixed(1)} s, checked in ${((Date.now() - ran) / 1000).toFixed(1)} s; ${seqOf.size} ledger rows in commit order`,
+    );
     expect(failures).toEqual([]);
     expect(lost).toBe(0);
     expect({ seats, withoutCe, createdTwice }).toEqual({ seats: 0, withoutCe: 0, createdTwice: 0 });
+    expect(unapplied).toEqual([]);
+    expect({ wrongResults: wrongResults.slice(0, 3), stateDiffs }).toEqual({ wrongResults: [], stateDiffs: {} });
     for (const r of resumes) expect(r).toBeLessThan(10);
   });
 });
+
+/** JSON with object keys sorted, so that results compare whatever order their keys were written in. */
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === 'object')
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+    );
+  return v;
+}
