@@ -14,7 +14,7 @@ import {
   deleteStaffRoles,
   insertPendingRoles,
   insertStaffRoles,
-  takePendingRoles,
+  takePendingRolesOfEnrollments,
 } from '../db/staff-roles.js';
 import { courseEnrollmentEvents, staffRoleEvents } from '../domain/course-access-events.js';
 import { type CourseEnrollmentFields, courseEnrollmentChanges } from '../domain/course-effects.js';
@@ -260,14 +260,24 @@ export async function changeStaffRoles(
   return changes;
 }
 
-/** The staff roles pending on PCEs whose PE was just linked become the account's (rule 8). */
+/**
+ * The staff roles pending on the PCEs of PEs just linked, taken away (the first half of rule 8):
+ * a promise, so that the caller sends it with its other statements, in one round trip.
+ */
+export function takePendingRoles(
+  tx: Tx,
+  linkedPeIds: readonly number[],
+): Promise<Array<{ userId: number; courseKey: string; orgKey: string }>> {
+  return takePendingRolesOfEnrollments(tx, linkedPeIds);
+}
+
+/** The pending staff roles taken from the PCEs of PEs just linked become the account's (rule 8). */
 export async function grantPendingRoles(
   tx: Tx,
-  pceIds: readonly number[],
+  taken: ReadonlyArray<{ userId: number; courseKey: string; orgKey: string }>,
   stamp: JobStamp,
 ): Promise<StaffRoleChange[]> {
-  if (pceIds.length === 0) return [];
-  const taken = await takePendingRoles(tx, pceIds);
+  if (taken.length === 0) return [];
   const granted = await insertStaffRoles(tx, taken);
   if (stamp.recordEvents) {
     const orgOf = new Map(taken.map((r) => [pairKey(r.userId, r.courseKey), r.orgKey]));

@@ -12,7 +12,7 @@ import { courseEffectsOf } from '../domain/course-effects.js';
 import { chooseLinks, type LinkCandidate } from '../domain/one-enrollment-per-program.js';
 import { compareCodePoints } from '../domain/order.js';
 import type { Logger } from '../log.js';
-import { applyCourseEffects, grantPendingRoles } from './course-access.js';
+import { applyCourseEffects, grantPendingRoles, takePendingRoles } from './course-access.js';
 
 /**
  * Links waiting PEs to accounts, oldest first: the PE gets its user, every PCE is realized
@@ -34,8 +34,9 @@ export async function realizeProgramEnrollments(
   if (linked.length === 0) return courseKeys;
   const userOf = new Map(linked.map((l) => [l.id, l.userId]));
   const ids = [...userOf.keys()].sort((a, b) => a - b);
-  // Sent together: one round trip.
-  const [, pces] = await Promise.all([
+  // Sent together: one round trip. The pending roles are taken before the course effects are
+  // applied, which neither read nor write them.
+  const [, pces, pendingRoles] = await Promise.all([
     insertHistory(
       tx,
       ids.map((id) => ({
@@ -48,6 +49,7 @@ export async function realizeProgramEnrollments(
       stamp,
     ),
     pcesOfEnrollments(tx, ids),
+    takePendingRoles(tx, ids),
   ]);
   for (const id of ids) courseKeys.set(id, []);
   for (const p of pces) courseKeys.get(p.peId)!.push(p.courseKey);
@@ -61,11 +63,7 @@ export async function realizeProgramEnrollments(
     })),
   );
   await applyCourseEffects(tx, effects, stamp, log);
-  await grantPendingRoles(
-    tx,
-    pces.map((p) => p.id),
-    stamp,
-  );
+  await grantPendingRoles(tx, pendingRoles, stamp);
   for (const keys of courseKeys.values()) keys.sort(compareCodePoints);
   return courseKeys;
 }
