@@ -7,19 +7,30 @@ export interface AccountRecord {
 }
 
 /**
- * Records the account (or its new username and email) unless another account holds the username;
- * returns that other account's id, or null when the account was recorded.
+ * Records the accounts (or their new usernames and emails), each unless another account holds its
+ * username; returns, by user_id, the account holding the username of each one not recorded. The
+ * accounts have distinct user_ids and usernames, and are upserted in user_id order.
  */
-export async function upsertAccountUnlessUsernameTaken(tx: Tx, account: AccountRecord): Promise<number | null> {
-  const [row] = await tx<{ holder: number | null }[]>`
-    with holder as (select user_id from accounts where username = ${account.username} and user_id <> ${account.userId}),
+export async function upsertAccountsUnlessUsernameTaken(
+  tx: Tx,
+  accounts: readonly AccountRecord[],
+): Promise<Map<number, number>> {
+  const rows = await tx<{ userId: number; holder: number }[]>`
+    with v as (
+      select * from unnest(${accounts.map((a) => a.userId)}::bigint[], ${accounts.map((a) => a.username)}::text[],
+                           ${accounts.map((a) => a.email)}::text[]) as v(user_id, username, email)
+    ),
+    holder as (
+      select v.user_id, a.user_id as holder from v join accounts a on a.username = v.username and a.user_id <> v.user_id
+    ),
     upsert as (
       insert into accounts (user_id, username, email)
-      select ${account.userId}, ${account.username}, ${account.email} where not exists (select 1 from holder)
+      select v.user_id, v.username, v.email from v where not exists (select 1 from holder h where h.user_id = v.user_id)
+      order by v.user_id
       on conflict (user_id) do update set username = excluded.username, email = excluded.email, modified_at = now()
     )
-    select (select user_id from holder) as holder`;
-  return row!.holder;
+    select user_id as "userId", holder from holder`;
+  return new Map(rows.map((r) => [r.userId, r.holder]));
 }
 
 /**
@@ -32,6 +43,17 @@ export async function lockUsername(tx: Tx, username: string, mode: 'exclusive' |
   const key = tx`hashtextextended(${`username:${username}`}, 0)`;
   if (mode === 'exclusive') await tx`select pg_advisory_xact_lock(${key})`;
   else await tx`select pg_advisory_xact_lock_shared(${key})`;
+}
+
+/**
+ * `lockUsername` exclusively for several usernames, in one statement, in the order of their lock
+ * keys (two transactions locking some of the same usernames never deadlock on them).
+ */
+export async function lockUsernames(tx: Tx, usernames: readonly string[]): Promise<void> {
+  await tx`
+    select pg_advisory_xact_lock(k.key)
+    from (select hashtextextended('username:' || u, 0) as key from unnest(${usernames as string[]}::text[]) as u
+          order by 1 offset 0) k`;
 }
 
 export async function accountIdOfUsername(tx: Tx, username: string): Promise<number | null> {

@@ -11,16 +11,39 @@ export interface JobStamp {
 }
 
 /**
+ * The stamps of a batch of account events, at most one event an account (src/jobs/account-created.ts):
+ * each change is stamped with the event of the account it concerns.
+ */
+export interface AccountStamps {
+  recordEvents: boolean;
+  of(userId: number): JobStamp;
+}
+
+/** Who made the changes of one transaction: one job, or a batch of account events. */
+export type Stamps = JobStamp | AccountStamps;
+
+/** The stamp of the changes that concern account `userId`. */
+export function stampOfAccount(stamps: Stamps, userId: number): JobStamp {
+  return 'of' in stamps ? stamps.of(userId) : stamps;
+}
+
+/**
  * Writes history rows in one statement, in the order given. PCE and CE rows name their course
  * (`course_key`): a row that only changes a status or a mode would otherwise name the course by an
  * internal id. Neither key ever changes, so it is read from the row itself, or from its `changes`
  * when the row is already gone.
  */
-export async function insertHistory(tx: Tx, rows: readonly HistoryRow[], stamp: JobStamp): Promise<void> {
+export async function insertHistory(
+  tx: Tx,
+  rows: readonly HistoryRow[],
+  stamp: JobStamp | readonly JobStamp[],
+): Promise<void> {
   if (rows.length === 0) return;
+  // One stamp for every row, or each row's own (a batch of account events).
+  const stampOf = (i: number) => ('jobId' in stamp ? stamp : stamp[i]!);
   await tx`
     insert into history (entity, entity_id, program_enrollment_id, action, changes, job_id, queue, requested_by, course_key)
-    select h.entity, h.entity_id, h.pe_id, h.action, h.changes::jsonb, ${stamp.jobId}, ${stamp.queue}, ${stamp.requestedBy},
+    select h.entity, h.entity_id, h.pe_id, h.action, h.changes::jsonb, h.job_id, h.queue, h.requested_by,
            case h.entity
              when 'program_course_enrollment' then coalesce(
                (select pce.course_key from program_course_enrollments pce where pce.id = h.entity_id),
@@ -34,8 +57,11 @@ export async function insertHistory(tx: Tx, rows: readonly HistoryRow[], stamp: 
       ${rows.map((r) => r.entityId)}::bigint[],
       ${rows.map((r) => r.programEnrollmentId)}::bigint[],
       ${rows.map((r) => r.action)}::text[],
-      ${rows.map((r) => JSON.stringify(r.changes))}::text[]
-    ) with ordinality as h(entity, entity_id, pe_id, action, changes, n)
+      ${rows.map((r) => JSON.stringify(r.changes))}::text[],
+      ${rows.map((_, i) => stampOf(i).jobId)}::text[],
+      ${rows.map((_, i) => stampOf(i).queue)}::text[],
+      ${rows.map((_, i) => stampOf(i).requestedBy)}::text[]
+    ) with ordinality as h(entity, entity_id, pe_id, action, changes, job_id, queue, requested_by, n)
     order by h.n`;
 }
 

@@ -51,19 +51,40 @@ export async function holdCommitOrder(tx: Tx): Promise<void> {
  * on that row and then sees it taken.
  */
 export async function findResult<R>(sql: Queryable, key: string): Promise<R | undefined> {
-  const [row] = await sql<
-    { result: R }[]
-  >`select result from job_results where key = ${key} and result <> 'null'::jsonb`;
-  return row?.result;
+  return (await findResults<R>(sql, [key])).get(key);
+}
+
+/** The finished results of these keys, by key (the ones not finished are missing). */
+export async function findResults<R>(sql: Queryable, keys: readonly string[]): Promise<Map<string, R>> {
+  const rows = await sql<{ key: string; result: R }[]>`
+    select key, result from job_results where key = any(${keys as string[]}::text[]) and result <> 'null'::jsonb`;
+  return new Map(rows.map((r) => [r.key, r.result]));
 }
 
 /** Claims `key` inside `tx`; returns the earlier result when another run already finished it. */
 export async function claimResult<R>(tx: Tx, key: string): Promise<{ claimed: true } | { claimed: false; result: R }> {
-  const [claimed] = await tx`
-    insert into job_results (key, result) values (${key}, 'null'::jsonb) on conflict (key) do nothing returning key`;
-  if (claimed) return { claimed: true };
-  const [row] = await tx<{ result: R }[]>`select result from job_results where key = ${key}`;
-  return { claimed: false, result: row!.result };
+  const earlier = (await claimResults<R>(tx, [key])).get(key);
+  return earlier === undefined ? { claimed: true } : { claimed: false, result: earlier };
+}
+
+/**
+ * Claims the keys inside `tx`, in sorted order (two transactions claiming some of the same keys
+ * never deadlock on them); returns, by key, the earlier results of the ones another run already
+ * finished. The keys are distinct.
+ */
+export async function claimResults<R>(tx: Tx, keys: readonly string[]): Promise<Map<string, R>> {
+  const sorted = [...keys].sort();
+  // Sent together (one round trip), run in this order: the select sees the rows the insert
+  // claimed (null) and those it waited for, finished by another run.
+  const [, rows] = await Promise.all([
+    tx`
+      insert into job_results (key, result)
+      select k, 'null'::jsonb from unnest(${sorted}::text[]) with ordinality as t(k, n) order by n
+      on conflict (key) do nothing`,
+    tx<{ key: string; result: R }[]>`
+      select key, result from job_results where key = any(${sorted}::text[]) and result <> 'null'::jsonb`,
+  ]);
+  return new Map(rows.map((r) => [r.key, r.result]));
 }
 
 /**
@@ -74,15 +95,28 @@ export async function claimResult<R>(tx: Tx, key: string): Promise<{ claimed: tr
  */
 // Results travel as JSON text: a parameter typed jsonb would be JSON-encoded a second time by postgres.js.
 export async function storeResult<R>(tx: Tx, key: string, result: R): Promise<R> {
-  const [stored] = await tx<{ result: R }[]>`
+  return (await storeResults(tx, [{ key, result }]))[0]!;
+}
+
+/**
+ * `storeResult` for several keys in one statement (a batch of account events), each row taking a
+ * `commit_order` value of its own, in the order given; returns the results that stand, in that order.
+ */
+export async function storeResults<R>(tx: Tx, entries: ReadonlyArray<{ key: string; result: R }>): Promise<R[]> {
+  const stored = await tx<{ key: string; result: R }[]>`
+    with gate as (select pg_advisory_xact_lock_shared(${COMMIT_ORDER_LOCK}::bigint))
     insert into job_results (key, result, finished_at, commit_seq)
-    values (${key}, ${JSON.stringify(result)}::text::jsonb, now(), ${nextCommitSeq(tx)})
+    select v.key, v.result::jsonb, now(), nextval('commit_order')
+    from gate, unnest(${entries.map((e) => e.key)}::text[], ${entries.map((e) => JSON.stringify(e.result))}::text[])
+      with ordinality as v(key, result, n)
+    order by v.n
     on conflict (key) do update set result = excluded.result, finished_at = now(), commit_seq = excluded.commit_seq
       where job_results.result = 'null'::jsonb
-    returning result`;
-  if (stored) return stored.result;
-  const [earlier] = await tx<{ result: R }[]>`select result from job_results where key = ${key}`;
-  return earlier!.result;
+    returning key, result`;
+  const standing = new Map(stored.map((r) => [r.key, r.result]));
+  const missing = entries.filter((e) => !standing.has(e.key)).map((e) => e.key);
+  if (missing.length) for (const [key, result] of await findResults<R>(tx, missing)) standing.set(key, result);
+  return entries.map((e) => standing.get(e.key)!);
 }
 
 export interface AppliedChunk {

@@ -84,21 +84,30 @@ export async function lockLearners(tx: Tx, sent: readonly SentLearner[]): Promis
   return accounts;
 }
 
-/** The learners that belong to the account `userId` and are not among `keep` lose the account. */
-export async function detachLearnersExcept(tx: Tx, userId: number, keep: readonly Learner[]): Promise<void> {
+/**
+ * The learners that belong to one of the accounts `userIds` and are not among `keep` lose their
+ * account. (For several accounts at once, `keep` is the union of what each keeps: a learner one
+ * account lets go and another one keeps is attached to that other one anyway.)
+ */
+export async function detachLearnersExcept(
+  tx: Tx,
+  userIds: readonly number[],
+  keep: readonly Learner[],
+): Promise<void> {
   await tx`
     update learners l set user_id = null
-    where l.user_id = ${userId}
+    where l.user_id = any(${userIds as number[]}::bigint[])
       and not exists (select 1 from unnest(${keep.map((i) => i.organizationKey)}::text[], ${keep.map((i) => i.studentKeyLower)}::text[]) as v(org, lower)
                       where v.org = l.organization_key and v.lower = l.student_key_lower)`;
 }
 
-/** The learners become the account `userId`'s. */
-export async function attachLearners(tx: Tx, userId: number, learners: readonly Learner[]): Promise<void> {
+/** Each learner becomes its account's (`userId`). */
+export async function attachLearners(tx: Tx, learners: ReadonlyArray<Learner & { userId: number }>): Promise<void> {
   if (learners.length === 0) return;
   await tx`
-    update learners l set user_id = ${userId}
-    from unnest(${learners.map((i) => i.organizationKey)}::text[], ${learners.map((i) => i.studentKeyLower)}::text[]) as v(org, lower)
+    update learners l set user_id = v.user_id
+    from unnest(${learners.map((i) => i.organizationKey)}::text[], ${learners.map((i) => i.studentKeyLower)}::text[],
+                ${learners.map((i) => i.userId)}::bigint[]) as v(org, lower, user_id)
     where l.organization_key = v.org and l.student_key_lower = v.lower`;
 }
 

@@ -28,13 +28,16 @@ export async function withLease<T>(
  */
 export async function earlierResult<T>(ctx: JobContext, total: number, key: string = ctx.key): Promise<T | undefined> {
   const earlier = await findResult<T>(ctx.database.sql, key);
-  if (earlier !== undefined) {
-    // Also a run that finished but whose completion never reached BullMQ (a crash, a Redis outage
-    // longer than the job lock): one indexed read, nothing applied again.
-    ctx.log.info({ ledgerKey: key }, 'job already finished; answering with its recorded result');
-    await ctx.progress(total, total);
-  }
+  if (earlier !== undefined) await answeringEarlier(ctx, total, key);
   return earlier;
+}
+
+/** Says that the job answers with the result found by `earlierResult` (or a batch's look-up of several). */
+export async function answeringEarlier(ctx: JobContext, total: number, key: string): Promise<void> {
+  // Also a run that finished but whose completion never reached BullMQ (a crash, a Redis outage
+  // longer than the job lock): one indexed read, nothing applied again.
+  ctx.log.info({ ledgerKey: key }, 'job already finished; answering with its recorded result');
+  await ctx.progress(total, total);
 }
 
 export interface OnceWork<R> {

@@ -24,7 +24,7 @@ const releaseAllScript = script('release-n.lua');
 type WithRelease = RedisClient & {
   releaseLearnerCourseLock(key: string, token: string): Promise<number>;
   renewLearnerCourseLock(key: string, token: string, ttlMs: number): Promise<number>;
-  acquireLearnerCourseLocks(...args: Array<string | number>): Promise<number>;
+  acquireLearnerCourseLocks(...args: Array<string | number>): Promise<number[]>;
   releaseLearnerCourseLocks(...args: Array<string | number>): Promise<number>;
 };
 
@@ -70,29 +70,55 @@ export class LearnerCourseLocks {
 
   /** Takes all the pairs or none; `null` means another job holds at least one of them. */
   async acquire(pairs: readonly LearnerCourse[]): Promise<Lease | null> {
-    if (!this.options.enabled || pairs.length === 0) return { keys: [], release: async () => {} };
-    const keys = [...new Set(pairs.map((p) => this.keyFor(p)))].sort();
+    const { taken, lease } = await this.acquireEach([pairs]);
+    return taken[0] ? lease : null;
+  }
+
+  /**
+   * Takes the pairs of each group all or none, every group in one call: a batch of jobs, a group
+   * each, where no pair belongs to two groups. Returns which groups were taken, and one lease on
+   * the pairs of those.
+   */
+  async acquireEach(groups: ReadonlyArray<readonly LearnerCourse[]>): Promise<{ taken: boolean[]; lease: Lease }> {
+    if (!this.options.enabled) return { taken: groups.map(() => true), lease: { keys: [], release: async () => {} } };
+    const keysOf = groups.map((pairs) => [...new Set(pairs.map((p) => this.keyFor(p)))].sort());
     const token = randomUUID();
+    let busy: number[];
+    let held: string[];
     if (this.oneScriptPerLease) {
-      const busy = await this.redis.acquireLearnerCourseLocks(keys.length, ...keys, token, this.options.ttlMs);
-      if (busy === 0) {
-        return this.renewedLease(keys, token, async () => {
-          await this.redis.releaseLearnerCourseLocks(keys.length, ...keys, token);
-        });
-      }
-      this.options.onBusy?.(busy);
-      return null;
+      const all = keysOf.flat();
+      busy = all.length
+        ? await this.redis.acquireLearnerCourseLocks(
+            all.length,
+            ...all,
+            token,
+            this.options.ttlMs,
+            ...keysOf.map((k) => k.length),
+          )
+        : keysOf.map(() => 0);
+      held = keysOf.flatMap((keys, g) => (busy[g] === 0 ? keys : []));
+    } else {
+      // Sent together: ioredis writes every command before the first reply comes back.
+      const replies = await Promise.all(
+        keysOf.map((keys) => Promise.all(keys.map((k) => this.redis.set(k, token, 'PX', this.options.ttlMs, 'NX')))),
+      );
+      busy = replies.map((r) => r.filter((reply) => reply !== 'OK').length);
+      // A group not taken gives back what it got.
+      const givenBack = keysOf.flatMap((keys, g) =>
+        busy[g]! > 0 ? keys.filter((_, i) => replies[g]![i] === 'OK') : [],
+      );
+      await Promise.all(givenBack.map((k) => this.redis.releaseLearnerCourseLock(k, token)));
+      held = keysOf.flatMap((keys, g) => (busy[g] === 0 ? keys : []));
     }
-    // Sent together: ioredis writes every command before the first reply comes back.
-    const replies = await Promise.all(keys.map((k) => this.redis.set(k, token, 'PX', this.options.ttlMs, 'NX')));
-    const taken = keys.filter((_, i) => replies[i] === 'OK');
-    const lease = this.renewedLease(taken, token, async () => {
-      await Promise.all(taken.map((k) => this.redis.releaseLearnerCourseLock(k, token)));
-    });
-    if (taken.length === keys.length) return lease;
-    await lease.release();
-    this.options.onBusy?.(keys.length - taken.length);
-    return null;
+    for (const b of busy) if (b > 0) this.options.onBusy?.(b);
+    const lease =
+      held.length === 0
+        ? { keys: [], release: async () => {} }
+        : this.renewedLease(held, token, async () => {
+            if (this.oneScriptPerLease) await this.redis.releaseLearnerCourseLocks(held.length, ...held, token);
+            else await Promise.all(held.map((k) => this.redis.releaseLearnerCourseLock(k, token)));
+          });
+    return { taken: busy.map((b) => b === 0), lease };
   }
 
   /**

@@ -5,7 +5,7 @@ import {
   lockCourseEnrollments,
   updateCourseEnrollments,
 } from '../db/course-enrollments.js';
-import { insertHistory, type JobStamp } from '../db/history.js';
+import { insertHistory, type JobStamp, type Stamps, stampOfAccount } from '../db/history.js';
 import { insertOutboxEvents } from '../db/outbox.js';
 import { holdersOfCourseEnrollments, setPceCourseEnrollments } from '../db/program-course-enrollments.js';
 import { courseModes } from '../db/programs.js';
@@ -61,6 +61,18 @@ export interface CourseEffectsOutcome {
   changes: CourseEnrollmentChange[];
 }
 
+/** A history row and the account it concerns, whose stamp it takes (`Stamps`). */
+type AccountHistoryRow = HistoryRow & { userId: number };
+
+/** Inserts history rows, each stamped as the changes of its account. */
+function insertAccountHistory(tx: Tx, rows: readonly AccountHistoryRow[], stamps: Stamps): Promise<void> {
+  return insertHistory(
+    tx,
+    rows.map(({ userId: _, ...row }) => row),
+    rows.map((r) => stampOfAccount(stamps, r.userId)),
+  );
+}
+
 /**
  * Writes created and changed CEs; the CE ids of created ones are filled in. Returns what changed
  * and the history rows to insert, which the caller sends with its next statements (one round trip).
@@ -69,9 +81,9 @@ async function writeCourseEnrollments(
   tx: Tx,
   created: Array<Omit<CourseEnrollmentRow, 'id'> & { id: number | null }>,
   changed: Array<{ before: CourseEnrollmentRow; after: CourseEnrollmentFields }>,
-): Promise<{ changes: CourseEnrollmentChange[]; history: HistoryRow[] }> {
+): Promise<{ changes: CourseEnrollmentChange[]; history: AccountHistoryRow[] }> {
   const changes: CourseEnrollmentChange[] = [];
-  const history: HistoryRow[] = [];
+  const history: AccountHistoryRow[] = [];
   if (created.length) {
     const rows = await insertCourseEnrollments(tx, created);
     // Another writer created one of these CEs since they were looked up: run again and see it.
@@ -82,6 +94,7 @@ async function writeCourseEnrollments(
       const to = { mode: ce.mode, isActive: ce.isActive };
       changes.push({ kind: 'created', ceId: ce.id, userId: ce.userId, courseKey: ce.courseKey, to });
       history.push({
+        userId: ce.userId,
         entity: 'course_enrollment',
         entityId: ce.id,
         programEnrollmentId: null,
@@ -112,6 +125,7 @@ async function writeCourseEnrollments(
     }
     changes.push({ kind: 'changed', ...base, from, to: { mode: after.mode, isActive: after.isActive } });
     history.push({
+      userId: before.userId,
       entity: 'course_enrollment',
       entityId: before.id,
       programEnrollmentId: null,
@@ -133,7 +147,7 @@ async function writeCourseEnrollments(
 export async function applyCourseEffects(
   tx: Tx,
   effects: readonly CourseEffect[],
-  stamp: JobStamp,
+  stamps: Stamps,
   log: Logger,
 ): Promise<CourseEffectsOutcome> {
   const ceIds = new Map<string, number>();
@@ -170,21 +184,23 @@ export async function applyCourseEffects(
   // written above: sent together, one round trip (postgres.js pipelines a transaction's queries
   // and Postgres runs them in the order sent).
   const [, , rows] = await Promise.all([
-    insertHistory(tx, history, stamp),
-    stamp.recordEvents ? insertOutboxEvents(tx, courseEnrollmentEvents(changes)) : undefined,
+    insertAccountHistory(tx, history, stamps),
+    stamps.recordEvents ? insertOutboxEvents(tx, courseEnrollmentEvents(changes)) : undefined,
     relinks.length ? setPceCourseEnrollments(tx, relinks) : [],
   ]);
   if (rows.length) {
-    await insertHistory(
+    const userOfPce = new Map(effects.map((e) => [e.pceId, e.userId]));
+    await insertAccountHistory(
       tx,
       rows.map((r) => ({
+        userId: userOfPce.get(r.id)!,
         entity: 'program_course_enrollment',
         entityId: r.id,
         programEnrollmentId: r.peId,
         action: 'changed',
         changes: { course_enrollment_id: [r.old, r.ceId] },
       })),
-      stamp,
+      stamps,
     );
   }
   return { ceIds, changes };
@@ -205,7 +221,7 @@ export async function setCourseEnrollment(
   const { changes, history } = before
     ? await writeCourseEnrollments(tx, [], [{ before, after }])
     : await writeCourseEnrollments(tx, [{ ...ce, id: null }], []);
-  await insertHistory(tx, history, stamp);
+  await insertAccountHistory(tx, history, stamp);
   return changes[0]!;
 }
 
@@ -275,11 +291,11 @@ export function takePendingRoles(
 export async function grantPendingRoles(
   tx: Tx,
   taken: ReadonlyArray<{ userId: number; courseKey: string; orgKey: string }>,
-  stamp: JobStamp,
+  stamps: Stamps,
 ): Promise<StaffRoleChange[]> {
   if (taken.length === 0) return [];
   const granted = await insertStaffRoles(tx, taken);
-  if (stamp.recordEvents) {
+  if (stamps.recordEvents) {
     const orgOf = new Map(taken.map((r) => [pairKey(r.userId, r.courseKey), r.orgKey]));
     const roles = granted.map((g) => ({ ...g, orgKey: orgOf.get(pairKey(g.userId, g.courseKey))! }));
     await insertOutboxEvents(tx, staffRoleEvents('added', roles));

@@ -87,6 +87,6 @@ async function applyLink(
   if (error !== null) return error;
   if (enrollment!.userId !== null) await unlinkProgramEnrollment(tx, enrollment!.id, enrollment!.userId, stamp, log);
   await realizeProgramEnrollments(tx, [{ peId: enrollment!.id, userId: userId! }], stamp, log);
-  await attachLearners(tx, userId!, [learner]);
+  await attachLearners(tx, [{ ...learner, userId: userId! }]);
   return null;
 }

@@ -1,5 +1,5 @@
 import type { Tx } from '../db/client.js';
-import { insertHistory, type JobStamp } from '../db/history.js';
+import { insertHistory, type JobStamp, type Stamps, stampOfAccount } from '../db/history.js';
 import { learnerId } from '../db/learners.js';
 import { pcesOfEnrollments } from '../db/program-course-enrollments.js';
 import {
@@ -18,11 +18,12 @@ import { applyCourseEffects, grantPendingRoles, takePendingRoles } from './cours
  * Links waiting PEs to accounts, oldest first: the PE gets its user, every PCE is realized
  * (docs/rules.md rule 6) and pending staff roles become real ones (rule 8). The caller holds the
  * learners' locks and has chosen the links (`chooseLinks`). Returns each linked PE's course keys.
+ * Each change is stamped as its account's (`Stamps`: one job, or a batch of account events).
  */
 export async function realizeProgramEnrollments(
   tx: Tx,
   links: ReadonlyArray<{ peId: number; userId: number }>,
-  stamp: JobStamp,
+  stamps: Stamps,
   log: Logger,
 ): Promise<Map<number, string[]>> {
   const courseKeys = new Map<number, string[]>();
@@ -46,7 +47,7 @@ export async function realizeProgramEnrollments(
         action: 'changed',
         changes: { user_id: [null, userOf.get(id)] },
       })),
-      stamp,
+      ids.map((id) => stampOfAccount(stamps, userOf.get(id)!)),
     ),
     pcesOfEnrollments(tx, ids),
     takePendingRoles(tx, ids),
@@ -62,8 +63,8 @@ export async function realizeProgramEnrollments(
       status: p.status,
     })),
   );
-  await applyCourseEffects(tx, effects, stamp, log);
-  await grantPendingRoles(tx, pendingRoles, stamp);
+  await applyCourseEffects(tx, effects, stamps, log);
+  await grantPendingRoles(tx, pendingRoles, stamps);
   for (const keys of courseKeys.values()) keys.sort(compareCodePoints);
   return courseKeys;
 }
