@@ -75,6 +75,12 @@ export function createMetrics() {
     help: 'Times a job found a learner-course lock held by another job and was delayed.',
     registers: [registry],
   });
+  const accountEventBatch = new Histogram({
+    name: 'program_enrollments_account_event_batch_size',
+    help: 'Account events applied together, in the statements of one transaction.',
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers: [registry],
+  });
   const redisUp = new Gauge({
     name: 'program_enrollments_redis_up',
     help: 'Whether Redis answered this scrape (1) or not (0).',
@@ -160,6 +166,7 @@ export function createMetrics() {
     redisReconnects,
     writeResults,
     lockWaits,
+    accountEventBatch,
     eventsPublished,
     /** Reads the outbox backlog at scrape time (with EVENT_BUS=on). */
     watchOutbox(read: () => Promise<{ unpublished: number; oldestSeconds: number }>) {

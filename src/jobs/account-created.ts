@@ -203,6 +203,7 @@ async function applyTogether(events: BatchEvent[]): Promise<Outcome[]> {
   const { sql } = events[0]!.ctx.database;
   const log =
     events.length === 1 ? events[0]!.ctx.log : events[0]!.ctx.log.child({ batch: events.map((e) => e.ctx.jobId) });
+  events[0]!.ctx.metrics.accountEventBatch.observe(events.length);
   try {
     const results = (await sql.begin(async (tx) => {
       const earlier = await claimResults<AccountCreatedResult>(
