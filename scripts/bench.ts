@@ -110,7 +110,10 @@ if (EVENTS + OFFERED_EVENTS > LEARNERS) {
   console.error('--events and the offered events may be at most --learners: each event realizes a waiting learner');
   process.exit(2);
 }
-const CONCURRENCY = loadConfig({ WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY }).WORKER_CONCURRENCY;
+const { WORKER_CONCURRENCY: CONCURRENCY, ACCOUNTS_CONCURRENCY } = loadConfig({
+  WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY,
+  ACCOUNTS_CONCURRENCY: process.env.ACCOUNTS_CONCURRENCY,
+});
 /** The service's pool: connectDatabase's size for this concurrency (src/app.ts). */
 const POOL_SIZE = Math.max(10, Math.min(CONCURRENCY, 40));
 const PROFILE_DIR = path.resolve('bench/profiles');
@@ -199,16 +202,17 @@ async function runOnce(stores: Stores, run: number): Promise<RunFigures> {
     const pgRowsPerSecond = await postgresCeiling(sql, LEARNERS);
     status(`(b) BullMQ ceiling: ${fmt(NOOP_JOBS)} no-op jobs`);
     const noopJobsPerSecond = await queueCeiling(stores.redisUrl, space.prefix, NOOP_JOBS);
-    status(`(c) per-event ceiling: ${fmt(CEILING_EVENTS)} jobs at concurrency ${CONCURRENCY}`);
+    // At the concurrency the service runs account events at (ACCOUNTS_CONCURRENCY).
+    status(`(c) per-event ceiling: ${fmt(CEILING_EVENTS)} jobs at concurrency ${ACCOUNTS_CONCURRENCY}`);
     const perEventJobsPerSecond = await perEventCeiling(
       stores.redisUrl,
       space.prefix,
       sql,
       CEILING_EVENTS,
-      CONCURRENCY,
+      ACCOUNTS_CONCURRENCY,
     );
 
-    status(`starting the service (WORKER_CONCURRENCY ${CONCURRENCY})`);
+    status(`starting the service (WORKER_CONCURRENCY ${CONCURRENCY}, ACCOUNTS_CONCURRENCY ${ACCOUNTS_CONCURRENCY})`);
     if (args.profile) mkdirSync(PROFILE_DIR, { recursive: true });
     const startService = (prefix: string, env?: Record<string, string>) =>
       startServiceProcess({
@@ -423,7 +427,7 @@ function report(runs: RunFigures[], large: LargeFigures | null, machine: Record<
         '',
       ],
       [
-        `(c) per-event ceiling: 1 lock + 1-row upsert transaction, concurrency ${CONCURRENCY}`,
+        `(c) per-event ceiling: 1 lock + 1-row upsert transaction, concurrency ${ACCOUNTS_CONCURRENCY}`,
         `${fmtSummary(figure(c))} jobs/s`,
         '1',
         '',
@@ -517,6 +521,7 @@ function report(runs: RunFigures[], large: LargeFigures | null, machine: Record<
       rate: RATE,
       offered_events: OFFERED_EVENTS,
       concurrency: CONCURRENCY,
+      accounts_concurrency: ACCOUNTS_CONCURRENCY,
       large: args.large,
     },
     figures: {

@@ -82,6 +82,13 @@ const envSchema = z
     DASHBOARD_READ_ONLY: z.preprocess((v) => (v === '' || v === undefined ? 'on' : v), z.enum(['on', 'off'])),
     WORKER_CONCURRENCY: positiveInt(Math.max(4, os.availableParallelism() * 4)),
     /**
+     * Jobs in flight on the `accounts` queue in this process. Its `account-created` events that run
+     * at the same moment are applied together, in the statements of one transaction
+     * (src/jobs/account-created.ts): more slots than WORKER_CONCURRENCY, so that batches form while
+     * earlier ones finish (README "Performance").
+     */
+    ACCOUNTS_CONCURRENCY: positiveInt(Math.max(16, os.availableParallelism() * 16)),
+    /**
      * Bulk jobs (over 1,000 records) that one process runs at once on `enrollments`, in slots of
      * their own beside WORKER_CONCURRENCY's, so that small jobs always find one free
      * (docs/contract.md, "Fair share").

@@ -25,8 +25,8 @@ import {
 } from './support/fixtures.js';
 import { type TestService, useTestService } from './support/service.js';
 
-const oneAtATime = useTestService({ WORKER_CONCURRENCY: '1' });
-const together = useTestService({ WORKER_CONCURRENCY: '16' });
+const oneAtATime = useTestService({ ACCOUNTS_CONCURRENCY: '1' });
+const together = useTestService({ ACCOUNTS_CONCURRENCY: '16' });
 
 const org = newOrg();
 const [c1, c2, c3] = [newCourseKey(org), newCourseKey(org), newCourseKey(org)];

@@ -57,6 +57,7 @@ export async function startServiceProcess(options: ServiceOptions): Promise<Serv
       EVENT_BUS: process.env.EVENT_BUS ?? 'on',
       EVENT_BUS_TOPIC_PREFIX: options.prefix,
       ...(process.env.WORKER_CONCURRENCY ? { WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY } : {}),
+      ...(process.env.ACCOUNTS_CONCURRENCY ? { ACCOUNTS_CONCURRENCY: process.env.ACCOUNTS_CONCURRENCY } : {}),
       ...options.env,
     },
     stdio: ['ignore', 'inherit', 'inherit'],

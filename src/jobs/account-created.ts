@@ -26,6 +26,13 @@ export const accountCreatedJob: JobHandler<AccountCreatedPayload, AccountCreated
 /** Most events applied in one transaction. */
 export const MAX_ACCOUNT_EVENTS_A_BATCH = 64;
 
+/**
+ * Batches a process runs at once: two, so that one batch's statements run while the other's jobs
+ * complete and the next ones come in; more only split the events that are waiting into smaller
+ * batches.
+ */
+const BATCHES_IN_FLIGHT = 2;
+
 interface Waiting {
   payload: AccountCreatedPayload;
   ctx: JobContext;
@@ -42,59 +49,51 @@ const batchers = new WeakMap<Database, AccountEventBatcher>();
 function batcherOf(ctx: JobContext): AccountEventBatcher {
   let batcher = batchers.get(ctx.database);
   if (!batcher) {
-    batcher = new AccountEventBatcher(ctx.config.WORKER_CONCURRENCY);
+    batcher = new AccountEventBatcher(BATCHES_IN_FLIGHT);
     batchers.set(ctx.database, batcher);
   }
   return batcher;
 }
 
 /**
- * Gathers the events handed in at the same moment. A batch starts on the next turn of the event
- * loop after its first event, or at once when every worker slot of the queue has handed in its
- * event (no more can come until some finish), or when it is full.
+ * Gathers the events handed in while earlier batches run. A batch starts on the next turn of the
+ * event loop after its first event when fewer than `inFlight` batches are running (an event alone
+ * waits for nobody), else when one of them ends: the events that came in meanwhile go together.
  */
 class AccountEventBatcher {
   private waiting: Waiting[] = [];
   private scheduled: NodeJS.Immediate | null = null;
-  /** Events of batches that are running whose jobs have not heard their outcomes yet. */
   private running = 0;
 
-  constructor(private readonly slots: number) {}
+  constructor(private readonly inFlight: number) {}
 
   submit(payload: AccountCreatedPayload, ctx: JobContext): Promise<AccountCreatedResult> {
     return new Promise((resolve, reject) => {
       const key = ledgerKeys.event('account-created', payload.event_id);
-      // An event counts as running from its batch's start until its job hears its outcome (once).
-      let settled = false;
-      const settle = (then: () => void) => {
-        if (settled) return;
-        settled = true;
-        this.running--;
-        then();
-      };
-      this.waiting.push({
-        payload,
-        ctx,
-        key,
-        resolve: (result) => settle(() => resolve(result)),
-        reject: (err) => settle(() => reject(err)),
-      });
-      if (this.waiting.length >= MAX_ACCOUNT_EVENTS_A_BATCH || this.waiting.length + this.running >= this.slots)
-        this.flush();
-      else this.scheduled ??= setImmediate(() => this.flush());
+      this.waiting.push({ payload, ctx, key, resolve, reject });
+      this.schedule();
     });
   }
 
+  private schedule(): void {
+    if (this.waiting.length > 0 && this.running < this.inFlight) this.scheduled ??= setImmediate(() => this.flush());
+  }
+
   private flush(): void {
-    if (this.scheduled) clearImmediate(this.scheduled);
     this.scheduled = null;
-    while (this.waiting.length > 0) {
+    while (this.waiting.length > 0 && this.running < this.inFlight) {
       const batch = this.waiting.splice(0, MAX_ACCOUNT_EVENTS_A_BATCH);
-      this.running += batch.length;
-      // Every outcome is handed to its job inside; whatever escapes fails the jobs still waiting.
-      runBatch(batch).catch((err) => {
-        for (const w of batch) w.reject(err);
-      });
+      this.running++;
+      runBatch(batch)
+        // Every outcome is handed to its job inside; whatever escapes fails the jobs still waiting
+        // (a promise settles once: the others keep their outcomes).
+        .catch((err) => {
+          for (const w of batch) w.reject(err);
+        })
+        .finally(() => {
+          this.running--;
+          this.schedule();
+        });
     }
   }
 }

@@ -178,8 +178,12 @@ export function startWorkers(
         // Recorded on each job as `processedBy`: which process ran it, for operators and the fault suite.
         name: `${os.hostname()}:${process.pid}`,
         prefix: config.QUEUE_PREFIX,
-        // Only `enrollments` carries bulk jobs; their slots come on top of the small jobs' ones.
-        concurrency: config.WORKER_CONCURRENCY + (queue === 'enrollments' ? config.BULK_CONCURRENCY : 0),
+        // Only `enrollments` carries bulk jobs; their slots come on top of the small jobs' ones. The
+        // account events have slots of their own (ACCOUNTS_CONCURRENCY, src/config.ts).
+        concurrency:
+          queue === 'accounts'
+            ? config.ACCOUNTS_CONCURRENCY
+            : config.WORKER_CONCURRENCY + (queue === 'enrollments' ? config.BULK_CONCURRENCY : 0),
         removeOnComplete: KEEP_COMPLETED,
         removeOnFail: KEEP_FAILED,
         lockDuration: JOB_LOCK_MS,
