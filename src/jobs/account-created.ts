@@ -28,8 +28,8 @@ export const MAX_ACCOUNT_EVENTS_A_BATCH = 64;
 
 /**
  * Batches a process runs at once: two, so that one batch's statements run while the other's jobs
- * complete and the next ones come in; more only split the events that are waiting into smaller
- * batches.
+ * complete and the next events come in. Each one more splits the events waiting into smaller
+ * batches, and every batch costs its round trips whatever its size.
  */
 const BATCHES_IN_FLIGHT = 2;
 
