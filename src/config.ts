@@ -83,11 +83,11 @@ const envSchema = z
     WORKER_CONCURRENCY: positiveInt(Math.max(4, os.availableParallelism() * 4)),
     /**
      * Jobs in flight on the `accounts` queue in this process. Its `account-created` events that run
-     * at the same moment are applied together, in the statements of one transaction
-     * (src/jobs/account-created.ts): more slots than WORKER_CONCURRENCY, so that batches form while
-     * earlier ones finish (README "Performance").
+     * at the same moment are applied together, up to 64 in the statements of one transaction, two
+     * such batches at a time (src/jobs/account-created.ts): the more slots, the larger the batches
+     * that form while the earlier ones finish (README "Performance"); past 128 none grows larger.
      */
-    ACCOUNTS_CONCURRENCY: positiveInt(Math.max(16, os.availableParallelism() * 16)),
+    ACCOUNTS_CONCURRENCY: positiveInt(64),
     /**
      * Bulk jobs (over 1,000 records) that one process runs at once on `enrollments`, in slots of
      * their own beside WORKER_CONCURRENCY's, so that small jobs always find one free

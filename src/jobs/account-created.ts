@@ -24,7 +24,7 @@ export const accountCreatedJob: JobHandler<AccountCreatedPayload, AccountCreated
 };
 
 /** Most events applied in one transaction. */
-export const MAX_ACCOUNT_EVENTS_A_BATCH = 64;
+const MAX_ACCOUNT_EVENTS_A_BATCH = 64;
 
 /**
  * Batches a process runs at once: two, so that one batch's statements run while the other's jobs
