@@ -8,7 +8,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Job } from 'bullmq';
-import { describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { describe, expect, inject, it } from 'vitest';
+import { LearnerCourseLocks } from '../src/lock/learner-course-locks.js';
 import {
   type Account,
   type AccountCreatedResult,
@@ -208,6 +210,45 @@ describe('account-created, several events at a time', () => {
     expect(b.pes.filter((p) => JSON.parse(p).student_key === rejectedKey).map((p) => JSON.parse(p).user_id)).toEqual([
       null,
     ]);
+  });
+
+  it('delays only the event whose learner-course lock another job holds; the others of its batch go on', async () => {
+    const program = programPayload({ org, courses: [c1] });
+    await upsertProgram(together, program);
+    const learners = Array.from({ length: 6 }, (_, i) => `busy-learner-${i}`);
+    await writeEnrollments(together, program, learners);
+    await writeCourseEnrollments(together, program, c1, learners);
+    const redis = new Redis(inject('redisUrl'));
+    const held = (await new LearnerCourseLocks(redis, together.prefix, { enabled: true, ttlMs: 60_000 }).acquire([
+      { organizationKey: org, studentKeyLower: learners[2]!, courseKey: c1 },
+    ]))!;
+    try {
+      await together.queues.accounts.pause();
+      const jobs: Job[] = [];
+      for (const key of learners)
+        jobs.push(
+          await together.add('accounts', 'account-created', accountCreatedPayload(newAccount('busy'), [identity(key)])),
+        );
+      await together.queues.accounts.resume();
+      for (const [i, job] of jobs.entries()) {
+        if (i === 2) continue;
+        expect(completed(await together.wait<AccountCreatedResult>(job)).linked).toHaveLength(1);
+      }
+      // Delayed (a busy lock), and nothing of it applied, as long as the lock is held.
+      expect(['delayed', 'waiting', 'active']).toContain(await jobs[2]!.getState());
+      expect(
+        (
+          await together.sql`select user_id from program_enrollments where program_uuid = ${program.program_uuid} and student_key = ${learners[2]!}`
+        )[0]!.user_id,
+      ).toBeNull();
+      await held.release();
+      expect(completed(await together.wait<AccountCreatedResult>(jobs[2]!)).linked).toEqual([
+        { program_uuid: program.program_uuid, student_key: learners[2], course_keys: [c1] },
+      ]);
+    } finally {
+      await held.release();
+      await redis.quit();
+    }
   });
 
   it('answers a replayed event with its first result and applies nothing again', async () => {

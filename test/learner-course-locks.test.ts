@@ -46,6 +46,29 @@ describe('learner-course locks on a real Redis', () => {
     await later.release();
   });
 
+  it('takes several groups in one call, each all or none: a group with a held pair gets nothing, the others go on', async () => {
+    const held = (await locks.acquire([pair('m2')]))!;
+    const { taken, lease } = await locks.acquireEach([
+      [pair('m1'), pair('m1', 'other')],
+      [pair('m3'), pair('m2')],
+      [],
+      [pair('m4')],
+    ]);
+    expect(taken).toEqual([true, false, true, true]);
+    expect(busy.at(-1)).toBe(1);
+    expect([...lease.keys].sort()).toEqual(
+      [pair('m1'), pair('m1', 'other'), pair('m4')].map((p) => locks.keyFor(p)).sort(),
+    );
+    // The group not taken gave back what it got; the held pair stays its holder's.
+    expect(await redis.exists(locks.keyFor(pair('m3')))).toBe(0);
+    const holderToken = await redis.get(locks.keyFor(pair('m2')));
+    for (const key of lease.keys) expect(await redis.pttl(key)).toBeGreaterThan(0);
+    await lease.release();
+    for (const key of lease.keys) expect(await redis.exists(key)).toBe(0);
+    expect(await redis.get(locks.keyFor(pair('m2')))).toBe(holderToken);
+    await held.release();
+  });
+
   it('releases only its own lock: a lease that expired and was taken by another holder is left alone', async () => {
     const short = new LearnerCourseLocks(redis, prefix, { enabled: true, ttlMs: 50 });
     const first = (await short.acquire([pair('f')]))!;
