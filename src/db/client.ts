@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import postgres, { type Sql } from 'postgres';
+import { RetryableError } from '../domain/errors.js';
 
 /**
  * The pool. drizzle describes the schema and generates the migrations; queries are postgres.js.
@@ -61,4 +62,15 @@ export async function databaseAnswers(sql: Sql): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * A write read its rows in this transaction, then updated them by id: a row that is gone was
+ * deleted in between by a statement that does not take the learners' locks (expiry, rule 11,
+ * which deletes by age). The write then runs again and reads the rows as they are, instead of
+ * recording a change of a row that no longer exists.
+ */
+export function expectEveryRowUpdated(updated: number, expected: number, what: string): void {
+  if (updated < expected)
+    throw new RetryableError(`${expected - updated} ${what} row(s) were deleted while this write held them`);
 }

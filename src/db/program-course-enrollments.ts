@@ -1,5 +1,5 @@
 import type { CourseStatus } from '../domain/statuses.js';
-import type { Queryable, Tx } from './client.js';
+import { expectEveryRowUpdated, type Queryable, type Tx } from './client.js';
 import type { Learner } from './learners.js';
 
 /** A learner in a course: what the learner-course locks are taken on. */
@@ -123,10 +123,11 @@ export async function updatePceStatuses(
   tx: Tx,
   rows: ReadonlyArray<{ id: number; status: CourseStatus }>,
 ): Promise<void> {
-  await tx`
+  const updated = await tx`
     update program_course_enrollments pce set status = v.status, modified_at = now()
     from unnest(${rows.map((x) => x.id)}::bigint[], ${rows.map((x) => x.status)}::text[]) as v(id, status)
     where pce.id = v.id`;
+  expectEveryRowUpdated(updated.count, rows.length, 'program course enrollment');
 }
 
 export interface NewPce {

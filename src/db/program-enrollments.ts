@@ -1,5 +1,5 @@
 import type { ProgramStatus } from '../domain/statuses.js';
-import type { Queryable, Tx } from './client.js';
+import { expectEveryRowUpdated, type Queryable, type Tx } from './client.js';
 import type { Learner } from './learners.js';
 
 export interface ProgramEnrollmentRow {
@@ -93,10 +93,11 @@ export async function updateProgramEnrollmentStatuses(
   tx: Tx,
   rows: ReadonlyArray<{ id: number; status: ProgramStatus }>,
 ): Promise<void> {
-  await tx`
+  const updated = await tx`
     update program_enrollments pe set status = v.status, modified_at = now()
     from unnest(${rows.map((x) => x.id)}::bigint[], ${rows.map((x) => x.status)}::text[]) as v(id, status)
     where pe.id = v.id`;
+  expectEveryRowUpdated(updated.count, rows.length, 'program enrollment');
 }
 
 /** Gives waiting PEs their accounts; returns the PEs that were still waiting and now are linked. */

@@ -10,7 +10,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { completed, getPe, newOrg, newProgram, peOf, token, writeEnrollments } from '../support/fixtures.js';
+import {
+  completed,
+  expectHistoryReplaysToState,
+  getPe,
+  newOrg,
+  newProgram,
+  peOf,
+  token,
+  writeEnrollments,
+} from '../support/fixtures.js';
 import { type TestService, useTestService, waitFor } from '../support/service.js';
 
 const t = useTestService();
@@ -79,5 +88,42 @@ describe('expiry racing a write', () => {
     expect(written.results).toEqual({ [key]: 'enrolled' });
     // The write reported the learner enrolled in p1: there must be such a PE.
     expect(await peOf(t, p1.program_uuid, key)).toMatchObject({ status: 'enrolled' });
+  });
+
+  it('a PE deleted between the write reading it and updating it is written again, not reported changed', async () => {
+    // Expiry deletes by age, and a PE that came of age after it locked the learners is deleted
+    // without its learner's lock (rule 11). Here the test is that deleter: it holds the PE's row
+    // until the write waits on it in its update, then deletes the PE with its history.
+    const o = newOrg();
+    const p = await newProgram(t, { org: o, courses: [] });
+    const key = `vanish-${token()}`;
+    await writeEnrollments(t, p, [{ student_key: key, status: 'pending' }]);
+    const old = await getPe(t, p.program_uuid, key);
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const deleter = t.sql.begin(async (tx) => {
+      await tx`select 1 from program_enrollments where id = ${old.id} for update`;
+      locked();
+      await released;
+      await tx`delete from history where program_enrollment_id = ${old.id}`;
+      await tx`delete from program_enrollments where id = ${old.id}`;
+    });
+    await isLocked;
+    const job = await t.add('enrollments', 'write-program-enrollments', {
+      program_uuid: p.program_uuid,
+      action: 'create_or_update',
+      enrollments: [{ student_key: key, status: 'enrolled' }],
+    });
+    await waitForLockWait('%update program_enrollments%');
+    release();
+    await deleter;
+    const written = completed(await t.wait<{ results: Record<string, string> }>(job));
+    expect(written.results).toEqual({ [key]: 'enrolled' });
+    const now = await peOf(t, p.program_uuid, key);
+    expect(now).toMatchObject({ status: 'enrolled' });
+    expect(now!.id).not.toBe(old.id);
+    await expectHistoryReplaysToState(t);
   });
 });
