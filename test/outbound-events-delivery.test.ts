@@ -261,7 +261,7 @@ describe('outbound events lose nothing', () => {
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));
       const [left] = await t.sql<{ n: number }[]>`
-        select count(*)::int as n from outbox where course_key = ${course} and published_at is null`;
+        select count(*)::int as n from outbox o join outbox_pending p on p.id = o.id where o.course_key = ${course}`;
       // Its last round may have written its entries and died before marking them: those go again.
       expect(left!.n).toBeGreaterThanOrEqual(LEARNERS - 4_500);
       expect(left!.n).toBeLessThan(LEARNERS);

@@ -163,24 +163,25 @@ export interface OutboundEvent {
   data: EventData;
 }
 
-/** The fields of one stream entry, in the order the stock producer writes them. */
-export function streamEntryFields(event: OutboundEvent, sourceHost: string): Array<string | Buffer> {
+/**
+ * The fields of a stream entry, in the order the stock producer writes them: each field's value,
+ * or null for those that differ from event to event (`streamEntryValues`, in this order). The
+ * relay sends the fixed ones once a batch (infra/event-bus.ts).
+ */
+export function streamEntryTemplate(sourceHost: string): Array<[field: string, value: string | null]> {
   return [
-    'type',
-    event.type,
-    'id',
-    event.id,
-    'source',
-    EVENT_SOURCE,
-    'time',
-    eventTime(event.time),
-    'minorversion',
-    '0',
-    'sourcehost',
-    sourceHost,
-    'sourcelib',
-    EVENT_SOURCE_LIB,
-    'event_data',
-    encodeEventData(event.type, event.data),
+    ['type', null],
+    ['id', null],
+    ['source', EVENT_SOURCE],
+    ['time', null],
+    ['minorversion', '0'],
+    ['sourcehost', sourceHost],
+    ['sourcelib', EVENT_SOURCE_LIB],
+    ['event_data', null],
   ];
+}
+
+/** The values of one event's entry that `streamEntryTemplate` leaves open, in its order. */
+export function streamEntryValues(event: OutboundEvent): Array<string | Buffer> {
+  return [event.type, event.id, eventTime(event.time), encodeEventData(event.type, event.data)];
 }
