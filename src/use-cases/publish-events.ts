@@ -15,7 +15,7 @@ export interface PublishSettings {
   topicPrefix: string | undefined;
   /** Undelivered entries a stream may hold (contract: 1,000,000). */
   maxUndelivered: number;
-  /** Rows per round: one XADD pipeline per stream. */
+  /** Rows per round: one append script call per stream (infra/event-bus.ts). */
   batchSize: number;
   /** The `sourcehost` field. */
   sourceHost: string;
