@@ -91,8 +91,8 @@ export class EventStreams {
   }
 
   /**
-   * Appends one entry a value list to `stream`, in order, each entry made of `template`'s fields:
-   * its fixed values, and the list's values for the others (null in `template`), in its order.
+   * Appends to `stream`, in order, one entry for each list of values: `template`'s fields, with
+   * its values where it has one, and the list's values, in order, where it has null.
    * One script call (one round trip, and one command for Redis to parse and answer). Throws,
    * having possibly written some of them, when it failed: the caller publishes them again.
    */
