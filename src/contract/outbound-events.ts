@@ -151,9 +151,21 @@ export function encodeEventData(type: EventType, data: EventData): Buffer {
   return AVRO_TYPE_OF[type].toBuffer(data);
 }
 
-/** A time as Python's `datetime.isoformat()` writes an aware UTC time: microseconds and `+00:00`. */
+let lastTime = Number.NaN;
+let lastTimeText = '';
+
+/**
+ * A time as Python's `datetime.isoformat()` writes an aware UTC time: microseconds and `+00:00`.
+ * The last one is kept: the events of one transaction share their time, and a created CE's
+ * creation time too, so the relay formats about one a write's chunk instead of two an event.
+ */
 export function eventTime(at: Date): string {
-  return `${at.toISOString().slice(0, 23)}000+00:00`;
+  const ms = at.getTime();
+  if (ms !== lastTime) {
+    lastTime = ms;
+    lastTimeText = `${at.toISOString().slice(0, 23)}000+00:00`;
+  }
+  return lastTimeText;
 }
 
 export interface OutboundEvent {

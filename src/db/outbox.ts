@@ -90,10 +90,21 @@ export async function unpublishedEvents(tx: Tx, topics: readonly Topic[], limit:
     where o.topic = any(${topics as string[]}::text[])
     order by p.id
     limit ${limit}`;
-  return rows.map(({ enrolledMs, occurredMs, ...row }) => ({
-    ...row,
-    enrolledAt: enrolledMs === null ? null : new Date(enrolledMs),
-    occurredAt: new Date(occurredMs),
+  // Field by field: an object rest pattern here took a sixth of the relay's CPU.
+  return rows.map((r) => ({
+    id: r.id,
+    eventId: r.eventId,
+    type: r.type,
+    topic: r.topic,
+    userId: r.userId,
+    courseKey: r.courseKey,
+    mode: r.mode,
+    isActive: r.isActive,
+    orgKey: r.orgKey,
+    username: r.username,
+    email: r.email,
+    enrolledAt: r.enrolledMs === null ? null : new Date(r.enrolledMs),
+    occurredAt: new Date(r.occurredMs),
   }));
 }
 
