@@ -90,7 +90,7 @@ export async function unpublishedEvents(tx: Tx, topics: readonly Topic[], limit:
     where o.topic = any(${topics as string[]}::text[])
     order by p.id
     limit ${limit}`;
-  // Field by field: an object rest pattern here took a sixth of the relay's CPU.
+  // Field by field: an object rest pattern here took a third of the relay's CPU.
   return rows.map((r) => ({
     id: r.id,
     eventId: r.eventId,
