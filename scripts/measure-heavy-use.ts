@@ -26,7 +26,6 @@ import { parseArgs } from 'node:util';
 import { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
-import { withServiceHeap } from '../src/config.js';
 import { cleanUp, onCleanup } from './bench/cleanup.js';
 import { BENCH_API_TOKEN, startServiceProcess } from './bench/service-process.js';
 
@@ -121,9 +120,6 @@ async function main() {
     env: {
       LOG_LEVEL: 'warn',
       KEEP_LARGE_COMPLETED_SECONDS: args.keep,
-      // The heap bound of `npm start` and the Docker image (README "Heavy use"); SERVICE_NODE_OPTIONS
-      // replaces it (SERVICE_NODE_OPTIONS= measures without one).
-      NODE_OPTIONS: process.env.SERVICE_NODE_OPTIONS ?? withServiceHeap(undefined),
     },
   });
   say(`service: pid ${service.pid}, ${service.url}, RSS after start ${rssMiB(service.pid).rss.toFixed(0)} MiB`);

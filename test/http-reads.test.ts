@@ -351,6 +351,68 @@ describe('read API', () => {
       expect(await follow(first.next!)).toEqual({ next: null, previous: null, results: [] });
     });
 
+    it('answers the page as JSON.stringify writes it, whatever characters the keys, usernames and emails hold', async () => {
+      // The page's JSON is written by Postgres (db/reads.ts listPage): its escaping must be JSON.stringify's.
+      const odd = '44444444-2222-3333-4444-666666666666';
+      const oddCurriculum = 'dddddddd-1111-2222-3333-666666666666';
+      await t.run('enrollments', 'upsert-program', {
+        program_uuid: odd,
+        organization_key: ORG,
+        curricula: [{ curriculum_uuid: oddCurriculum, is_active: true, course_keys: [] }],
+      });
+      const values = [
+        'q"uote',
+        'back\\slash',
+        'ctl\u0001\u001f\u007f',
+        'tab\tnl\ncr\r\b\f',
+        'emoji\u{1F600}',
+        'sep\u2028\u2029',
+        'slash/</script>',
+        'ümlaut\u00A0\uFEFF',
+      ];
+      const expected = [];
+      for (const [i, value] of values.entries()) {
+        await insertAccount(7000 + i, `u-${value}`, `${value}@example.org`);
+        await insertPe(odd, `odd-${value}`, oddCurriculum, 'pending', 7000 + i);
+        await insertPe(odd, `odd-waiting-${value}`, oddCurriculum, 'enrolled', null);
+        const item = { status: 'pending', account_exists: true, curriculum_uuid: oddCurriculum };
+        expected.push(
+          { student_key: `odd-${value}`, ...item, username: `u-${value}`, email: `${value}@example.org` },
+          {
+            ...item,
+            student_key: `odd-waiting-${value}`,
+            status: 'enrolled',
+            account_exists: false,
+            username: '',
+            email: '',
+          },
+        );
+      }
+      const read = async (path: string) => {
+        const res = await t.api(path);
+        expect(res.status).toBe(200);
+        expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+        const text = await res.text();
+        expect(Number(res.headers.get('content-length'))).toBe(Buffer.byteLength(text));
+        const page = JSON.parse(text) as Envelope<Record<string, unknown>>;
+        // Compact, fields in the contract's order, strings escaped as JSON.stringify escapes them.
+        expect(text).toBe(JSON.stringify(page));
+        return page;
+      };
+      const first = await read(`/api/v1/programs/${odd}/enrollments?page_size=9`);
+      const { pathname, search } = new URL(first.next!);
+      const second = await read(`${pathname}${search}`);
+      expect([...first.results, ...second.results]).toEqual(expected);
+      expect(Object.keys(first.results[0]!)).toEqual([
+        'student_key',
+        'status',
+        'account_exists',
+        'curriculum_uuid',
+        'username',
+        'email',
+      ]);
+    });
+
     it('defaults page_size to 100 and takes anything above 1,000 as 1,000', async () => {
       const path = `/api/v1/programs/${BIG}/enrollments`;
       const byDefault = (await json<Envelope<unknown>>(path)).body;

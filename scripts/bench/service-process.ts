@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withServiceHeap } from '../../src/config.js';
 import { freePort } from '../../src/infra/embedded.js';
 import { onCleanup } from './cleanup.js';
 
@@ -31,7 +32,10 @@ export interface ServiceOptions {
 
 /**
  * The service as `npm start` runs it, in a process of its own: the benchmark's producers and
- * listeners do not share its event loop, and its memory is its own.
+ * listeners do not share its event loop, and its memory is its own. Its heap has the bound that
+ * `npm start` and the Docker image give it (config.ts serviceHeapMiB, README "Heavy use"), so that
+ * its peak RSS is that of the service as deployed; `SERVICE_NODE_OPTIONS` replaces the bound
+ * (`SERVICE_NODE_OPTIONS=` runs it without one).
  */
 export async function startServiceProcess(options: ServiceOptions): Promise<ServiceProcess> {
   const port = await freePort();
@@ -57,6 +61,7 @@ export async function startServiceProcess(options: ServiceOptions): Promise<Serv
       EVENT_BUS: process.env.EVENT_BUS ?? 'on',
       EVENT_BUS_TOPIC_PREFIX: options.prefix,
       ...(process.env.WORKER_CONCURRENCY ? { WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY } : {}),
+      NODE_OPTIONS: process.env.SERVICE_NODE_OPTIONS ?? withServiceHeap(undefined, options.env?.BULK_CONCURRENCY),
       ...options.env,
     },
     stdio: ['ignore', 'inherit', 'inherit'],

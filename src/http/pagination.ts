@@ -1,5 +1,5 @@
-import type { FastifyRequest } from 'fastify';
-import type { KeysetWindow } from '../db/reads.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ListWindow, PageWindows } from '../db/reads.js';
 import { badRequest } from './errors.js';
 import { requestOrigin, requestPath } from './urls.js';
 
@@ -10,6 +10,7 @@ import { requestOrigin, requestPath } from './urls.js';
  */
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
+const CLOSE_OBJECT = Buffer.from('}');
 
 /** Where a page starts: after `id` going forward, or before `id` going backward. */
 interface Cursor {
@@ -20,12 +21,6 @@ interface Cursor {
 export interface PageRequest {
   pageSize: number;
   cursor: Cursor | null;
-}
-
-export interface Page<Item> {
-  next: string | null;
-  previous: string | null;
-  results: Item[];
 }
 
 /** Reads `page_size` and `cursor` from the query; a bad value of either is a 400. */
@@ -66,49 +61,59 @@ function parseCursor(raw: unknown): Cursor | null {
 }
 
 /**
- * Answers one page of a list. `fetchWindow` runs the list's query restricted to a keyset window;
- * it is called once for the page (one row more than asked, to learn whether the list goes on) and,
- * on a page reached through a cursor, once more with `limit: 1` to learn whether the list goes on
- * the other way (rows may have been deleted since the cursor was made, so that is not assumed).
+ * Answers one page of a list, as the JSON text of `{ next, previous, results }` (docs/contract.md
+ * "HTTP"): the results as Postgres wrote them (db/reads.ts listPage), between the two links.
+ * `fetchPage` runs the list's query in one statement over the page's keyset window (one row more
+ * than the page, to learn whether the list goes on) and, on a page reached through a cursor, over
+ * the window on the cursor's other side, to learn whether the list goes on that way (rows may have
+ * been deleted since the cursor was made, so that is not assumed); null when the list's owner does
+ * not exist, which `missing` then answers.
  */
-export async function paginate<Row extends { id: number }, Item>(
+export async function paginate(
   request: FastifyRequest,
+  reply: FastifyReply,
   page: PageRequest,
-  fetchWindow: (window: KeysetWindow) => Promise<Row[]>,
-  toItem: (row: Row) => Item,
-): Promise<Page<Item>> {
+  fetchPage: (windows: PageWindows) => Promise<ListWindow | null>,
+  missing: () => Error,
+): Promise<FastifyReply> {
   const { pageSize, cursor } = page;
-  // A previous page is read backwards from its cursor: the rows nearest before it, then reversed.
+  // A previous page is read backwards from its cursor: the rows nearest before it, in id order.
   const backwardFrom = cursor?.dir === 'prev' ? cursor.id : null;
   const forwardFrom = cursor?.dir === 'next' ? cursor.id : null;
-  const fetched = await fetchWindow(
+  const limit = pageSize + 1;
+  // The rows on the cursor's other side are those past the page's far end, since the page holds the
+  // list's rows nearest to the cursor.
+  const windows: PageWindows =
     backwardFrom !== null
-      ? { afterId: null, beforeId: backwardFrom, descending: true, limit: pageSize + 1 }
-      : { afterId: forwardFrom, beforeId: null, descending: false, limit: pageSize + 1 },
-  );
-  const more = fetched.length > pageSize;
-  const rows = fetched.slice(0, pageSize);
-  if (backwardFrom !== null) rows.reverse();
+      ? {
+          page: { afterId: null, beforeId: backwardFrom, descending: true, limit },
+          size: pageSize,
+          beyond: { afterId: backwardFrom - 1, beforeId: null, descending: false, limit: 1 },
+        }
+      : {
+          page: { afterId: forwardFrom, beforeId: null, descending: false, limit },
+          size: pageSize,
+          // Without a cursor this is the first page.
+          beyond:
+            forwardFrom !== null ? { afterId: null, beforeId: forwardFrom + 1, descending: true, limit: 1 } : null,
+        };
+  const fetched = await fetchPage(windows);
+  if (fetched === null) throw missing();
+  const more = fetched.found > pageSize;
+  const hasNext = backwardFrom !== null ? fetched.beyond : more;
+  const hasPrevious = backwardFrom !== null ? more : fetched.beyond;
 
   // The page's bounds; an empty page (every row past the cursor deleted) sits at the cursor.
-  const lastId = rows.at(-1)?.id ?? (backwardFrom !== null ? backwardFrom - 1 : (forwardFrom ?? 0));
-  const firstId = rows[0]?.id ?? (backwardFrom !== null ? backwardFrom : (forwardFrom ?? 0) + 1);
-  const anyAfter = async () =>
-    (await fetchWindow({ afterId: lastId, beforeId: null, descending: false, limit: 1 })).length > 0;
-  const anyBefore = async () =>
-    (await fetchWindow({ afterId: null, beforeId: firstId, descending: true, limit: 1 })).length > 0;
-
-  const hasNext = backwardFrom !== null ? await anyAfter() : more;
-  // Without a cursor this is the first page.
-  const hasPrevious = backwardFrom !== null ? more : forwardFrom !== null && (await anyBefore());
-
+  const lastId = fetched.lastId ?? (backwardFrom !== null ? backwardFrom - 1 : (forwardFrom ?? 0));
+  const firstId = fetched.firstId ?? (backwardFrom !== null ? backwardFrom : (forwardFrom ?? 0) + 1);
   const link = (to: Cursor) => {
     const query = new URLSearchParams({ page_size: String(pageSize), cursor: encodeCursor(to) });
     return `${requestOrigin(request)}${requestPath(request)}?${query}`;
   };
-  return {
-    next: hasNext ? link({ id: lastId, dir: 'next' }) : null,
-    previous: hasPrevious ? link({ id: firstId, dir: 'prev' }) : null,
-    results: rows.map(toItem),
-  };
+  const next = hasNext ? link({ id: lastId, dir: 'next' }) : null;
+  const previous = hasPrevious ? link({ id: firstId, dir: 'prev' }) : null;
+  // What JSON.stringify writes for { next, previous, results }: compact, in this order.
+  const head = Buffer.from(`{"next":${JSON.stringify(next)},"previous":${JSON.stringify(previous)},"results":`);
+  const body = Buffer.concat([head, fetched.itemsJson, CLOSE_OBJECT]);
+  return reply.type('application/json; charset=utf-8').send(body);
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { loadProgram } from '../../db/programs.js';
-import { learnerHistory, listProgramCourseEnrollments, listProgramEnrollments, programExists } from '../../db/reads.js';
+import { learnerHistory, listProgramCourseEnrollments, listProgramEnrollments } from '../../db/reads.js';
 import { resolveCourseKey } from '../../domain/program.js';
 import type { HttpDeps } from '../deps.js';
 import { notFound } from '../errors.js';
@@ -26,29 +26,26 @@ export async function registerProgramRoutes(api: FastifyInstance, { database }: 
 
   const read = { config: { access: { scope: 'program', permission: 'read' } as const } };
 
-  api.get<{ Params: { program_uuid: string } }>('/v1/programs/:program_uuid/enrollments', read, async (request) => {
-    const page = parsePageRequest(request.query);
-    const programUuid = programUuidParam(request.params.program_uuid);
-    if (!(await programExists(sql, programUuid))) throw notFound(`unknown program ${request.params.program_uuid}`);
-    return paginate(
-      request,
-      page,
-      (window) => listProgramEnrollments(sql, programUuid, window),
-      (row) => ({
-        student_key: row.studentKey,
-        status: row.status,
-        account_exists: row.accountExists,
-        curriculum_uuid: row.curriculumUuid,
-        username: row.username,
-        email: row.email,
-      }),
-    );
-  });
+  api.get<{ Params: { program_uuid: string } }>(
+    '/v1/programs/:program_uuid/enrollments',
+    read,
+    async (request, reply) => {
+      const page = parsePageRequest(request.query);
+      const programUuid = programUuidParam(request.params.program_uuid);
+      return paginate(
+        request,
+        reply,
+        page,
+        (windows) => listProgramEnrollments(sql, programUuid, windows),
+        () => notFound(`unknown program ${request.params.program_uuid}`),
+      );
+    },
+  );
 
   api.get<{ Params: { program_uuid: string; course_key: string } }>(
     '/v1/programs/:program_uuid/courses/:course_key/enrollments',
     read,
-    async (request) => {
+    async (request, reply) => {
       const page = parsePageRequest(request.query);
       const programUuid = programUuidParam(request.params.program_uuid);
       const program = await loadProgram(sql, programUuid);
@@ -59,15 +56,10 @@ export async function registerProgramRoutes(api: FastifyInstance, { database }: 
       if (courseKey === null) throw notFound(`course ${sent} is not in program ${programUuid}`);
       return paginate(
         request,
+        reply,
         page,
-        (window) => listProgramCourseEnrollments(sql, programUuid, courseKey, window),
-        (row) => ({
-          student_key: row.studentKey,
-          status: row.status,
-          account_exists: row.accountExists,
-          curriculum_uuid: row.curriculumUuid,
-          course_staff: row.courseStaff,
-        }),
+        (windows) => listProgramCourseEnrollments(sql, programUuid, courseKey, windows),
+        () => notFound(`unknown program ${request.params.program_uuid}`),
       );
     },
   );
