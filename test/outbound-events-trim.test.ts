@@ -24,7 +24,8 @@ let sampler: Promise<void>;
 
 async function published(): Promise<{ enrollments: number; roles: number }> {
   const rows = await t.sql<{ topic: string; n: number }[]>`
-    select topic, count(*)::int as n from outbox where published_at is not null group by topic`;
+    select topic, count(*)::int as n from outbox o
+    where not exists (select from outbox_pending p where p.id = o.id) group by topic`;
   const of = (suffix: string) => rows.find((r) => r.topic.endsWith(suffix))?.n ?? 0;
   return { enrollments: of('enrollment-lifecycle'), roles: of('role-lifecycle') };
 }

@@ -294,3 +294,30 @@ describe('EVENT_BUS=off', () => {
     }
   });
 });
+
+describe('retention', () => {
+  it('the daily maintenance deletes published events older than the retention, and keeps pending ones however old', async () => {
+    await untilAllPublished(t.sql);
+    const before = (await outboxRows(t.sql)).map((r) => r.id);
+    // A row that waits (as behind a full stream): its topic is none the relay publishes.
+    const [waiting] = await t.sql<{ id: number }[]>`
+      with o as (
+        insert into outbox (event_type, topic, user_id, course_key, username, email)
+        values ('org.openedx.learning.course.enrollment.created.v1', 'no-such-topic', 1, ${c1}, 'u', '')
+        returning id)
+      insert into outbox_pending (id) select id from o returning id::float8 as id`;
+    const old = before.slice(0, 2);
+    // Past the default retention of 7 days.
+    await t.sql`
+      update outbox set occurred_at = now() - interval '8 days' where id = any(${[...old, waiting!.id]}::bigint[])`;
+    try {
+      completed(await t.run('enrollments', 'expire-waiting-enrollments', { expiration_days: 20 }));
+      const after = await outboxRows(t.sql);
+      expect(after.map((r) => r.id)).toEqual([...before.filter((id) => !old.includes(id)), waiting!.id]);
+      expect(after.at(-1)!.published).toBe(false);
+    } finally {
+      await t.sql`delete from outbox_pending where id = ${waiting!.id}`;
+      await t.sql`delete from outbox where id = ${waiting!.id}`;
+    }
+  });
+});

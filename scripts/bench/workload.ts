@@ -152,7 +152,7 @@ export async function outboxPublished(sql: Sql, stallMs = 120_000): Promise<numb
   let last = Number.POSITIVE_INFINITY;
   let deadline = Date.now() + stallMs;
   for (;;) {
-    const [row] = await sql<[{ n: number }]>`select count(*)::int as n from outbox where published_at is null`;
+    const [row] = await sql<[{ n: number }]>`select count(*)::int as n from outbox_pending`;
     if (row.n === 0) return Date.now();
     if (row.n < last) {
       last = row.n;

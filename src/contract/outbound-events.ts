@@ -151,9 +151,21 @@ export function encodeEventData(type: EventType, data: EventData): Buffer {
   return AVRO_TYPE_OF[type].toBuffer(data);
 }
 
-/** A time as Python's `datetime.isoformat()` writes an aware UTC time: microseconds and `+00:00`. */
+let lastTime = Number.NaN;
+let lastTimeText = '';
+
+/**
+ * A time as Python's `datetime.isoformat()` writes an aware UTC time: microseconds and `+00:00`.
+ * The last one is kept: the events of one transaction share their time, and a created CE's
+ * creation time too, so the relay formats about one a write's chunk instead of two an event.
+ */
 export function eventTime(at: Date): string {
-  return `${at.toISOString().slice(0, 23)}000+00:00`;
+  const ms = at.getTime();
+  if (ms !== lastTime) {
+    lastTime = ms;
+    lastTimeText = `${at.toISOString().slice(0, 23)}000+00:00`;
+  }
+  return lastTimeText;
 }
 
 export interface OutboundEvent {
@@ -163,24 +175,25 @@ export interface OutboundEvent {
   data: EventData;
 }
 
-/** The fields of one stream entry, in the order the stock producer writes them. */
-export function streamEntryFields(event: OutboundEvent, sourceHost: string): Array<string | Buffer> {
+/**
+ * The fields of a stream entry, in the order the stock producer writes them: each field's value,
+ * or null for those that differ from event to event (`streamEntryValues`, in this order). The
+ * relay sends the fixed ones once a batch (infra/event-bus.ts).
+ */
+export function streamEntryTemplate(sourceHost: string): Array<[field: string, value: string | null]> {
   return [
-    'type',
-    event.type,
-    'id',
-    event.id,
-    'source',
-    EVENT_SOURCE,
-    'time',
-    eventTime(event.time),
-    'minorversion',
-    '0',
-    'sourcehost',
-    sourceHost,
-    'sourcelib',
-    EVENT_SOURCE_LIB,
-    'event_data',
-    encodeEventData(event.type, event.data),
+    ['type', null],
+    ['id', null],
+    ['source', EVENT_SOURCE],
+    ['time', null],
+    ['minorversion', '0'],
+    ['sourcehost', sourceHost],
+    ['sourcelib', EVENT_SOURCE_LIB],
+    ['event_data', null],
   ];
+}
+
+/** The values of one event's entry that `streamEntryTemplate` leaves open, in its order. */
+export function streamEntryValues(event: OutboundEvent): Array<string | Buffer> {
+  return [event.type, event.id, eventTime(event.time), encodeEventData(event.type, event.data)];
 }

@@ -1,4 +1,11 @@
-import { type EventType, streamEntryFields, streamKey, TOPICS, type Topic } from '../contract/outbound-events.js';
+import {
+  type EventType,
+  streamEntryTemplate,
+  streamEntryValues,
+  streamKey,
+  TOPICS,
+  type Topic,
+} from '../contract/outbound-events.js';
 import type { Database } from '../db/client.js';
 import { markPublished, tryLeadRelay, type UnpublishedEvent, unpublishedEvents } from '../db/outbox.js';
 import { eventData } from '../domain/course-access-events.js';
@@ -8,7 +15,7 @@ export interface PublishSettings {
   topicPrefix: string | undefined;
   /** Undelivered entries a stream may hold (contract: 1,000,000). */
   maxUndelivered: number;
-  /** Rows per round: one XADD pipeline per stream. */
+  /** Rows per round: one append script call per stream (infra/event-bus.ts). */
   batchSize: number;
   /** The `sourcehost` field. */
   sourceHost: string;
@@ -59,17 +66,16 @@ export async function publishRound(
       room.set(row.topic, left - 1);
       chosen.push(row);
     }
+    const template = streamEntryTemplate(settings.sourceHost);
     await Promise.all(
       open.map((topic) =>
         streams.append(
           streamKey(settings.topicPrefix, topic),
+          template,
           chosen
             .filter((row) => row.topic === topic)
             .map((row) =>
-              streamEntryFields(
-                { id: row.eventId, type: row.type, time: row.occurredAt, data: eventData(row) },
-                settings.sourceHost,
-              ),
+              streamEntryValues({ id: row.eventId, type: row.type, time: row.occurredAt, data: eventData(row) }),
             ),
         ),
       ),

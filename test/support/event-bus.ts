@@ -20,7 +20,8 @@ export interface OutboxRow {
   email: string;
   enrolled_at: Date | null;
   occurred_at: Date;
-  published_at: Date | null;
+  /** Whether the relay has published it (its `outbox_pending` row is gone). */
+  published: boolean;
 }
 
 /** The test's two streams (the service's topic prefix is the test's queue prefix). */
@@ -31,7 +32,8 @@ export function streamsOf(prefix: string): { enrollments: string; roles: string 
 export function outboxRows(sql: Sql, afterId = 0): Promise<OutboxRow[]> {
   return sql<OutboxRow[]>`
     select id::float8 as id, event_id, event_type, topic, user_id::float8 as user_id, course_key, mode, is_active,
-           org_key, username, email, enrolled_at, occurred_at, published_at
+           org_key, username, email, enrolled_at, occurred_at,
+           not exists (select from outbox_pending p where p.id = outbox.id) as published
     from outbox where id > ${afterId} order by id`;
 }
 
@@ -40,7 +42,7 @@ export async function untilAllPublished(sql: Sql, timeoutMs = 30_000): Promise<n
   return waitFor(
     async () => {
       const [row] = await sql<{ total: number; waiting: number }[]>`
-        select count(*)::int as total, count(*) filter (where published_at is null)::int as waiting from outbox`;
+        select (select count(*) from outbox)::int as total, (select count(*) from outbox_pending)::int as waiting`;
       return row!.waiting === 0 ? row!.total : undefined;
     },
     timeoutMs,
