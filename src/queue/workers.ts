@@ -18,6 +18,20 @@ import { lazyDataChars, ReadableWorker, recordsOfJob, UnreadableJobData } from '
 const MAX_SELF_RETRIES = 100;
 const MAX_SELF_RETRIES_ON_UNIQUE_VIOLATION = 5;
 
+/**
+ * Puts a job back in the delayed set to run again at `at` (the caller then throws DelayedError). When
+ * Redis is away or (a Cluster) moving slots at that moment, the job is left active without its
+ * lock renewed: the stall check hands it back once Redis answers (JOB_LOCK_MS), so a fault meant
+ * to be retried never turns into a failed job because the retry itself met the fault.
+ */
+async function comeBackLater(job: Job, at: number, token: string | undefined): Promise<void> {
+  try {
+    await job.moveToDelayed(at, token);
+  } catch (raw) {
+    if (!isRedisConnectionError(coerceError(raw))) throw raw;
+  }
+}
+
 /** The identity of a job across runs (src/db/job-ledger.ts `ledgerKeys`). */
 function jobKey(queue: string, job: Job): string {
   const custom = job.opts?.jobId !== undefined && job.opts.jobId !== null;
@@ -163,7 +177,7 @@ export function startWorkers(
         if (bulk && bulkRunning >= config.BULK_CONCURRENCY) {
           metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'deferred' });
           const waiting = Math.max(1, bulkKnown - bulkRunning);
-          await job.moveToDelayed(Date.now() + bulkRetryDelayMs(waiting, config.BULK_CONCURRENCY), token);
+          await comeBackLater(job, Date.now() + bulkRetryDelayMs(waiting, config.BULK_CONCURRENCY), token);
           throw new DelayedError();
         }
         if (bulk) bulkRunning++;
@@ -227,13 +241,13 @@ export function startWorkers(
         if (err instanceof JobRejectedError) throw rejected(err.message);
         if (handingBack && ctx.signal.aborted) {
           // Shutting down: back to the queue at once, for another worker, without using an attempt.
-          await job.moveToDelayed(Date.now(), token);
+          await comeBackLater(job, Date.now(), token);
           throw new DelayedError();
         }
         if (err instanceof LockBusyError) {
           metrics.lockWaits.inc();
           metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'delayed' });
-          await job.moveToDelayed(Date.now() + 20 + Math.random() * 150, token);
+          await comeBackLater(job, Date.now() + 20 + Math.random() * 150, token);
           throw new DelayedError();
         }
         const retryable = asRetryable(err);
@@ -243,7 +257,7 @@ export function startWorkers(
           const delay = retryDelayMs(await selfRetries.count(queue, job).catch(() => 1));
           ctx.log.warn({ err: err.message, code: retryable.code, delay }, 'transient fault; retrying');
           metrics.jobs.inc({ queue, name: metricJobName(job.name), outcome: 'retried' });
-          await job.moveToDelayed(Date.now() + delay, token);
+          await comeBackLater(job, Date.now() + delay, token);
           throw new DelayedError();
         }
         err.message = capFailedReason(err.message);
