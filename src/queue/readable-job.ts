@@ -1,4 +1,5 @@
 import { Job, type JobJson, Queue, Worker } from 'bullmq';
+import { isRedisConnectionError } from '../infra/redis.js';
 
 /**
  * What a job carries when the data that a producer wrote to Redis is not JSON: BullMQ's own
@@ -191,10 +192,31 @@ export class ReadableQueue extends Queue {
   }
 }
 
-/** A Worker that takes jobs as ReadableJob, so that unreadable data reaches the processor. */
+/**
+ * A Worker that takes jobs as ReadableJob, so that unreadable data reaches the processor, and that
+ * never fails a job because recording its completion met a Redis fault that passes.
+ */
 export class ReadableWorker extends Worker {
   protected override get Job(): typeof Job {
     // A subclass with the same constructor; TypeScript cannot see through Job's generic constructor.
     return ReadableJob as unknown as typeof Job;
+  }
+
+  /**
+   * BullMQ retries recording a completion only while the connection is closed; a Cluster that is
+   * electing a master answers `CLUSTERDOWN` or `MOVED` instead, and BullMQ would then fail the job
+   * with that error although its work is done (docs/contract.md "Delivery, retries and
+   * idempotency": transient faults never fail a job). Such a job is left active without its lock
+   * renewed: the stall check hands it back once Redis answers, and the run after finds its result
+   * in the job ledger.
+   */
+  protected override async handleCompleted(...args: Parameters<Worker['handleCompleted']>) {
+    try {
+      return await super.handleCompleted(...args);
+    } catch (err) {
+      // No next job handed over: the worker fetches one itself.
+      if (err instanceof Error && isRedisConnectionError(err)) return undefined as unknown as Job;
+      throw err;
+    }
   }
 }
