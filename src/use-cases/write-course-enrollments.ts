@@ -56,11 +56,19 @@ async function writeCourseEnrollmentsChunk(
   const { program, courseKey, action, stamp } = write;
   const org = program.organizationKey;
   const lowers = chunk.map((r) => r.lower);
-  const known = await lockLearners(
-    tx,
-    chunk.map((r) => ({ organizationKey: org, studentKey: r.sent, studentKeyLower: r.lower })),
-  );
-  const elsewhere = new Set(await activeInCourseElsewhere(tx, program.programUuid, org, courseKey, lowers));
+  // The learners' locks and the reads, sent together (one round trip): Postgres runs them in the
+  // order sent, so the reads see the rows as they are under the locks. A learner whose row expiry
+  // deleted meanwhile is locked again on a later pass; it has no PE left, so the reads are right
+  // about it too.
+  const [known, elsewhereLowers, firstRows] = await Promise.all([
+    lockLearners(
+      tx,
+      chunk.map((r) => ({ organizationKey: org, studentKey: r.sent, studentKeyLower: r.lower })),
+    ),
+    activeInCourseElsewhere(tx, program.programUuid, org, courseKey, lowers),
+    enrollmentsInCourse(tx, program.programUuid, courseKey, lowers),
+  ]);
+  const elsewhere = new Set(elsewhereLowers);
   const planOn = (rows: CourseWriteRow[]) =>
     planCourseWrites(chunk, action, {
       enrollments: new Map(rows.map((r) => [r.lower, { peId: r.peId, userId: r.userId }])),
@@ -69,12 +77,18 @@ async function writeCourseEnrollmentsChunk(
       ),
       activeElsewhere: elsewhere,
     });
-  let rows = await enrollmentsInCourse(tx, program.programUuid, courseKey, lowers);
+  let rows = firstRows;
   let plan = planOn(rows);
   // A write to a waiting PE of a learner whose account is now known links it first (rule 5). A
   // record that ends in an error is no write: it changes nothing (rules 1 and 8), so its learner's
   // PE stays as it was. Linking changes none of the checks, only the accounts the plan writes for.
-  const written = chunk.filter((r) => isCourseStatus(plan.results[r.sent]!)).map((r) => r.lower);
+  // Only a PE read as waiting can be one to link: the program's PE of each learner is in `rows`,
+  // read under the learners' row locks, which every link and every PE insert takes first
+  // (db/learners.ts `lockLearners`), so a chunk of realized PEs skips the look-up of waiting ones.
+  const waitingPe = new Set(rows.filter((r) => r.userId === null).map((r) => r.lower));
+  const written = chunk
+    .filter((r) => waitingPe.has(r.lower) && isCourseStatus(plan.results[r.sent]!))
+    .map((r) => r.lower);
   if (await linkWaitingOfKnownLearners(tx, program.programUuid, org, written, known, stamp, log)) {
     rows = await enrollmentsInCourse(tx, program.programUuid, courseKey, lowers);
     plan = planOn(rows);
@@ -94,6 +108,7 @@ async function writeCourseEnrollmentsChunk(
         programEnrollmentId: x.peId,
         action: 'changed',
         changes: { status: [x.from, x.to] },
+        courseKey,
       });
     }
   }
@@ -136,6 +151,7 @@ async function writeCourseEnrollmentsChunk(
           status: [null, x.status],
           ...(row.ceId !== null ? { course_enrollment_id: [null, row.ceId] } : {}),
         },
+        courseKey,
       });
     }
   }
