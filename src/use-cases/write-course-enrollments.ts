@@ -56,15 +56,14 @@ async function writeCourseEnrollmentsChunk(
   const { program, courseKey, action, stamp } = write;
   const org = program.organizationKey;
   const lowers = chunk.map((r) => r.lower);
-  // The learners' locks and the reads, sent together (one round trip): Postgres runs them in the
-  // order sent, so the reads see the rows as they are under the locks. A learner whose row expiry
-  // deleted meanwhile is locked again on a later pass; it has no PE left, so the reads are right
-  // about it too.
-  const [known, elsewhereLowers, firstRows] = await Promise.all([
-    lockLearners(
-      tx,
-      chunk.map((r) => ({ organizationKey: org, studentKey: r.sent, studentKeyLower: r.lower })),
-    ),
+  // The reads wait for the learners' locks: a learner's row that is gone (expiry deleted it) is
+  // created and locked on a later pass, and a PE that a concurrent write created with it must be
+  // read after that. The two reads go together (one round trip).
+  const known = await lockLearners(
+    tx,
+    chunk.map((r) => ({ organizationKey: org, studentKey: r.sent, studentKeyLower: r.lower })),
+  );
+  const [elsewhereLowers, firstRows] = await Promise.all([
     activeInCourseElsewhere(tx, program.programUuid, org, courseKey, lowers),
     enrollmentsInCourse(tx, program.programUuid, courseKey, lowers),
   ]);
