@@ -16,13 +16,16 @@ it('allows 128 MiB plus 64 MiB per bulk slot, 256 MiB at the default BULK_CONCUR
   expect(serviceHeapMiB('nonsense')).toBe(256);
 });
 
-it("adds the bound to NODE_OPTIONS, and keeps an operator's own", () => {
-  expect(withServiceHeap(undefined, '2')).toBe('--max-old-space-size=256');
-  expect(withServiceHeap('--enable-source-maps', '3')).toBe('--enable-source-maps --max-old-space-size=320');
-  expect(withServiceHeap('--max-old-space-size=1024', '2')).toBe('--max-old-space-size=1024');
+it("adds the bound and the young generation's size to NODE_OPTIONS, and keeps an operator's own", () => {
+  expect(withServiceHeap(undefined, '2')).toBe('--max-old-space-size=256 --max-semi-space-size=16');
+  expect(withServiceHeap('--enable-source-maps', '3')).toBe(
+    '--enable-source-maps --max-old-space-size=320 --max-semi-space-size=16',
+  );
+  expect(withServiceHeap('--max-old-space-size=1024', '2')).toBe('--max-old-space-size=1024 --max-semi-space-size=16');
+  expect(withServiceHeap('--max-semi-space-size=4', '2')).toBe('--max-semi-space-size=4 --max-old-space-size=256');
 });
 
 it('is set in the Docker image for the default BULK_CONCURRENCY', () => {
   const dockerfile = readFileSync(path.resolve(import.meta.dirname, '../../Dockerfile'), 'utf8');
-  expect(dockerfile).toContain(`ENV NODE_OPTIONS=--max-old-space-size=${serviceHeapMiB(undefined)}\n`);
+  expect(dockerfile).toContain(`ENV NODE_OPTIONS="${withServiceHeap(undefined, undefined)}"\n`);
 });
