@@ -30,8 +30,9 @@ export function stampOfAccount(stamps: Stamps, userId: number): JobStamp {
 /**
  * Writes history rows in one statement, in the order given. PCE and CE rows name their course
  * (`course_key`): a row that only changes a status or a mode would otherwise name the course by an
- * internal id. Neither key ever changes, so it is read from the row itself, or from its `changes`
- * when the row is already gone.
+ * internal id. Neither key ever changes, so it is taken as the writer gives it (`courseKey`: the
+ * bulk writes have it, which spares a primary-key look-up a row), else read from the row itself,
+ * or from its `changes` when the row is already gone.
  */
 export async function insertHistory(
   tx: Tx,
@@ -44,14 +45,14 @@ export async function insertHistory(
   await tx`
     insert into history (entity, entity_id, program_enrollment_id, action, changes, job_id, queue, requested_by, course_key)
     select h.entity, h.entity_id, h.pe_id, h.action, h.changes::jsonb, h.job_id, h.queue, h.requested_by,
-           case h.entity
+           coalesce(h.course_key, case h.entity
              when 'program_course_enrollment' then coalesce(
                (select pce.course_key from program_course_enrollments pce where pce.id = h.entity_id),
                h.changes::jsonb -> 'course_key' ->> 1)
              when 'course_enrollment' then coalesce(
                (select ce.course_key from course_enrollments ce where ce.id = h.entity_id),
                h.changes::jsonb -> 'course_key' ->> 1)
-           end
+           end)
     from unnest(
       ${rows.map((r) => r.entity)}::text[],
       ${rows.map((r) => r.entityId)}::bigint[],
@@ -60,8 +61,9 @@ export async function insertHistory(
       ${rows.map((r) => JSON.stringify(r.changes))}::text[],
       ${rows.map((_, i) => stampOf(i).jobId)}::text[],
       ${rows.map((_, i) => stampOf(i).queue)}::text[],
-      ${rows.map((_, i) => stampOf(i).requestedBy)}::text[]
-    ) with ordinality as h(entity, entity_id, pe_id, action, changes, job_id, queue, requested_by, n)
+      ${rows.map((_, i) => stampOf(i).requestedBy)}::text[],
+      ${rows.map((r) => r.courseKey ?? null)}::text[]
+    ) with ordinality as h(entity, entity_id, pe_id, action, changes, job_id, queue, requested_by, course_key, n)
     order by h.n`;
 }
 

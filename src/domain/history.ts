@@ -24,4 +24,9 @@ export interface HistoryRow {
   programEnrollmentId: number | null;
   action: Action;
   changes: Changes;
+  /**
+   * The course of a PCE or CE row, when the writer has it at hand; otherwise `insertHistory` reads
+   * it from the row (db/history.ts).
+   */
+  courseKey?: string;
 }

@@ -105,6 +105,7 @@ async function writeCourseEnrollments(
           mode: [null, ce.mode],
           is_active: [null, ce.isActive],
         },
+        courseKey: ce.courseKey,
       });
     }
   }
@@ -131,6 +132,7 @@ async function writeCourseEnrollments(
       programEnrollmentId: null,
       action: 'changed',
       changes: diff,
+      courseKey: before.courseKey,
     });
   }
   return { changes, history };
@@ -189,16 +191,17 @@ export async function applyCourseEffects(
     relinks.length ? setPceCourseEnrollments(tx, relinks) : [],
   ]);
   if (rows.length) {
-    const userOfPce = new Map(effects.map((e) => [e.pceId, e.userId]));
+    const effectOfPce = new Map(effects.map((e) => [e.pceId, e]));
     await insertAccountHistory(
       tx,
       rows.map((r) => ({
-        userId: userOfPce.get(r.id)!,
+        userId: effectOfPce.get(r.id)!.userId,
         entity: 'program_course_enrollment',
         entityId: r.id,
         programEnrollmentId: r.peId,
         action: 'changed',
         changes: { course_enrollment_id: [r.old, r.ceId] },
+        courseKey: effectOfPce.get(r.id)!.courseKey,
       })),
       stamps,
     );
