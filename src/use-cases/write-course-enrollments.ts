@@ -56,18 +56,11 @@ async function writeCourseEnrollmentsChunk(
   const { program, courseKey, action, stamp } = write;
   const org = program.organizationKey;
   const lowers = chunk.map((r) => r.lower);
-  // The reads wait for the learners' locks: a learner's row that is gone (expiry deleted it) is
-  // created and locked on a later pass, and a PE that a concurrent write created with it must be
-  // read after that. The two reads go together (one round trip).
   const known = await lockLearners(
     tx,
     chunk.map((r) => ({ organizationKey: org, studentKey: r.sent, studentKeyLower: r.lower })),
   );
-  const [elsewhereLowers, firstRows] = await Promise.all([
-    activeInCourseElsewhere(tx, program.programUuid, org, courseKey, lowers),
-    enrollmentsInCourse(tx, program.programUuid, courseKey, lowers),
-  ]);
-  const elsewhere = new Set(elsewhereLowers);
+  const elsewhere = new Set(await activeInCourseElsewhere(tx, program.programUuid, org, courseKey, lowers));
   const planOn = (rows: CourseWriteRow[]) =>
     planCourseWrites(chunk, action, {
       enrollments: new Map(rows.map((r) => [r.lower, { peId: r.peId, userId: r.userId }])),
@@ -76,18 +69,12 @@ async function writeCourseEnrollmentsChunk(
       ),
       activeElsewhere: elsewhere,
     });
-  let rows = firstRows;
+  let rows = await enrollmentsInCourse(tx, program.programUuid, courseKey, lowers);
   let plan = planOn(rows);
   // A write to a waiting PE of a learner whose account is now known links it first (rule 5). A
   // record that ends in an error is no write: it changes nothing (rules 1 and 8), so its learner's
   // PE stays as it was. Linking changes none of the checks, only the accounts the plan writes for.
-  // Only a PE read as waiting can be one to link: the program's PE of each learner is in `rows`,
-  // read under the learners' row locks, which every link and every PE insert takes first
-  // (db/learners.ts `lockLearners`), so a chunk of realized PEs skips the look-up of waiting ones.
-  const waitingPe = new Set(rows.filter((r) => r.userId === null).map((r) => r.lower));
-  const written = chunk
-    .filter((r) => waitingPe.has(r.lower) && isCourseStatus(plan.results[r.sent]!))
-    .map((r) => r.lower);
+  const written = chunk.filter((r) => isCourseStatus(plan.results[r.sent]!)).map((r) => r.lower);
   if (await linkWaitingOfKnownLearners(tx, program.programUuid, org, written, known, stamp, log)) {
     rows = await enrollmentsInCourse(tx, program.programUuid, courseKey, lowers);
     plan = planOn(rows);
