@@ -11,6 +11,7 @@ import type { Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
 import { LearnerCourseLocks } from '../src/lock/learner-course-locks.js';
+import { outboxRows } from './support/event-bus.js';
 import {
   type Account,
   type AccountCreatedResult,
@@ -146,8 +147,18 @@ async function snapshot(t: TestService, labelOfJob: ReadonlyMap<string, string>)
         ? { course_enrollment_id: changes.course_enrollment_id!.map((v) => v !== null) }
         : changes,
   }));
-  const outbox = await t.sql`
-    select event_type, user_id::float8 as user_id, course_key, mode, is_active, org_key, username, email from outbox`;
+  const outbox = (await outboxRows(t.sql)).map(
+    ({ event_type, user_id, course_key, mode, is_active, org_key, username, email }) => ({
+      event_type,
+      user_id,
+      course_key,
+      mode,
+      is_active,
+      org_key,
+      username,
+      email,
+    }),
+  );
   return {
     pes: sort(pes),
     pces: sort(pces),

@@ -24,8 +24,12 @@ let sampler: Promise<void>;
 
 async function published(): Promise<{ enrollments: number; roles: number }> {
   const rows = await t.sql<{ topic: string; n: number }[]>`
-    select topic, count(*)::int as n from outbox o
-    where not exists (select from outbox_pending p where p.id = o.id) group by topic`;
+    select b.topic, sum(b.event_count - coalesce(u.unpublished, 0))::int as n
+    from outbox_batches b
+    left join lateral (
+      select b.event_count - published as unpublished from outbox_unpublished where batch_id = b.id
+    ) u on true
+    group by b.topic`;
   const of = (suffix: string) => rows.find((r) => r.topic.endsWith(suffix))?.n ?? 0;
   return { enrollments: of('enrollment-lifecycle'), roles: of('role-lifecycle') };
 }

@@ -298,26 +298,30 @@ describe('EVENT_BUS=off', () => {
 describe('retention', () => {
   it('the daily maintenance deletes published events older than the retention, and keeps pending ones however old', async () => {
     await untilAllPublished(t.sql);
-    const before = (await outboxRows(t.sql)).map((r) => r.id);
-    // A row that waits (as behind a full stream): its topic is none the relay publishes.
+    const batchIds = async () => [...new Set((await outboxRows(t.sql)).map((r) => r.id))];
+    const before = await batchIds();
+    // A batch that waits (as behind a full stream): its topic is none the relay publishes.
     const [waiting] = await t.sql<{ id: number }[]>`
-      with o as (
-        insert into outbox (event_type, topic, user_id, course_key, username, email)
-        values ('org.openedx.learning.course.enrollment.created.v1', 'no-such-topic', 1, ${c1}, 'u', '')
+      with b as (
+        insert into outbox_batches (topic, event_count, event_ids, event_types, user_ids, course_keys, modes, is_active,
+                                    org_keys, usernames, emails, enrolled_at)
+        values ('no-such-topic', 1, array[gen_random_uuid()], array['org.openedx.learning.course.enrollment.created.v1'],
+                array[1]::bigint[], array[${c1}], array['masters'], array[true], array[null]::text[], array['u'],
+                array[''], array[now()])
         returning id)
-      insert into outbox_pending (id) select id from o returning id::float8 as id`;
+      insert into outbox_unpublished (batch_id) select id from b returning batch_id::float8 as id`;
     const old = before.slice(0, 2);
     // Past the default retention of 7 days.
     await t.sql`
-      update outbox set occurred_at = now() - interval '8 days' where id = any(${[...old, waiting!.id]}::bigint[])`;
+      update outbox_batches set occurred_at = now() - interval '8 days'
+      where id = any(${[...old, waiting!.id]}::bigint[])`;
     try {
       completed(await t.run('enrollments', 'expire-waiting-enrollments', { expiration_days: 20 }));
-      const after = await outboxRows(t.sql);
-      expect(after.map((r) => r.id)).toEqual([...before.filter((id) => !old.includes(id)), waiting!.id]);
-      expect(after.at(-1)!.published).toBe(false);
+      expect(await batchIds()).toEqual([...before.filter((id) => !old.includes(id)), waiting!.id]);
+      expect((await outboxRows(t.sql)).at(-1)!.published).toBe(false);
     } finally {
-      await t.sql`delete from outbox_pending where id = ${waiting!.id}`;
-      await t.sql`delete from outbox where id = ${waiting!.id}`;
+      await t.sql`delete from outbox_unpublished where batch_id = ${waiting!.id}`;
+      await t.sql`delete from outbox_batches where id = ${waiting!.id}`;
     }
   });
 });

@@ -144,7 +144,7 @@ export async function bulkWrite(
 }
 
 /**
- * Waits until the relay has published every outbox row (the outbound events of the writes so far)
+ * Waits until the relay has published every outbox event (the outbound events of the writes so far)
  * and returns when that was (ms since the epoch); throws when the backlog stops shrinking for
  * `stallMs`. Polled every 50 ms, so the time is at most that late.
  */
@@ -152,12 +152,14 @@ export async function outboxPublished(sql: Sql, stallMs = 120_000): Promise<numb
   let last = Number.POSITIVE_INFINITY;
   let deadline = Date.now() + stallMs;
   for (;;) {
-    const [row] = await sql<[{ n: number }]>`select count(*)::int as n from outbox_pending`;
+    const [row] = await sql<[{ n: number }]>`
+      select coalesce(sum(b.event_count - u.published), 0)::int as n
+      from outbox_unpublished u join lateral (select event_count from outbox_batches where id = u.batch_id offset 0) b on true`;
     if (row.n === 0) return Date.now();
     if (row.n < last) {
       last = row.n;
       deadline = Date.now() + stallMs;
-    } else if (Date.now() > deadline) throw new Error(`${row.n} outbox rows unpublished for ${stallMs} ms`);
+    } else if (Date.now() > deadline) throw new Error(`${row.n} outbox events unpublished for ${stallMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -11,7 +11,13 @@ export interface CourseEnrollmentRow {
 
 // postgres.js sends a JS boolean array with the wrong type; booleans travel as text ('true'/'false').
 
-/** Locks the CEs of these (account, course) pairs that exist, by id. */
+/**
+ * Locks the CEs of these (account, course) pairs that exist, in `id` order (the order every
+ * statement that locks CEs takes them in). Each pair is one probe of the unique index
+ * (`lateral … offset 0`), and the CEs found are locked through the primary key: as a join, the
+ * planner hashed every CE for each chunk (`auto_explain`: a sequential scan of the whole table),
+ * a cost that grew with the table.
+ */
 export async function lockCourseEnrollments(
   tx: Tx,
   pairs: ReadonlyArray<{ userId: number; courseKey: string }>,
@@ -19,8 +25,13 @@ export async function lockCourseEnrollments(
   return tx<CourseEnrollmentRow[]>`
     select ce.id, ce.user_id as "userId", ce.course_key as "courseKey", ce.mode, ce.is_active as "isActive"
     from course_enrollments ce
-    join unnest(${pairs.map((p) => p.userId)}::bigint[], ${pairs.map((p) => p.courseKey)}::text[]) as p(user_id, course_key)
-      on ce.user_id = p.user_id and ce.course_key = p.course_key
+    where ce.id = any(array(
+      select found.id
+      from unnest(${pairs.map((p) => p.userId)}::bigint[], ${pairs.map((p) => p.courseKey)}::text[]) as p(user_id, course_key)
+      join lateral (
+        select id from course_enrollments where user_id = p.user_id and course_key = p.course_key offset 0
+      ) found on true
+    ))
     order by ce.id
     for update of ce`;
 }

@@ -1,40 +1,51 @@
-import { ENROLLMENT_CHANGED, ENROLLMENT_CREATED, TOPIC_OF, type Topic } from '../contract/outbound-events.js';
+import {
+  ENROLLMENT_CHANGED,
+  ENROLLMENT_CREATED,
+  type EventType,
+  TOPIC_OF,
+  type Topic,
+} from '../contract/outbound-events.js';
 import type { CourseAccessEvent, StoredCourseAccessEvent } from '../domain/course-access-events.js';
 import type { Queryable, Tx } from './client.js';
 
 /**
- * The outbox of the outbound events (contract.md "Outbound events"). Rows are inserted in the
- * transaction of the change they report and published by one relay at a time.
+ * The outbox of the outbound events (contract.md "Outbound events"). The events a statement writes
+ * are stored together, one batch row per topic, in the transaction of the change they report, and
+ * published by one relay at a time.
  *
- * Order per account and course. The relay publishes rows in `id` order, and only one relay runs
- * at a time (`tryLeadRelay`). A bigserial is not commit order in general: a transaction may take
- * an id, and commit after one that took a later id. But two transactions that write events of the
- * same account and course both hold a row lock on that pair first: the course enrollment row
- * (locked `for update`, or being inserted, which makes a concurrent insert wait) for enrollment
- * events, the `course_staff_roles` row (being inserted or deleted) for role events. The second
- * one inserts its events only after the first has committed, so its ids are higher and, once it
- * is visible, the first one's rows are visible too. Publishing in `id` order therefore publishes
- * the events of one account and course in commit order, whatever the relay's snapshot. A row's
- * `outbox_pending` row, which the relay reads it through, is inserted by the same statement with
- * the same `id`, so the same holds of it.
+ * Order per account and course. The relay publishes batches in `id` order, and the events of a
+ * batch in their order; only one relay runs at a time (`tryLeadRelay`). A bigserial is not commit
+ * order in general: a transaction may take an id, and commit after one that took a later id. But
+ * two transactions that write events of the same account and course both hold a row lock on that
+ * pair first: the course enrollment row (locked `for update`, or being inserted, which makes a
+ * concurrent insert wait) for enrollment events, the `course_staff_roles` row (being inserted or
+ * deleted) for role events. The second one inserts its batch only after the first has committed,
+ * so its id is higher and, once it is visible, the first one's batch is visible too. Publishing in
+ * `id` order therefore publishes the events of one account and course in commit order, whatever
+ * the relay's snapshot. A batch's `outbox_unpublished` row, which the relay reads it through, is
+ * inserted by the same statement, so the same holds of it.
  */
 
 /**
- * Inserts the events of one write, in the order given, each pending publication, in one statement
- * (none when there are none). The account's details are looked up row by row, through the primary
- * key: `lateral … offset 0` keeps each lookup a parameterized index scan, which the planner may
- * not turn into a join (as a plain join it walked `accounts` from its first key for every chunk).
- * A CE's creation time is looked up only for `changed` events: a `created` event's CE was
- * inserted by this transaction, so its `created_at` is the transaction's `now()`.
+ * Inserts the events of one write, in the order given, as one batch a topic, each wholly
+ * unpublished, in one statement (none when there are none). The account's details are looked up
+ * row by row, through the primary key: `lateral … offset 0` keeps each lookup a parameterized index
+ * scan, which the planner may not turn into a join (as a plain join it walked `accounts` from its
+ * first key for every chunk). A CE's creation time is looked up only for `changed` events: a
+ * `created` event's CE was inserted by this transaction, so its `created_at` is the transaction's
+ * `now()`.
  */
 export async function insertOutboxEvents(tx: Tx, events: readonly CourseAccessEvent[]): Promise<void> {
   if (events.length === 0) return;
   await tx`
     with inserted as (
-      insert into outbox (event_type, topic, user_id, course_key, mode, is_active, org_key, username, email, enrolled_at)
-      select v.type, v.topic, v.user_id, v.course_key, v.mode, v.is_active::boolean, v.org_key,
-             coalesce(a.username, ''), coalesce(a.email, ''),
-             case when v.type = ${ENROLLMENT_CREATED} then now() else ce.created_at end
+      insert into outbox_batches (topic, event_count, event_ids, event_types, user_ids, course_keys, modes, is_active,
+                                  org_keys, usernames, emails, enrolled_at)
+      select v.topic, count(*)::int, array_agg(gen_random_uuid() order by v.n), array_agg(v.type order by v.n),
+             array_agg(v.user_id order by v.n), array_agg(v.course_key order by v.n), array_agg(v.mode order by v.n),
+             array_agg(v.is_active::boolean order by v.n), array_agg(v.org_key order by v.n),
+             array_agg(coalesce(a.username, '') order by v.n), array_agg(coalesce(a.email, '') order by v.n),
+             array_agg(case when v.type = ${ENROLLMENT_CREATED} then now() else ce.created_at end order by v.n)
       from unnest(
         ${events.map((e) => e.type)}::text[], ${events.map((e) => TOPIC_OF[e.type])}::text[],
         ${events.map((e) => e.userId)}::bigint[], ${events.map((e) => e.courseKey)}::text[],
@@ -46,10 +57,10 @@ export async function insertOutboxEvents(tx: Tx, events: readonly CourseAccessEv
         select created_at from course_enrollments
         where v.type = ${ENROLLMENT_CHANGED} and user_id = v.user_id and course_key = v.course_key offset 0
       ) ce on true
-      order by v.n
+      group by v.topic
       returning id
     )
-    insert into outbox_pending (id) select id from inserted`;
+    insert into outbox_unpublished (batch_id) select id from inserted`;
 }
 
 /** An advisory lock key of its own: the relay's leadership. */
@@ -65,66 +76,119 @@ export async function tryLeadRelay(tx: Tx): Promise<boolean> {
 }
 
 export interface UnpublishedEvent extends StoredCourseAccessEvent {
-  id: number;
   eventId: string;
-  topic: Topic;
   occurredAt: Date;
 }
 
+/** A batch with events still to publish: those from `published` on, in their order. */
+export interface UnpublishedBatch {
+  id: number;
+  topic: Topic;
+  /** How many of the batch's events were published before: the first ones. */
+  published: number;
+  /** The events not published yet, in the batch's order. */
+  events: UnpublishedEvent[];
+}
+
 /**
- * The oldest unpublished events of the given topics, in publishing (`id`) order: the pending ids
- * in index order, each looked up in the outbox by its primary key (`lateral … offset 0`: as a
- * plain join, the planner merged the two primary keys and walked every published row first).
+ * The oldest batches with unpublished events of the given topics, in publishing (`id`) order, as
+ * many as hold about `limit` events: every batch that starts within the first `limit` events, so
+ * at least one whatever its size. The unpublished ids are read in index order and each batch is
+ * looked up in the outbox by its primary key (`lateral … offset 0`: as a plain join, the planner
+ * merged the two primary keys and walked every published batch first).
  */
-export async function unpublishedEvents(tx: Tx, topics: readonly Topic[], limit: number): Promise<UnpublishedEvent[]> {
+export async function unpublishedBatches(tx: Tx, topics: readonly Topic[], limit: number): Promise<UnpublishedBatch[]> {
   // Times as epoch milliseconds: the pool reads timestamps as text.
   const rows = await tx<
-    Array<Omit<UnpublishedEvent, 'enrolledAt' | 'occurredAt'> & { enrolledMs: number | null; occurredMs: number }>
+    Array<{
+      id: number;
+      topic: Topic;
+      published: number;
+      eventIds: string[];
+      types: EventType[];
+      userIds: number[];
+      courseKeys: string[];
+      modes: Array<string | null>;
+      isActive: Array<boolean | null>;
+      orgKeys: Array<string | null>;
+      usernames: string[];
+      emails: string[];
+      enrolledMs: Array<number | null>;
+      occurredMs: number;
+    }>
   >`
-    select o.id, o.event_id as "eventId", o.event_type as type, o.topic, o.user_id as "userId",
-           o.course_key as "courseKey", o.mode, o.is_active as "isActive", o.org_key as "orgKey", o.username, o.email,
-           (extract(epoch from o.enrolled_at) * 1000)::float8 as "enrolledMs",
-           (extract(epoch from o.occurred_at) * 1000)::float8 as "occurredMs"
-    from outbox_pending p
-    join lateral (select * from outbox where id = p.id offset 0) o on true
-    where o.topic = any(${topics as string[]}::text[])
-    order by p.id
-    limit ${limit}`;
-  // Field by field: an object rest pattern here took a third of the relay's CPU.
-  return rows.map((r) => ({
-    id: r.id,
-    eventId: r.eventId,
-    type: r.type,
-    topic: r.topic,
-    userId: r.userId,
-    courseKey: r.courseKey,
-    mode: r.mode,
-    isActive: r.isActive,
-    orgKey: r.orgKey,
-    username: r.username,
-    email: r.email,
-    enrolledAt: r.enrolledMs === null ? null : new Date(r.enrolledMs),
-    occurredAt: new Date(r.occurredMs),
-  }));
-}
-
-/** Marks the rows published: their pending rows go (the outbox rows are not written again). */
-export async function markPublished(tx: Tx, ids: readonly number[]): Promise<void> {
-  if (ids.length === 0) return;
-  await tx`delete from outbox_pending where id = any(${ids as number[]}::bigint[])`;
+    with next as (
+      select u.batch_id, u.published, b.event_count,
+             sum(b.event_count - u.published) over (order by u.batch_id) - (b.event_count - u.published) as before
+      from (select * from outbox_unpublished order by batch_id limit ${limit}) u
+      join lateral (select event_count, topic from outbox_batches where id = u.batch_id offset 0) b on true
+      where b.topic = any(${topics as string[]}::text[])
+    )
+    select b.id, b.topic, next.published, b.event_ids as "eventIds", b.event_types as types, b.user_ids as "userIds",
+           b.course_keys as "courseKeys", b.modes, b.is_active as "isActive", b.org_keys as "orgKeys", b.usernames,
+           b.emails, array(select (extract(epoch from t) * 1000)::float8 from unnest(b.enrolled_at) t) as "enrolledMs",
+           (extract(epoch from b.occurred_at) * 1000)::float8 as "occurredMs"
+    from next
+    join lateral (select * from outbox_batches where id = next.batch_id offset 0) b on true
+    where next.before < ${limit}
+    order by b.id`;
+  return rows.map((r) => {
+    const occurredAt = new Date(r.occurredMs);
+    const events: UnpublishedEvent[] = [];
+    // Field by field: an object rest pattern here took a third of the relay's CPU.
+    for (let i = r.published; i < r.eventIds.length; i++) {
+      const enrolledMs = r.enrolledMs[i] ?? null;
+      events.push({
+        eventId: r.eventIds[i]!,
+        type: r.types[i]!,
+        userId: r.userIds[i]!,
+        courseKey: r.courseKeys[i]!,
+        mode: r.modes[i] ?? null,
+        isActive: r.isActive[i] ?? null,
+        orgKey: r.orgKeys[i] ?? null,
+        username: r.usernames[i]!,
+        email: r.emails[i]!,
+        enrolledAt: enrolledMs === null ? null : new Date(enrolledMs),
+        occurredAt,
+      });
+    }
+    return { id: r.id, topic: r.topic, published: r.published, events };
+  });
 }
 
 /**
- * Deletes published rows whose event is older than the retention; returns how many. An event
- * still pending stays, however old. Once a day, so a scan of the outbox, without an index of its
- * own to keep up at every insert.
+ * Marks events published: the batches published to their end are no longer unpublished; of the
+ * others, `published` counts the events published so far (the outbox rows are not written again).
+ */
+export async function markPublished(
+  tx: Tx,
+  finished: readonly number[],
+  partly: ReadonlyArray<{ id: number; published: number }>,
+): Promise<void> {
+  if (finished.length > 0)
+    await tx`delete from outbox_unpublished where batch_id = any(${finished as number[]}::bigint[])`;
+  if (partly.length > 0)
+    await tx`
+      update outbox_unpublished u set published = p.published
+      from unnest(${partly.map((p) => p.id)}::bigint[], ${partly.map((p) => p.published)}::int[]) as p(id, published)
+      where u.batch_id = p.id`;
+}
+
+/**
+ * Deletes published batches whose events are older than the retention; returns how many events
+ * went. A batch with an event still unpublished stays, however old. Once a day, so a scan of the
+ * outbox, without an index of its own to keep up at every insert.
  */
 export async function deletePublishedEvents(tx: Queryable, retentionDays: number): Promise<number> {
-  const rows = await tx`
-    delete from outbox o
-    where o.occurred_at < now() - make_interval(secs => ${retentionDays * 86_400})
-      and not exists (select from outbox_pending p where p.id = o.id)`;
-  return rows.count;
+  const [row] = await tx<{ n: number }[]>`
+    with deleted as (
+      delete from outbox_batches b
+      where b.occurred_at < now() - make_interval(secs => ${retentionDays * 86_400})
+        and not exists (select from outbox_unpublished u where u.batch_id = b.id)
+      returning event_count
+    )
+    select coalesce(sum(event_count), 0)::int as n from deleted`;
+  return row!.n;
 }
 
 export interface OutboxBacklog {
@@ -133,12 +197,12 @@ export interface OutboxBacklog {
   oldestSeconds: number;
 }
 
-/** The pending rows, each looked up by primary key (as a join, the planner hashed the whole outbox). */
+/** The unpublished batches, each looked up by primary key (as a join, the planner hashed the whole outbox). */
 export async function outboxBacklog(sql: Queryable): Promise<OutboxBacklog> {
   const [row] = await sql<{ unpublished: number; oldestSeconds: number | null }[]>`
-    select count(*)::int as unpublished,
-           extract(epoch from now() - min(o.occurred_at))::float8 as "oldestSeconds"
-    from outbox_pending p
-    join lateral (select occurred_at from outbox where id = p.id offset 0) o on true`;
+    select coalesce(sum(b.event_count - u.published), 0)::int as unpublished,
+           extract(epoch from now() - min(b.occurred_at))::float8 as "oldestSeconds"
+    from outbox_unpublished u
+    join lateral (select event_count, occurred_at from outbox_batches where id = u.batch_id offset 0) b on true`;
   return { unpublished: row!.unpublished, oldestSeconds: Math.max(0, row!.oldestSeconds ?? 0) };
 }

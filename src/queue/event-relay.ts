@@ -5,8 +5,15 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { type PublishSettings, publishRound } from '../use-cases/publish-events.js';
 
-/** How often an idle relay looks for new rows: well within the contract's 5 seconds from commit. */
+/** How often an idle relay looks for new events: well within the contract's 5 seconds from commit. */
 const IDLE_POLL_MS = 250;
+/**
+ * How soon a relay that has just published looks again: events come in runs (the chunks of a bulk
+ * write, every 100 ms or so), so it looks again soon and backs off, doubling, to IDLE_POLL_MS
+ * while it finds nothing. The last chunk's events then go out tens of milliseconds after their
+ * commit instead of up to IDLE_POLL_MS later.
+ */
+const BUSY_POLL_MS = 20;
 /** How long the relay waits before trying again after Redis or Postgres failed. */
 const RETRY_MS = 1_000;
 
@@ -49,6 +56,7 @@ export function startEventRelay(deps: {
 
   const loop = async () => {
     await Promise.race([deps.connected.catch(() => {}), new Promise<void>((resolve) => (wake = resolve))]);
+    let pollMs = IDLE_POLL_MS;
     while (!stopped) {
       let more = false;
       try {
@@ -72,6 +80,7 @@ export function startEventRelay(deps: {
         }
         for (const [type, n] of round.published) metrics.eventsPublished.inc({ type }, n);
         more = round.more;
+        pollMs = round.published.size > 0 ? BUSY_POLL_MS : Math.min(IDLE_POLL_MS, pollMs * 2);
       } catch (err) {
         if (err instanceof EventBusUnavailableError) {
           if (!busAway) log.warn({ err: err.message }, 'event bus unreachable: publishing waits');
@@ -83,7 +92,7 @@ export function startEventRelay(deps: {
         if (!stopped) await pause(RETRY_MS);
         continue;
       }
-      if (!stopped && !more) await pause(IDLE_POLL_MS);
+      if (!stopped && !more) await pause(pollMs);
     }
   };
   const running = loop();

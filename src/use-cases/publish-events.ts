@@ -3,11 +3,12 @@ import {
   streamEntryTemplate,
   streamEntryValues,
   streamKey,
+  TOPIC_OF,
   TOPICS,
   type Topic,
 } from '../contract/outbound-events.js';
 import type { Database } from '../db/client.js';
-import { markPublished, tryLeadRelay, type UnpublishedEvent, unpublishedEvents } from '../db/outbox.js';
+import { markPublished, tryLeadRelay, type UnpublishedEvent, unpublishedBatches } from '../db/outbox.js';
 import { eventData } from '../domain/course-access-events.js';
 import type { EventStreams } from '../infra/event-bus.js';
 
@@ -15,7 +16,7 @@ export interface PublishSettings {
   topicPrefix: string | undefined;
   /** Undelivered entries a stream may hold (contract: 1,000,000). */
   maxUndelivered: number;
-  /** Rows per round: one append script call per stream (infra/event-bus.ts). */
+  /** Events per round, about (whole batches): one append script call per stream (infra/event-bus.ts). */
   batchSize: number;
   /** The `sourcehost` field. */
   sourceHost: string;
@@ -28,15 +29,16 @@ export interface PublishRound {
   published: Map<EventType, number>;
   /** Topics whose stream is full of undelivered entries: their events wait in Postgres. */
   full: Topic[];
-  /** True when the round was cut by the batch size: more rows are waiting. */
+  /** True when the round was cut by the batch size: more events may be waiting. */
   more: boolean;
 }
 
 /**
- * One round of the relay: the oldest unpublished rows, in `id` order (the commit order per account
- * and course, db/outbox.ts), appended to their streams and marked published in one transaction.
- * The transaction holds the relay's leadership, so only one process publishes a given row. A
- * crash after the XADDs and before the commit publishes the rows again in the next round, with the
+ * One round of the relay: the events of the oldest unpublished batches, in `id` order and in their
+ * order within a batch (the commit order per account and course, db/outbox.ts), appended to their
+ * streams and marked published in one transaction.
+ * The transaction holds the relay's leadership, so only one process publishes a given event. A
+ * crash after the XADDs and before the commit publishes the events again in the next round, with the
  * same `id` fields (at least once, contract.md "Outbound events").
  */
 export async function publishRound(
@@ -56,15 +58,20 @@ export async function publishRound(
     const open = TOPICS.filter((topic) => room.get(topic)! > 0);
     if (open.length === 0) return round;
 
-    const rows = await unpublishedEvents(tx, open, settings.batchSize);
-    // A full stream takes what it has room for; the rest of its rows (all later than those) wait,
+    const batches = await unpublishedBatches(tx, open, settings.batchSize);
+    // A full stream takes what it has room for; the rest of its events (all later than those) wait,
     // so its events still go out in order.
     const chosen: UnpublishedEvent[] = [];
-    for (const row of rows) {
-      const left = room.get(row.topic)!;
+    const finished: number[] = [];
+    const partly: Array<{ id: number; published: number }> = [];
+    for (const batch of batches) {
+      const left = room.get(batch.topic)!;
       if (left <= 0) continue;
-      room.set(row.topic, left - 1);
-      chosen.push(row);
+      const taken = batch.events.length <= left ? batch.events : batch.events.slice(0, left);
+      room.set(batch.topic, left - taken.length);
+      for (const event of taken) chosen.push(event);
+      if (taken.length === batch.events.length) finished.push(batch.id);
+      else partly.push({ id: batch.id, published: batch.published + taken.length });
     }
     const template = streamEntryTemplate(settings.sourceHost);
     await Promise.all(
@@ -73,19 +80,21 @@ export async function publishRound(
           streamKey(settings.topicPrefix, topic),
           template,
           chosen
-            .filter((row) => row.topic === topic)
-            .map((row) =>
-              streamEntryValues({ id: row.eventId, type: row.type, time: row.occurredAt, data: eventData(row) }),
+            .filter((event) => TOPIC_OF[event.type] === topic)
+            .map((event) =>
+              streamEntryValues({
+                id: event.eventId,
+                type: event.type,
+                time: event.occurredAt,
+                data: eventData(event),
+              }),
             ),
         ),
       ),
     );
-    await markPublished(
-      tx,
-      chosen.map((row) => row.id),
-    );
-    round.more = rows.length === settings.batchSize && chosen.length > 0;
-    for (const row of chosen) round.published.set(row.type, (round.published.get(row.type) ?? 0) + 1);
+    await markPublished(tx, finished, partly);
+    round.more = chosen.length >= settings.batchSize;
+    for (const event of chosen) round.published.set(event.type, (round.published.get(event.type) ?? 0) + 1);
     return round;
   });
 }

@@ -6,8 +6,10 @@ import type { Sql } from 'postgres';
 import { ENROLLMENT_TOPIC, ROLE_TOPIC, streamKey } from '../../src/contract/outbound-events.js';
 import { waitFor } from './service.js';
 
+/** An event of the outbox: its batch's `id`, and its `position` in the batch (from 1). */
 export interface OutboxRow {
   id: number;
+  position: number;
   event_id: string;
   event_type: string;
   topic: string;
@@ -20,7 +22,7 @@ export interface OutboxRow {
   email: string;
   enrolled_at: Date | null;
   occurred_at: Date;
-  /** Whether the relay has published it (its `outbox_pending` row is gone). */
+  /** Whether the relay has published it (its batch's `outbox_unpublished` row is gone or counts it). */
   published: boolean;
 }
 
@@ -29,24 +31,32 @@ export function streamsOf(prefix: string): { enrollments: string; roles: string 
   return { enrollments: streamKey(prefix, ENROLLMENT_TOPIC), roles: streamKey(prefix, ROLE_TOPIC) };
 }
 
+/** The events of the outbox batches after `afterId`, one row each, in publishing order. */
 export function outboxRows(sql: Sql, afterId = 0): Promise<OutboxRow[]> {
   return sql<OutboxRow[]>`
-    select id::float8 as id, event_id, event_type, topic, user_id::float8 as user_id, course_key, mode, is_active,
-           org_key, username, email, enrolled_at, occurred_at,
-           not exists (select from outbox_pending p where p.id = outbox.id) as published
-    from outbox where id > ${afterId} order by id`;
+    select b.id::float8 as id, e.position::int as position, e.event_id, e.event_type, b.topic,
+           e.user_id::float8 as user_id, e.course_key, e.mode, e.is_active, e.org_key, e.username, e.email,
+           e.enrolled_at, b.occurred_at,
+           not exists (select from outbox_unpublished u where u.batch_id = b.id and u.published < e.position) as published
+    from outbox_batches b,
+         unnest(b.event_ids, b.event_types, b.user_ids, b.course_keys, b.modes, b.is_active, b.org_keys, b.usernames,
+                b.emails, b.enrolled_at)
+           with ordinality as e(event_id, event_type, user_id, course_key, mode, is_active, org_key, username, email,
+                                enrolled_at, position)
+    where b.id > ${afterId} order by b.id, e.position`;
 }
 
-/** Waits until every outbox row is published; returns how many rows there are. */
+/** Waits until every outbox event is published; returns how many events there are. */
 export async function untilAllPublished(sql: Sql, timeoutMs = 30_000): Promise<number> {
   return waitFor(
     async () => {
       const [row] = await sql<{ total: number; waiting: number }[]>`
-        select (select count(*) from outbox)::int as total, (select count(*) from outbox_pending)::int as waiting`;
+        select (select coalesce(sum(event_count), 0) from outbox_batches)::int as total,
+               (select count(*) from outbox_unpublished)::int as waiting`;
       return row!.waiting === 0 ? row!.total : undefined;
     },
     timeoutMs,
-    'every outbox row to be published',
+    'every outbox event to be published',
     50,
   );
 }

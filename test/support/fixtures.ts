@@ -626,14 +626,14 @@ export async function dbState(t: TestService): Promise<Record<string, number>> {
  * Tables of the data model, read from the database itself so that the checks below cover every
  * table, whatever the schema calls them. The job ledger (`job_results`, `job_chunks`) is left
  * out: it remembers each job's result for re-submissions (CONTRACT.md "Idempotent submission"),
- * and a new job run adds to it by design. So is `outbox_pending`, the relay's list of what it has
- * yet to publish, which shrinks as it publishes (the `outbox` itself counts).
+ * and a new job run adds to it by design. So is `outbox_unpublished`, the relay's list of what it
+ * has yet to publish, which shrinks as it publishes (the outbox itself, `outbox_batches`, counts).
  */
 async function modelTables(t: TestService): Promise<string[]> {
   const rows = await t.sql<{ table_name: string }[]>`
     select table_name from information_schema.tables
     where table_schema = 'public' and table_type = 'BASE TABLE'
-      and table_name not in ('job_results', 'job_chunks', 'outbox_pending')
+      and table_name not in ('job_results', 'job_chunks', 'outbox_unpublished')
     order by table_name`;
   return rows.map((r) => r.table_name);
 }
