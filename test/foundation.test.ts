@@ -1,7 +1,12 @@
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { drizzle } from 'drizzle-orm/postgres-js';
+import { migrate } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { runMigrations } from '../src/db/migrate.js';
+import { migrationsFolder, runMigrations } from '../src/db/migrate.js';
 import { EXPIRY_SCHEDULER_ID } from '../src/queue/schedules.js';
 import { ADMIN, createTestDatabase, startTestService, useTestService } from './support/service.js';
 
@@ -176,6 +181,117 @@ describe('migrations', () => {
       const tables = await sql`select count(*)::int as n from information_schema.tables where table_schema = 'public'`;
       expect(tables[0]!.n).toBeGreaterThan(10);
     } finally {
+      await sql.end();
+      await db.drop();
+    }
+  });
+});
+
+/** A migrations folder holding the committed migrations up to `lastTag` only. */
+function migrationsUpTo(lastTag: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'migrations-'));
+  const journal = JSON.parse(readFileSync(path.join(migrationsFolder, 'meta/_journal.json'), 'utf8'));
+  const last = journal.entries.findIndex((e: { tag: string }) => e.tag === lastTag);
+  expect(last).toBeGreaterThanOrEqual(0);
+  journal.entries = journal.entries.slice(0, last + 1);
+  mkdirSync(path.join(dir, 'meta'));
+  writeFileSync(path.join(dir, 'meta/_journal.json'), JSON.stringify(journal));
+  for (const e of journal.entries) cpSync(path.join(migrationsFolder, `${e.tag}.sql`), path.join(dir, `${e.tag}.sql`));
+  return dir;
+}
+
+describe('migration 0007_outbox_batches', () => {
+  it('moves every per-event outbox row into a batch of its own, under its id, unpublished ones still unpublished', async () => {
+    const db = await createTestDatabase();
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    const earlier = migrationsUpTo('0006_history_entity_index');
+    try {
+      await sql.unsafe('drop schema public cascade; create schema public; drop schema if exists drizzle cascade;');
+      await migrate(drizzle({ client: sql }), { migrationsFolder: earlier });
+      const created = 'org.openedx.learning.course.enrollment.created.v1';
+      const added = 'org.openedx.learning.user.course_access_role.added.v1';
+      const rows = await sql<{ id: number; event_id: string }[]>`
+        insert into outbox (event_type, topic, user_id, course_key, mode, is_active, org_key, username, email, enrolled_at)
+        values (${created}, 'learning-course-enrollment-lifecycle', 7, 'course-v1:O+C+R', 'masters', true, null, 'ada', 'a@x', '2026-11-01T10:00:00Z'),
+               (${added}, 'learning-course-access-role-lifecycle', 7, 'course-v1:O+C+R', null, null, 'O', 'ada', 'a@x', null),
+               (${created}, 'learning-course-enrollment-lifecycle', 8, 'course-v1:O+D+R', 'masters', true, null, 'bob', '', '2026-11-02T10:00:00Z')
+        returning id::int, event_id`;
+      await sql`insert into outbox_pending (id) values (${rows[1]!.id}), (${rows[2]!.id})`;
+
+      await runMigrations(db.url);
+
+      // As JSON, and times as epoch seconds: this pool parses neither arrays nor times as the service's does.
+      const batches = (
+        await sql<{ b: Record<string, unknown> }[]>`
+          select row_to_json(x) as b from (
+            select b.id::int, b.topic, b.event_count, b.event_ids, b.event_types, b.user_ids, b.course_keys, b.modes,
+                   b.is_active, b.org_keys, b.usernames, b.emails,
+                   array(select extract(epoch from t)::int from unnest(b.enrolled_at) t) as enrolled_at,
+                   (select published from outbox_unpublished u where u.batch_id = b.id) as published
+            from outbox_batches b order by b.id
+          ) x`
+      ).map((r) => r.b);
+      expect(batches).toEqual([
+        {
+          id: rows[0]!.id,
+          topic: 'learning-course-enrollment-lifecycle',
+          event_count: 1,
+          event_ids: [rows[0]!.event_id],
+          event_types: [created],
+          user_ids: [7],
+          course_keys: ['course-v1:O+C+R'],
+          modes: ['masters'],
+          is_active: [true],
+          org_keys: [null],
+          usernames: ['ada'],
+          emails: ['a@x'],
+          enrolled_at: [Date.parse('2026-11-01T10:00:00Z') / 1000],
+          published: null,
+        },
+        {
+          id: rows[1]!.id,
+          topic: 'learning-course-access-role-lifecycle',
+          event_count: 1,
+          event_ids: [rows[1]!.event_id],
+          event_types: [added],
+          user_ids: [7],
+          course_keys: ['course-v1:O+C+R'],
+          modes: [null],
+          is_active: [null],
+          org_keys: ['O'],
+          usernames: ['ada'],
+          emails: ['a@x'],
+          enrolled_at: [null],
+          published: 0,
+        },
+        {
+          id: rows[2]!.id,
+          topic: 'learning-course-enrollment-lifecycle',
+          event_count: 1,
+          event_ids: [rows[2]!.event_id],
+          event_types: [created],
+          user_ids: [8],
+          course_keys: ['course-v1:O+D+R'],
+          modes: ['masters'],
+          is_active: [true],
+          org_keys: [null],
+          usernames: ['bob'],
+          emails: [''],
+          enrolled_at: [Date.parse('2026-11-02T10:00:00Z') / 1000],
+          published: 0,
+        },
+      ]);
+      // New batches take ids after the moved ones, so they are published after them.
+      const [next] = await sql<{ id: number }[]>`
+        insert into outbox_batches (topic, event_count, event_ids, event_types, user_ids, course_keys, modes, is_active,
+                                    org_keys, usernames, emails, enrolled_at)
+        values ('t', 0, '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}') returning id::int`;
+      expect(next!.id).toBeGreaterThan(rows[2]!.id);
+      const old =
+        await sql`select table_name from information_schema.tables where table_name in ('outbox', 'outbox_pending')`;
+      expect(old).toHaveLength(0);
+    } finally {
+      rmSync(earlier, { recursive: true, force: true });
       await sql.end();
       await db.drop();
     }

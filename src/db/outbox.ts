@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   ENROLLMENT_CHANGED,
   ENROLLMENT_CREATED,
@@ -33,7 +34,8 @@ import type { Queryable, Tx } from './client.js';
  * scan, which the planner may not turn into a join (as a plain join it walked `accounts` from its
  * first key for every chunk). A CE's creation time is looked up only for `changed` events: a
  * `created` event's CE was inserted by this transaction, so its `created_at` is the transaction's
- * `now()`.
+ * `now()`. The events' ids are drawn here: `gen_random_uuid()` in the statement took a quarter of
+ * its time.
  */
 export async function insertOutboxEvents(tx: Tx, events: readonly CourseAccessEvent[]): Promise<void> {
   if (events.length === 0) return;
@@ -41,17 +43,18 @@ export async function insertOutboxEvents(tx: Tx, events: readonly CourseAccessEv
     with inserted as (
       insert into outbox_batches (topic, event_count, event_ids, event_types, user_ids, course_keys, modes, is_active,
                                   org_keys, usernames, emails, enrolled_at)
-      select v.topic, count(*)::int, array_agg(gen_random_uuid() order by v.n), array_agg(v.type order by v.n),
+      select v.topic, count(*)::int, array_agg(v.event_id order by v.n), array_agg(v.type order by v.n),
              array_agg(v.user_id order by v.n), array_agg(v.course_key order by v.n), array_agg(v.mode order by v.n),
              array_agg(v.is_active::boolean order by v.n), array_agg(v.org_key order by v.n),
              array_agg(coalesce(a.username, '') order by v.n), array_agg(coalesce(a.email, '') order by v.n),
              array_agg(case when v.type = ${ENROLLMENT_CREATED} then now() else ce.created_at end order by v.n)
       from unnest(
+        ${events.map(() => randomUUID())}::uuid[],
         ${events.map((e) => e.type)}::text[], ${events.map((e) => TOPIC_OF[e.type])}::text[],
         ${events.map((e) => e.userId)}::bigint[], ${events.map((e) => e.courseKey)}::text[],
         ${events.map((e) => e.mode)}::text[], ${events.map((e) => (e.isActive === null ? null : String(e.isActive)))}::text[],
         ${events.map((e) => e.orgKey)}::text[]
-      ) with ordinality as v(type, topic, user_id, course_key, mode, is_active, org_key, n)
+      ) with ordinality as v(event_id, type, topic, user_id, course_key, mode, is_active, org_key, n)
       left join lateral (select username, email from accounts where user_id = v.user_id offset 0) a on true
       left join lateral (
         select created_at from course_enrollments
@@ -118,11 +121,15 @@ export async function unpublishedBatches(tx: Tx, topics: readonly Topic[], limit
     }>
   >`
     with next as (
-      select u.batch_id, u.published, b.event_count,
-             sum(b.event_count - u.published) over (order by u.batch_id) - (b.event_count - u.published) as before
-      from (select * from outbox_unpublished order by batch_id limit ${limit}) u
-      join lateral (select event_count, topic from outbox_batches where id = u.batch_id offset 0) b on true
-      where b.topic = any(${topics as string[]}::text[])
+      select batch_id, published, sum(unpublished) over (order by batch_id) - unpublished as before
+      from (
+        select u.batch_id, u.published, b.event_count - u.published as unpublished
+        from outbox_unpublished u
+        join lateral (select event_count, topic from outbox_batches where id = u.batch_id offset 0) b on true
+        where b.topic = any(${topics as string[]}::text[])
+        order by u.batch_id
+        limit ${limit}
+      ) open
     )
     select b.id, b.topic, next.published, b.event_ids as "eventIds", b.event_types as types, b.user_ids as "userIds",
            b.course_keys as "courseKeys", b.modes, b.is_active as "isActive", b.org_keys as "orgKeys", b.usernames,
