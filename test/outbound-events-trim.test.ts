@@ -158,4 +158,36 @@ describe('trimming and the undelivered limit', () => {
     await untilPublished('roles', 60);
     expect(most.roles).toBeLessThanOrEqual(LIMIT);
   });
+
+  it('a full stream with more waiting batches than a round reads does not hold back the other stream', async () => {
+    // The LMS group has had every role event: the role stream has room for 50 again.
+    const { roles } = streamsOf(t.prefix);
+    await redis.xreadgroup('GROUP', 'lms', 'c1', 'COUNT', 1_000, 'STREAMS', roles, '>');
+    // 1,100 batches of the role stream wait, and the stream takes 50 of them: the other 1,050,
+    // more than the relay reads in a round (1,000), wait ahead of the enrollment events below.
+    await t.sql`
+      with b as (
+        insert into outbox_batches (topic, event_count, event_ids, event_types, user_ids, course_keys, modes, is_active,
+                                    org_keys, usernames, emails, enrolled_at)
+        select 'learning-course-access-role-lifecycle', 1, array[gen_random_uuid()],
+               array['org.openedx.learning.user.course_access_role.added.v1'], array[60000000]::bigint[],
+               array[${course}], array[null]::text[], array[null]::boolean[], array['org'], array['user-60000000'],
+               array[''], array[null]::timestamptz[]
+        from generate_series(1, 1100)
+        returning id)
+      insert into outbox_unpublished (batch_id) select id from b`;
+    await untilPublished('roles', 60 + LIMIT);
+    expect(await redis.xlen(roles)).toBe(LIMIT);
+    // 120 CEs deactivated: 120 changed events, of which the emptied enrollment stream takes 50.
+    completed(
+      await t.run('enrollments', 'write-program-course-enrollments', {
+        program_uuid: program.program_uuid,
+        course_key: course,
+        action: 'update',
+        enrollments: keys.map((student_key) => ({ student_key, status: 'inactive' })),
+      }),
+    );
+    await untilPublished('enrollments', 120 + LIMIT);
+    expect(await redis.xlen(streamsOf(t.prefix).enrollments)).toBe(LIMIT);
+  });
 });
