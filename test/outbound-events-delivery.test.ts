@@ -1,7 +1,7 @@
 /**
  * Outbound events lose nothing (contract.md "Outbound events", Delivery): the event bus's Redis
  * stopped for 30 s during a 10,000-learner realizing course write, and a service killed with
- * SIGKILL after its write committed and while it published. Afterwards every outbox row is in the
+ * SIGKILL after its write committed and while it published. Afterwards every outbox event is in the
  * stream at least once, always under its own `id`, nothing else is, and the events of each account
  * and course come in the order the changes committed (the history of the CE, written in the same
  * transactions, is the witness). The event bus is a private redis-server the test stops and starts.

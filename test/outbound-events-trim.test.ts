@@ -175,7 +175,7 @@ describe('trimming and the undelivered limit', () => {
                array[''], array[null]::timestamptz[]
         from generate_series(1, 1100)
         returning id)
-      insert into outbox_unpublished (batch_id) select id from b`;
+      insert into outbox_unpublished (batch_id, topic) select id, 'learning-course-access-role-lifecycle' from b`;
     await untilPublished('roles', 60 + LIMIT);
     expect(await redis.xlen(roles)).toBe(LIMIT);
     // 120 CEs deactivated: 120 changed events, of which the emptied enrollment stream takes 50.

@@ -245,7 +245,7 @@ describe('outbound events, as an LMS consumer reads them', () => {
     expect(await newFacts()).toEqual([]);
   });
 
-  it('every entry read is an outbox row, once, and /metrics counts them by type with no backlog', async () => {
+  it('every entry read is an outbox event, once, and /metrics counts them by type with no backlog', async () => {
     const rows = await outboxRows(t.sql);
     expect(consumed.map((e) => e.id).sort()).toEqual(rows.map((r) => r.event_id).sort());
     expect(new Set(consumed.map((e) => e.id)).size).toBe(consumed.length);
@@ -264,7 +264,7 @@ describe('outbound events, as an LMS consumer reads them', () => {
 });
 
 describe('EVENT_BUS=off', () => {
-  it('writes no outbox rows and publishes nothing', async () => {
+  it('writes no outbox events and publishes nothing', async () => {
     const prefix = newPrefix();
     const service = await startServiceOn(t, prefix, { EVENT_BUS: 'off' });
     const { queues, close } = await queuesOn(prefix);
@@ -309,7 +309,7 @@ describe('retention', () => {
                 array[1]::bigint[], array[${c1}], array['masters'], array[true], array[null]::text[], array['u'],
                 array[''], array[now()])
         returning id)
-      insert into outbox_unpublished (batch_id) select id from b returning batch_id::float8 as id`;
+      insert into outbox_unpublished (batch_id, topic) select id, 'no-such-topic' from b returning batch_id::float8 as id`;
     const old = before.slice(0, 2);
     // Past the default retention of 7 days.
     await t.sql`

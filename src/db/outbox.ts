@@ -61,9 +61,9 @@ export async function insertOutboxEvents(tx: Tx, events: readonly CourseAccessEv
         where v.type = ${ENROLLMENT_CHANGED} and user_id = v.user_id and course_key = v.course_key offset 0
       ) ce on true
       group by v.topic
-      returning id
+      returning id, topic
     )
-    insert into outbox_unpublished (batch_id) select id from inserted`;
+    insert into outbox_unpublished (batch_id, topic) select id, topic from inserted`;
 }
 
 /** An advisory lock key of its own: the relay's leadership. */
@@ -94,13 +94,14 @@ export interface UnpublishedBatch {
 }
 
 /**
- * The oldest batches with unpublished events of the given topics, in publishing (`id`) order, as
- * many as hold about `limit` events: every batch that starts within the first `limit` events, so
- * at least one whatever its size. The unpublished ids are read in index order and each batch is
- * looked up in the outbox by its primary key (`lateral … offset 0`: as a plain join, the planner
- * merged the two primary keys and walked every published batch first).
+ * The oldest batches of `topic` with unpublished events, in publishing (`id`) order, as many as
+ * hold about `limit` events: every batch that starts within its first `limit` unpublished events,
+ * so at least one whatever its size. The unpublished ids are read from the topic's index, so the
+ * other topic's backlog is never walked, and each batch is looked up in the outbox by its primary
+ * key (`lateral … offset 0`: as a plain join, the planner merged the two primary keys and walked
+ * every published batch first).
  */
-export async function unpublishedBatches(tx: Tx, topics: readonly Topic[], limit: number): Promise<UnpublishedBatch[]> {
+export async function unpublishedBatches(tx: Tx, topic: Topic, limit: number): Promise<UnpublishedBatch[]> {
   // Times as epoch milliseconds: the pool reads timestamps as text.
   const rows = await tx<
     Array<{
@@ -124,11 +125,8 @@ export async function unpublishedBatches(tx: Tx, topics: readonly Topic[], limit
       select batch_id, published, sum(unpublished) over (order by batch_id) - unpublished as before
       from (
         select u.batch_id, u.published, b.event_count - u.published as unpublished
-        from outbox_unpublished u
-        join lateral (select event_count, topic from outbox_batches where id = u.batch_id offset 0) b on true
-        where b.topic = any(${topics as string[]}::text[])
-        order by u.batch_id
-        limit ${limit}
+        from (select batch_id, published from outbox_unpublished where topic = ${topic} order by batch_id limit ${limit}) u
+        join lateral (select event_count from outbox_batches where id = u.batch_id offset 0) b on true
       ) open
     )
     select b.id, b.topic, next.published, b.event_ids as "eventIds", b.event_types as types, b.user_ids as "userIds",
@@ -165,7 +163,7 @@ export async function unpublishedBatches(tx: Tx, topics: readonly Topic[], limit
 
 /**
  * Marks events published: the batches published to their end are no longer unpublished; of the
- * others, `published` counts the events published so far (the outbox rows are not written again).
+ * others, `published` counts the events published so far (the batches are not written again).
  */
 export async function markPublished(
   tx: Tx,

@@ -343,12 +343,19 @@ export const outboxBatches = pgTable('outbox_batches', {
 
 /**
  * The batches not wholly published: inserted with them, deleted by the relay round that publishes
- * their last event. `published` counts the events of the batch already published, the first ones:
+ * their last event, read a topic at a time (a stream full of undelivered entries, or slow to make
+ * room, must not hold back the other one). `published` counts the events of the batch already published, the first ones:
  * a stream full of undelivered entries takes part of a batch and the rest waits. No foreign key:
  * its check would be one more look-up a batch, and the daily maintenance deletes only batches that
  * are no longer unpublished (db/outbox.ts).
  */
-export const outboxUnpublished = pgTable('outbox_unpublished', {
-  batchId: bigint('batch_id', { mode: 'number' }).primaryKey(),
-  published: integer('published').notNull().default(0),
-});
+export const outboxUnpublished = pgTable(
+  'outbox_unpublished',
+  {
+    batchId: bigint('batch_id', { mode: 'number' }).primaryKey(),
+    /** The batch's topic: each stream's relay read starts at its own oldest batch. */
+    topic: text('topic').notNull(),
+    published: integer('published').notNull().default(0),
+  },
+  (t) => [index('outbox_unpublished_topic_idx').on(t.topic, t.batchId)],
+);

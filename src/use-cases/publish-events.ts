@@ -3,7 +3,6 @@ import {
   streamEntryTemplate,
   streamEntryValues,
   streamKey,
-  TOPIC_OF,
   TOPICS,
   type Topic,
 } from '../contract/outbound-events.js';
@@ -58,43 +57,42 @@ export async function publishRound(
     const open = TOPICS.filter((topic) => room.get(topic)! > 0);
     if (open.length === 0) return round;
 
-    const batches = await unpublishedBatches(tx, open, settings.batchSize);
-    // A full stream takes what it has room for; the rest of its events (all later than those) wait,
-    // so its events still go out in order.
-    const chosen: UnpublishedEvent[] = [];
+    // Each open stream reads its own oldest events, as many as it has room for (at most a round's
+    // worth): a stream whose consumers are slow never holds back the other one. A stream takes
+    // what it has room for; the rest of its events (all later than those) wait, so its events
+    // still go out in order.
+    const template = streamEntryTemplate(settings.sourceHost);
     const finished: number[] = [];
     const partly: Array<{ id: number; published: number }> = [];
-    for (const batch of batches) {
-      const left = room.get(batch.topic)!;
-      if (left <= 0) continue;
-      const taken = batch.events.length <= left ? batch.events : batch.events.slice(0, left);
-      room.set(batch.topic, left - taken.length);
-      for (const event of taken) chosen.push(event);
-      if (taken.length === batch.events.length) finished.push(batch.id);
-      else partly.push({ id: batch.id, published: batch.published + taken.length });
-    }
-    const template = streamEntryTemplate(settings.sourceHost);
+    const chosen = await Promise.all(
+      open.map(async (topic) => {
+        let left = Math.min(room.get(topic)!, settings.batchSize);
+        const taken: UnpublishedEvent[] = [];
+        for (const batch of await unpublishedBatches(tx, topic, left)) {
+          if (left <= 0) break;
+          const events = batch.events.length <= left ? batch.events : batch.events.slice(0, left);
+          left -= events.length;
+          for (const event of events) taken.push(event);
+          if (events.length === batch.events.length) finished.push(batch.id);
+          else partly.push({ id: batch.id, published: batch.published + events.length });
+        }
+        return taken;
+      }),
+    );
     await Promise.all(
-      open.map((topic) =>
+      open.map((topic, i) =>
         streams.append(
           streamKey(settings.topicPrefix, topic),
           template,
-          chosen
-            .filter((event) => TOPIC_OF[event.type] === topic)
-            .map((event) =>
-              streamEntryValues({
-                id: event.eventId,
-                type: event.type,
-                time: event.occurredAt,
-                data: eventData(event),
-              }),
-            ),
+          chosen[i]!.map((event) =>
+            streamEntryValues({ id: event.eventId, type: event.type, time: event.occurredAt, data: eventData(event) }),
+          ),
         ),
       ),
     );
     await markPublished(tx, finished, partly);
-    round.more = chosen.length >= settings.batchSize;
-    for (const event of chosen) round.published.set(event.type, (round.published.get(event.type) ?? 0) + 1);
+    round.more = chosen.some((events) => events.length >= settings.batchSize);
+    for (const event of chosen.flat()) round.published.set(event.type, (round.published.get(event.type) ?? 0) + 1);
     return round;
   });
 }
