@@ -9,7 +9,6 @@ import { outboxBacklog } from './db/outbox.js';
 import { poolConnections } from './db/pool-stats.js';
 import { buildHttpServer } from './http/server.js';
 import { type PrivateService, startEmbeddedPostgres, startPrivateRedis } from './infra/embedded.js';
-import { EventStreams } from './infra/event-bus.js';
 import {
   connectRedis,
   isRedisConnectionError,
@@ -26,7 +25,8 @@ import { exporterLease } from './lock/exporter-lease.js';
 import { LearnerCourseLocks } from './lock/learner-course-locks.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics.js';
-import { type EventRelay, startEventRelay } from './queue/event-relay.js';
+import type { EventRelay } from './queue/event-relay.js';
+import { startEventRelayThread } from './queue/event-relay-thread.js';
 import { LARGE_RESULT_TRIM, type LargeResultTrim, trimLargeResults } from './queue/large-results.js';
 import { createQueues, QUEUE_NAMES, type QueueName } from './queue/queues.js';
 import { scheduleExpiry } from './queue/schedules.js';
@@ -171,29 +171,22 @@ export async function startService(config: Config, options: StartOptions = {}): 
     };
 
     if (config.EVENT_BUS === 'on') {
-      // Its own fail-fast connection: a publishing round must not wait on an event bus that is
-      // away. Its errors are not logged one by one; the relay logs each outage once.
-      const eventBus = connectRedis(
-        config.EVENT_BUS_REDIS_URL ? { url: config.EVENT_BUS_REDIS_URL, clusterNodes: [] } : target,
-        { forWorker: false, name: 'event-bus' },
-      );
-      eventBus.on('error', () => {});
-      redisConnections.push(eventBus);
       const outbox = database;
       metrics.watchOutbox(() => outboxBacklog(outbox.sql));
-      relay = startEventRelay({
-        database,
-        streams: new EventStreams(eventBus),
-        settings: {
-          topicPrefix: config.EVENT_BUS_TOPIC_PREFIX,
-          maxUndelivered: config.EVENT_BUS_MAX_UNDELIVERED,
-          batchSize: 1_000,
-          sourceHost: os.hostname(),
+      relay = startEventRelayThread(
+        {
+          databaseUrl,
+          eventBus: config.EVENT_BUS_REDIS_URL ? { url: config.EVENT_BUS_REDIS_URL, clusterNodes: [] } : target,
+          settings: {
+            topicPrefix: config.EVENT_BUS_TOPIC_PREFIX,
+            maxUndelivered: config.EVENT_BUS_MAX_UNDELIVERED,
+            batchSize: 1_000,
+            sourceHost: os.hostname(),
+          },
+          logLevel: log.level,
         },
-        log,
-        metrics,
-        connected: untilReady(eventBus),
-      });
+        { log, metrics },
+      );
     }
 
     if (options.workers !== false) {

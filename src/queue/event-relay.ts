@@ -1,8 +1,7 @@
-import type { Topic } from '../contract/outbound-events.js';
+import type { EventType, Topic } from '../contract/outbound-events.js';
 import type { Database } from '../db/client.js';
 import { EventBusUnavailableError, type EventStreams } from '../infra/event-bus.js';
 import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
 import { type PublishSettings, publishRound } from '../use-cases/publish-events.js';
 
 /** How often an idle relay looks for new events: well within the contract's 5 seconds from commit. */
@@ -34,11 +33,12 @@ export function startEventRelay(deps: {
   streams: EventStreams;
   settings: PublishSettings;
   log: Logger;
-  metrics: Metrics;
+  /** Told the events each round published, by type (the process's metrics count them). */
+  onPublished: (published: ReadonlyMap<EventType, number>) => void;
   /** Settles once the event bus connection is first up (or given up on): no outage is reported before. */
   connected: Promise<unknown>;
 }): EventRelay {
-  const { database, streams, settings, log, metrics } = deps;
+  const { database, streams, settings, log, onPublished } = deps;
   let stopped = false;
   let wake: (() => void) | undefined;
   const pause = (ms: number) =>
@@ -78,7 +78,7 @@ export function startEventRelay(deps: {
             if (!nowFull.has(topic)) log.info({ topic }, 'event stream has room: publishing resumes');
           full = nowFull;
         }
-        for (const [type, n] of round.published) metrics.eventsPublished.inc({ type }, n);
+        if (round.published.size > 0) onPublished(round.published);
         more = round.more;
         pollMs = round.published.size > 0 ? BUSY_POLL_MS : Math.min(IDLE_POLL_MS, pollMs * 2);
       } catch (err) {
