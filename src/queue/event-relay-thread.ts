@@ -27,8 +27,13 @@ export type RelayThreadMessage = { published: Array<[EventType, number]> } | { l
 
 /** The old-space bound of the thread's heap, MiB: a round holds at most a few thousand events. */
 const THREAD_HEAP_MIB = 64;
-/** How long a thread that stopped unexpectedly waits before it is started again. */
+/**
+ * How long after a thread stopped unexpectedly it is started again: a second, doubling while each
+ * new thread stops within MAX_RESTART_MS of its start, so that a thread that cannot start logs a
+ * line every half minute at most.
+ */
 const RESTART_MS = 1_000;
+const MAX_RESTART_MS = 30_000;
 
 /**
  * The thread's entry point. Under tsx (npm start, the tests) the source is TypeScript and the
@@ -49,8 +54,8 @@ function relayLog(log: Logger, line: string): void {
 }
 
 /**
- * Starts the relay thread; a thread that stops unexpectedly is started again after a second (one
- * log line each time). `stop` lets the thread finish its round and close its connections.
+ * Starts the relay thread; a thread that stops unexpectedly is started again (one log line each
+ * time). `stop` lets the thread finish its round and close its connections.
  */
 export function startEventRelayThread(
   options: EventRelayThreadOptions,
@@ -61,8 +66,10 @@ export function startEventRelayThread(
   let worker: Worker | undefined;
   let exited: Promise<void> = Promise.resolve();
   let restartTimer: NodeJS.Timeout | undefined;
+  let restartMs = RESTART_MS;
 
   const start = () => {
+    const startedAt = Date.now();
     const thread = new Worker(relayThreadEntry(), {
       workerData: options,
       resourceLimits: { maxOldGenerationSizeMb: THREAD_HEAP_MIB },
@@ -78,8 +85,10 @@ export function startEventRelayThread(
         worker = undefined;
         resolve();
         if (stopping) return;
-        log.error({ code }, 'event relay thread stopped: starting it again');
-        restartTimer = setTimeout(start, RESTART_MS);
+        if (Date.now() - startedAt >= MAX_RESTART_MS) restartMs = RESTART_MS;
+        log.error({ code, restartInMs: restartMs }, 'event relay thread stopped: starting it again');
+        restartTimer = setTimeout(start, restartMs);
+        restartMs = Math.min(restartMs * 2, MAX_RESTART_MS);
       }),
     );
   };
