@@ -100,7 +100,6 @@ export interface UnpublishedEvent extends StoredCourseAccessEvent {
 /** A batch with events still to publish: those from `published` on, in their order. */
 export interface UnpublishedBatch {
   id: number;
-  topic: Topic;
   /** How many of the batch's events were published before: the first ones. */
   published: number;
   /** The events not published yet, in the batch's order. */
@@ -120,7 +119,6 @@ export async function unpublishedBatches(tx: Tx, topic: Topic, limit: number): P
   const rows = await tx<
     Array<{
       id: number;
-      topic: Topic;
       published: number;
       eventIds: string[];
       types: EventType[];
@@ -143,7 +141,7 @@ export async function unpublishedBatches(tx: Tx, topic: Topic, limit: number): P
         join lateral (select event_count from outbox_batches where id = u.batch_id offset 0) b on true
       ) open
     )
-    select b.id, b.topic, next.published, b.event_ids as "eventIds", b.event_types as types, b.user_ids as "userIds",
+    select b.id, next.published, b.event_ids as "eventIds", b.event_types as types, b.user_ids as "userIds",
            b.course_keys as "courseKeys", b.modes, b.is_active as "isActive", b.org_keys as "orgKeys", b.usernames,
            b.emails, array(select (extract(epoch from t) * 1000)::float8 from unnest(b.enrolled_at) t) as "enrolledMs",
            (extract(epoch from b.occurred_at) * 1000)::float8 as "occurredMs"
@@ -171,7 +169,7 @@ export async function unpublishedBatches(tx: Tx, topic: Topic, limit: number): P
         occurredAt,
       });
     }
-    return { id: r.id, topic: r.topic, published: r.published, events };
+    return { id: r.id, published: r.published, events };
   });
 }
 
