@@ -26,7 +26,16 @@ export async function programEnrollmentsOfKeys(
     ) pe on true`;
 }
 
-/** The PEs the accounts hold, in `programUuid` only or (null) in every program. */
+/**
+ * The PEs the accounts hold, in `programUuid` only or (null) in every program, locked `for share`
+ * until the transaction ends. Whether an account already holds a PE in a program decides whether
+ * another PE of it is linked or kept waiting (docs/rules.md), and the held PE may be a learner's
+ * the caller has not locked: without the lock, a transaction that unlinked or deleted it could
+ * commit after this read and before this write, which would then keep a PE waiting that the
+ * commit order says it links (the fault suite's random workload found it: a PE created waiting,
+ * then removed by expiry). Locked, such a change waits for this write, or this read waits for it
+ * and reads the PE as it then is.
+ */
 export async function programEnrollmentsOfAccounts(
   tx: Tx,
   userIds: readonly number[],
@@ -37,7 +46,9 @@ export async function programEnrollmentsOfAccounts(
     select pe.id, pe.user_id as "userId", pe.program_uuid as "programUuid"
     from unnest(${userIds as number[]}::bigint[]) as u(id)
     join program_enrollments pe on pe.user_id = u.id
-    ${programUuid === null ? tx`` : tx`where pe.program_uuid = ${programUuid}`}`;
+    ${programUuid === null ? tx`` : tx`where pe.program_uuid = ${programUuid}`}
+    order by pe.id
+    for share of pe`;
 }
 
 export interface WaitingEnrollment {
